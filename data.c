@@ -1,0 +1,107 @@
+/* data.c: the DATA phase as a byte-level state machine. It never mistakes
+   "\0." or " ." for the end, keeps a lone CR as data, and holds at most one
+   octet back between calls, so a message of any size takes constant memory. */
+#include "data.h"
+
+enum {
+	AT_LINE_START,	/* nothing of this line seen yet */
+	AFTER_DOT,	/* the line began with '.' */
+	AFTER_DOT_CR,	/* the line began with ".\r" */
+	IN_LINE,
+	AFTER_CR,	/* a CR inside the line, not yet known to end it */
+};
+
+void data_rx_init(struct data_rx *d, uint64_t max_size, data_out out, void *ctx)
+{
+	d->state = AT_LINE_START;
+	d->done = 0;
+	d->has_nul = 0;
+	d->size = 0;
+	d->lines = 0;
+	d->max_size = max_size;
+	d->olen = 0;
+	d->out = out;
+	d->ctx = ctx;
+}
+
+static void flush(struct data_rx *d)
+{
+	if (d->olen > 0)
+		d->out(d->ctx, d->obuf, d->olen);
+	d->olen = 0;
+}
+
+static void put(struct data_rx *d, char c)
+{
+	d->size++;
+	if (c == '\0')
+		d->has_nul = 1;
+	if (d->size > d->max_size)
+		return;
+	if (d->olen == sizeof d->obuf)
+		flush(d);
+	d->obuf[d->olen++] = c;
+}
+
+/* An octet inside a line, after any leading dot was dealt with. */
+static void in_line(struct data_rx *d, char c)
+{
+	if (c == '\r') {
+		d->state = AFTER_CR;
+	} else if (c == '\n') {
+		put(d, '\n');
+		d->state = AT_LINE_START;
+	} else {
+		put(d, c);
+		d->state = IN_LINE;
+	}
+}
+
+size_t data_rx_feed(struct data_rx *d, const char *in, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && !d->done; i++) {
+		char c = in[i];
+
+		if (c == '\n')
+			d->lines++;
+		switch (d->state) {
+		case AT_LINE_START:
+			if (c == '.')
+				d->state = AFTER_DOT;
+			else
+				in_line(d, c);
+			break;
+		case AFTER_DOT:
+			if (c == '\n')
+				d->done = 1;
+			else if (c == '\r')
+				d->state = AFTER_DOT_CR;
+			else
+				in_line(d, c);
+			break;
+		case AFTER_DOT_CR:
+			if (c == '\n') {
+				d->done = 1;
+			} else {
+				put(d, '\r');
+				in_line(d, c);
+			}
+			break;
+		case AFTER_CR:
+			if (c == '\n') {
+				in_line(d, c);
+			} else {
+				put(d, '\r');
+				if (c != '\r')
+					in_line(d, c);
+			}
+			break;
+		default:
+			in_line(d, c);
+		}
+	}
+	flush(d);
+	return i;
+}

@@ -1,0 +1,29 @@
+/* data.h: the DATA phase as a byte-level state machine (PROTOCOL.md sections 1-2):
+   lines end at LF (a CR right before it is dropped), a line "." ends the
+   message, a leading dot is removed. Output is the text with LF line ends. */
+#ifndef MYSMTP_DATA_H
+#define MYSMTP_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*data_out)(void *ctx, const char *text, size_t len);
+
+struct data_rx {
+	int state;
+	int done;		/* the final "." line was seen */
+	int has_nul;		/* the text holds a NUL octet */
+	uint64_t size;		/* octets of text, one per line end */
+	uint64_t lines;		/* complete lines read, the final one included */
+	uint64_t max_size;	/* past it, text is counted but no longer passed on */
+	size_t olen;
+	data_out out;
+	void *ctx;
+	char obuf[1024];
+};
+
+void data_rx_init(struct data_rx *d, uint64_t max_size, data_out out, void *ctx);
+/* Consume input up to the end of the message: the number of octets used. */
+size_t data_rx_feed(struct data_rx *d, const char *in, size_t len);
+
+#endif

@@ -1,0 +1,207 @@
+/* io.c: buffered reading and writing on a descriptor, every wait bounded by a deadline.
+   Reads use poll() with the caller's deadline; writes wait at most timeout_ms for the peer. */
+#include "io.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t io_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wait for events on fd until deadline_ms: 1 ready, -ETIMEDOUT, or -errno. */
+static int wait_fd(int fd, short events, uint64_t deadline_ms)
+{
+	for (;;) {
+		uint64_t now = io_now_ms();
+		struct pollfd p = { .fd = fd, .events = events };
+		int left, n;
+
+		if (now >= deadline_ms)
+			return -ETIMEDOUT;
+		left = deadline_ms - now > 60000 ? 60000 : (int)(deadline_ms - now);
+		n = poll(&p, 1, left);
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+void writer_init(struct writer *w, int fd, unsigned timeout_ms)
+{
+	struct stat st;
+
+	w->fd = fd;
+	w->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	w->timeout_ms = timeout_ms;
+	w->error = 0;
+	w->len = 0;
+}
+
+/* Write all of data to the peer, waiting at most timeout_ms in all. */
+static int writer_send(struct writer *w, const char *data, size_t len)
+{
+	uint64_t deadline = io_now_ms() + w->timeout_ms;
+
+	while (len > 0) {
+		ssize_t n;
+		int rc;
+
+		if (w->is_socket)
+			n = send(w->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		else
+			n = write(w->fd, data, len);
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			return n == 0 ? -EIO : -errno;
+		rc = wait_fd(w->fd, POLLOUT, deadline);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int writer_flush(struct writer *w)
+{
+	if (w->error == 0 && w->len > 0)
+		w->error = writer_send(w, w->buf, w->len);
+	w->len = 0;
+	return w->error;
+}
+
+void writer_put(struct writer *w, const char *data, size_t len)
+{
+	while (len > 0 && w->error == 0) {
+		size_t room = sizeof w->buf - w->len;
+		size_t n = len < room ? len : room;
+
+		memcpy(w->buf + w->len, data, n);
+		w->len += n;
+		data += n;
+		len -= n;
+		if (w->len == sizeof w->buf)
+			writer_flush(w);
+	}
+}
+
+/* Write all of data to a file, retrying short writes and EINTR: 0 or -errno. */
+int write_full(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+void reader_init(struct reader *r, int fd, struct writer *flush_first)
+{
+	r->fd = fd;
+	r->flush_first = flush_first;
+	r->start = r->end = 0;
+}
+
+int reader_fill(struct reader *r, uint64_t deadline_ms)
+{
+	if (r->start < r->end)
+		return 1;
+	r->start = r->end = 0;
+	if (r->flush_first)
+		writer_flush(r->flush_first);
+	for (;;) {
+		ssize_t n;
+		int rc = wait_fd(r->fd, POLLIN, deadline_ms);
+
+		if (rc < 0)
+			return rc;
+		n = read(r->fd, r->buf, sizeof r->buf);
+		if (n > 0) {
+			r->end = (size_t)n;
+			return 1;
+		}
+		if (n == 0)
+			return 0;
+		if (errno != EINTR && errno != EAGAIN)
+			return -errno;
+	}
+}
+
+/* Skip input up to and including the next LF. */
+static int reader_skip_line(struct reader *r, uint64_t deadline_ms)
+{
+	for (;;) {
+		int rc = reader_fill(r, deadline_ms);
+		char *lf;
+
+		if (rc <= 0)
+			return rc == 0 ? -ENODATA : rc;
+		lf = memchr(r->buf + r->start, '\n', r->end - r->start);
+		if (lf) {
+			r->start = (size_t)(lf - r->buf) + 1;
+			return 1;
+		}
+		r->start = r->end;
+	}
+}
+
+int reader_line(struct reader *r, char *line, size_t max, uint64_t deadline_ms)
+{
+	size_t len = 0;
+
+	for (;;) {
+		int rc = reader_fill(r, deadline_ms);
+		size_t avail, take;
+		char *lf;
+
+		if (rc <= 0)
+			return rc == 0 ? -ENODATA : rc;
+		avail = r->end - r->start;
+		lf = memchr(r->buf + r->start, '\n', avail);
+		take = lf ? (size_t)(lf - (r->buf + r->start)) : avail;
+		if (len + take + (lf ? 1 : 0) > max) {
+			if (lf) {
+				r->start += take + 1;
+				return -E2BIG;
+			}
+			r->start = r->end;
+			rc = reader_skip_line(r, deadline_ms);
+			return rc < 0 ? rc : -E2BIG;
+		}
+		memcpy(line + len, r->buf + r->start, take);
+		len += take;
+		r->start += take;
+		if (lf) {
+			r->start++;
+			if (len > 0 && line[len - 1] == '\r')
+				len--;
+			line[len] = '\0';
+			return (int)len;
+		}
+	}
+}

@@ -1,0 +1,57 @@
+/* io.h: buffered reading and writing on a descriptor, every wait bounded by a deadline. */
+#ifndef MYSMTP_IO_H
+#define MYSMTP_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IO_BUFSIZE 4096
+
+/* Output buffer; flushed when full, before every blocking read, and on demand. */
+struct writer {
+	int fd;
+	int is_socket;		/* use send(MSG_DONTWAIT | MSG_NOSIGNAL) */
+	unsigned timeout_ms;	/* longest wait for the peer to take data */
+	int error;		/* first error (-errno); later writes are dropped */
+	size_t len;
+	char buf[IO_BUFSIZE];
+};
+
+/* Input buffer. */
+struct reader {
+	int fd;
+	struct writer *flush_first;	/* flushed before the reader blocks */
+	size_t start, end;
+	char buf[IO_BUFSIZE];
+};
+
+uint64_t io_now_ms(void);
+
+void writer_init(struct writer *w, int fd, unsigned timeout_ms);
+void writer_put(struct writer *w, const char *data, size_t len);
+int writer_flush(struct writer *w);
+int write_full(int fd, const void *data, size_t len);
+
+void reader_init(struct reader *r, int fd, struct writer *flush_first);
+/* Wait until the buffer holds unread bytes: 1 when it does, 0 at end of input,
+   -ETIMEDOUT once deadline_ms (io_now_ms scale) has passed, or another -errno. */
+int reader_fill(struct reader *r, uint64_t deadline_ms);
+/* Read one line into line[max]: its length without the line end (a CR right
+   before the LF is dropped); -E2BIG when it held more than max octets with its
+   line end (the rest is skipped up to the LF, never buffered); -ENODATA at end
+   of input; -ETIMEDOUT or another -errno. */
+int reader_line(struct reader *r, char *line, size_t max, uint64_t deadline_ms);
+
+/* The unread bytes in the buffer, and using them up. */
+static inline const char *reader_data(const struct reader *r, size_t *len)
+{
+	*len = r->end - r->start;
+	return r->buf + r->start;
+}
+
+static inline void reader_consume(struct reader *r, size_t n)
+{
+	r->start += n;
+}
+
+#endif
