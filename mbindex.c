@@ -1,0 +1,331 @@
+/* mbindex.c: the index beside each mbox. Layout: a 32-octet header (magic,
+   message count, mbox octets covered, mbox inode), then one 8-octet offset
+   per message. It is never fsynced: every use checks it against the mbox and
+   rebuilds or extends it from there, so a lost or torn index loses nothing. */
+#define _GNU_SOURCE
+#include "mbindex.h"
+#include "io.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAGIC "MYSMTPX1"
+#define HEADER_SIZE 32
+#define ENTRY_SIZE 8
+#define HEAD_READ 2048
+#define BATCH 512
+
+struct header {
+	char magic[8];
+	uint64_t count, covered, inode;
+};
+
+/* pread exactly len octets: 0, -ENODATA when the file is shorter, -errno. */
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int file_find(int fd, uint64_t from, uint64_t size, const char *needle,
+	      size_t nlen, uint64_t *at)
+{
+	char buf[65536];
+
+	while (from + nlen <= size) {
+		size_t want = size - from < sizeof buf ? (size_t)(size - from) : sizeof buf;
+		int rc = pread_full(fd, buf, want, from);
+		char *hit;
+
+		if (rc < 0)
+			return rc;
+		hit = memmem(buf, want, needle, nlen);
+		if (hit) {
+			*at = from + (uint64_t)(hit - buf);
+			return 1;
+		}
+		if (want < sizeof buf)
+			break;
+		from += want - (nlen - 1);
+	}
+	return 0;
+}
+
+/* Content-Length in the header block head[0..len), if any. */
+static int find_length(const char *head, size_t len, uint64_t *value)
+{
+	static const char name[] = "\nContent-Length: ";
+	const char *p = memmem(head, len, name, sizeof name - 1);
+	const char *end = head + len;
+	int digits = 0;
+
+	if (!p)
+		return 0;
+	*value = 0;
+	for (p += sizeof name - 1; p < end && *p >= '0' && *p <= '9' && digits < 18; p++, digits++)
+		*value = *value * 10 + (uint64_t)(*p - '0');
+	return digits > 0 && p < end && *p == '\n';
+}
+
+int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
+{
+	char head[HEAD_READ];
+	size_t len = size - start < sizeof head ? (size_t)(size - start) : sizeof head;
+	const char *lf, *blank;
+	uint64_t at;
+	int rc;
+
+	if (len < 5)
+		return 0;
+	if ((rc = pread_full(fd, head, len, start)) < 0)
+		return rc;
+	if (memcmp(head, "From ", 5) != 0)
+		return 0;
+	lf = memchr(head, '\n', len);
+	h->from_len = lf ? (size_t)(lf - head) : len;
+	if (h->from_len >= sizeof h->from_line)
+		h->from_len = sizeof h->from_line - 1;
+	memcpy(h->from_line, head, h->from_len);
+	h->from_line[h->from_len] = '\0';
+	h->has_length = 0;
+	blank = memmem(head, len, "\n\n", 2);
+	if (blank) {
+		h->body_start = start + (uint64_t)(blank - head) + 2;
+		h->has_length = find_length(head, (size_t)(blank - head) + 1, &h->length);
+		return 1;
+	}
+	rc = file_find(fd, start, size, "\n\n", 2, &at);
+	if (rc <= 0)
+		return rc;
+	h->body_start = at + 2;
+	return 1;
+}
+
+/* Is there a "From " line at off (or the end of the file)? */
+static int boundary_at(int fd, uint64_t off, uint64_t size)
+{
+	char five[5];
+
+	if (off == size)
+		return 1;
+	return off + 5 <= size && pread_full(fd, five, 5, off) == 0 &&
+	       memcmp(five, "From ", 5) == 0;
+}
+
+static int ends_with_lf(int fd, uint64_t size)
+{
+	char c;
+
+	return size > 0 && pread_full(fd, &c, 1, size - 1) == 0 && c == '\n';
+}
+
+/* Where the message at start ends: 1 and *end when it is whole, 0 when it is
+   torn (the file ends inside it), 2 and *end = the next message when start
+   holds no message at all (foreign junk, skipped but kept), -errno. */
+static int message_end(int fd, uint64_t start, uint64_t size, uint64_t *end)
+{
+	struct mbox_head h;
+	uint64_t next;
+	int head = mbox_read_head(fd, start, size, &h);
+	int found;
+
+	if (head < 0)
+		return head;
+	if (head == 1 && h.has_length) {
+		uint64_t e = h.body_start + h.length + 1;
+
+		if (e > size)
+			return 0;
+		if (boundary_at(fd, e, size)) {
+			*end = e;
+			return 1;
+		}
+	}
+	found = file_find(fd, head == 1 ? h.body_start - 1 : start, size, "\nFrom ", 6, &next);
+	if (found < 0)
+		return found;
+	if (found) {
+		*end = next + 1;
+		return head == 1 ? 1 : 2;
+	}
+	*end = size;
+	return head == 1 && ends_with_lf(fd, size);
+}
+
+static int read_header(struct mbindex *ix, struct header *hd)
+{
+	return pread_full(ix->fd, hd, sizeof *hd, 0);
+}
+
+int mbindex_check(struct mbindex *ix, int mbox_fd)
+{
+	struct stat mst, ist;
+	struct header hd;
+	uint64_t last;
+	int rc;
+
+	ix->usable = 0;
+	ix->count = ix->covered = 0;
+	if (fstat(mbox_fd, &mst) < 0 || fstat(ix->fd, &ist) < 0)
+		return -errno;
+	ix->inode = (uint64_t)mst.st_ino;
+	rc = read_header(ix, &hd);
+	if (rc == -ENODATA && ist.st_size == 0) {
+		ix->usable = 1;		/* a new index: it covers nothing yet */
+		return mst.st_size == 0;
+	}
+	if (rc < 0)
+		return rc == -ENODATA ? 0 : rc;
+	if (memcmp(hd.magic, MAGIC, 8) != 0 || hd.inode != ix->inode ||
+	    hd.count > ((uint64_t)ist.st_size - HEADER_SIZE) / ENTRY_SIZE ||
+	    (uint64_t)ist.st_size != HEADER_SIZE + hd.count * ENTRY_SIZE ||
+	    hd.covered > (uint64_t)mst.st_size)
+		return 0;
+	if (hd.count > 0) {
+		if ((rc = pread_full(ix->fd, &last, sizeof last,
+				     HEADER_SIZE + (hd.count - 1) * ENTRY_SIZE)) < 0)
+			return rc == -ENODATA ? 0 : rc;
+		if (last >= hd.covered || !boundary_at(mbox_fd, last, hd.covered))
+			return 0;
+	}
+	if (!boundary_at(mbox_fd, hd.covered, (uint64_t)mst.st_size))
+		return 0;
+	ix->usable = 1;
+	ix->count = hd.count;
+	ix->covered = hd.covered;
+	return hd.covered == (uint64_t)mst.st_size;
+}
+
+static int write_header(struct mbindex *ix)
+{
+	struct header hd = { .count = ix->count, .covered = ix->covered, .inode = ix->inode };
+
+	memcpy(hd.magic, MAGIC, 8);
+	return pwrite_full(ix->fd, &hd, sizeof hd, 0);
+}
+
+static int write_entries(struct mbindex *ix, const uint64_t *offsets, size_t n)
+{
+	int rc = pwrite_full(ix->fd, offsets, n * ENTRY_SIZE,
+			     HEADER_SIZE + ix->count * ENTRY_SIZE);
+
+	if (rc == 0)
+		ix->count += n;
+	return rc;
+}
+
+/* Cut a torn last message off the mbox, durably. */
+static int cut_torn_tail(int mbox_fd, uint64_t at)
+{
+	if (ftruncate(mbox_fd, (off_t)at) < 0 || fdatasync(mbox_fd) < 0)
+		return -errno;
+	return 0;
+}
+
+int mbindex_refresh(struct mbindex *ix, int mbox_fd)
+{
+	uint64_t batch[BATCH], pos, size, end;
+	struct stat st;
+	size_t n = 0;
+	int rc = mbindex_check(ix, mbox_fd);
+
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	if (!ix->usable && ftruncate(ix->fd, 0) < 0)
+		return -errno;
+	if (fstat(mbox_fd, &st) < 0)
+		return -errno;
+	size = (uint64_t)st.st_size;
+	for (pos = ix->covered; pos < size; pos = end) {
+		rc = message_end(mbox_fd, pos, size, &end);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			if ((rc = cut_torn_tail(mbox_fd, pos)) < 0)
+				return rc;
+			break;
+		}
+		if (rc == 2)
+			continue;
+		batch[n++] = pos;
+		if (n == BATCH) {
+			if ((rc = write_entries(ix, batch, n)) < 0)
+				return rc;
+			n = 0;
+		}
+	}
+	if (n > 0 && (rc = write_entries(ix, batch, n)) < 0)
+		return rc;
+	ix->covered = pos;
+	ix->usable = 1;
+	return write_header(ix);
+}
+
+int mbindex_read(const struct mbindex *ix, uint64_t first, uint64_t *offsets, size_t n)
+{
+	int rc = pread_full(ix->fd, offsets, n * ENTRY_SIZE, HEADER_SIZE + first * ENTRY_SIZE);
+
+	return rc == -ENODATA ? -EIO : rc;
+}
+
+int mbindex_locate(const struct mbindex *ix, uint64_t id, uint64_t *start, uint64_t *end)
+{
+	uint64_t pair[2];
+	int rc;
+
+	if (id < 1 || id > ix->count)
+		return -ENOENT;
+	if (id == ix->count) {
+		rc = mbindex_read(ix, id - 1, pair, 1);
+		pair[1] = ix->covered;
+	} else {
+		rc = mbindex_read(ix, id - 1, pair, 2);
+	}
+	*start = pair[0];
+	*end = pair[1];
+	return rc;
+}
+
+int mbindex_append(struct mbindex *ix, uint64_t offset, uint64_t new_covered)
+{
+	int rc = write_entries(ix, &offset, 1);
+
+	if (rc < 0)
+		return rc;
+	ix->covered = new_covered;
+	return write_header(ix);
+}

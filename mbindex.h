@@ -1,0 +1,48 @@
+/* mbindex.h: the index beside each mbox, so LIST and GET_MAIL cost the same
+   however many messages come before the one asked for. The mbox stays the
+   truth: a missing, foreign or stale index is rebuilt or extended from it. */
+#ifndef MYSMTP_MBINDEX_H
+#define MYSMTP_MBINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mbindex {
+	int fd;			/* the .idx file */
+	uint64_t count;		/* messages indexed */
+	uint64_t covered;	/* mbox octets they cover, from 0 */
+	uint64_t inode;		/* of the mbox the index was made for */
+	int usable;		/* count and covered describe the file */
+};
+
+/* The start of one stored message, as far as its first octets tell. */
+struct mbox_head {
+	char from_line[512];	/* its "From " line, cut short, without LF */
+	size_t from_len;
+	uint64_t body_start;	/* offset of the text after the blank line */
+	int has_length;		/* a Content-Length header was read */
+	uint64_t length;	/* its value */
+};
+
+/* Read the message at start (file size size): 1 when its header block is
+   complete, 0 when the file ends inside it or start holds no "From " line. */
+int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h);
+
+/* Find needle in fd between from and size: 1 and *at, 0 when absent, -errno. */
+int file_find(int fd, uint64_t from, uint64_t size, const char *needle,
+	      size_t nlen, uint64_t *at);
+
+/* Under any lock: 1 when the index covers the whole mbox, 0 when it must be
+   refreshed, -errno. */
+int mbindex_check(struct mbindex *ix, int mbox_fd);
+/* Under an exclusive lock: bring the index up to date, cutting a torn last
+   message off the mbox. 0 or -errno. */
+int mbindex_refresh(struct mbindex *ix, int mbox_fd);
+/* Where message id (1-based) lies: 0 and [*start, *end), or -ENOENT. */
+int mbindex_locate(const struct mbindex *ix, uint64_t id, uint64_t *start, uint64_t *end);
+/* Read the offsets of messages first .. first + n - 1 (0-based). */
+int mbindex_read(const struct mbindex *ix, uint64_t first, uint64_t *offsets, size_t n);
+/* Under an exclusive lock: record one more message [offset, new_covered). */
+int mbindex_append(struct mbindex *ix, uint64_t offset, uint64_t new_covered);
+
+#endif

@@ -1,0 +1,394 @@
+/* store.c: the mail store. Mailbox files are opened relative to the mailbox
+   directory, never through a symbolic link, and only when they are regular
+   files with one link. A delivery locks every mailbox (in address order), appends,
+   fsyncs, and on any failure truncates each back to where it was. */
+#define _GNU_SOURCE
+#include "store.h"
+#include "address.h"
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define OPEN_TRIES 8
+
+/* A mailbox held for delivery. */
+struct box {
+	const char *address;
+	int fd;
+	struct mbindex ix;
+	int created;		/* this delivery made the file */
+	int touched;		/* bytes were written to it */
+	uint64_t old_size, new_size;
+};
+
+int store_open(struct store *st, const char *dir, unsigned lock_timeout)
+{
+	st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	st->lock_timeout = lock_timeout;
+	return st->dirfd < 0 ? -errno : 0;
+}
+
+void store_close(struct store *st)
+{
+	if (st->dirfd >= 0)
+		close(st->dirfd);
+	st->dirfd = -1;
+}
+
+static int file_name(char *buf, size_t size, const char *address, const char *suffix)
+{
+	int n = snprintf(buf, size, "%s%s", address, suffix);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static volatile sig_atomic_t lock_timed_out;
+
+static void on_lock_alarm(int sig)
+{
+	(void)sig;
+	lock_timed_out = 1;
+}
+
+/* Take an fcntl (open file description) lock on the whole file, waiting at
+   most timeout seconds: 0, -ETIMEDOUT or -errno. */
+static int lock_file(int fd, short type, unsigned timeout)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+	struct sigaction sa = { .sa_handler = on_lock_alarm }, old_sa;
+	struct itimerval timer = { .it_value = { .tv_sec = timeout },
+				   .it_interval = { .tv_usec = 100000 } };
+	struct itimerval off = { { 0, 0 }, { 0, 0 } }, old_timer;
+	int rc, err;
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno != EAGAIN && errno != EACCES)
+		return -errno;
+	if (timeout == 0)
+		return -ETIMEDOUT;
+	lock_timed_out = 0;
+	sigaction(SIGALRM, &sa, &old_sa);
+	setitimer(ITIMER_REAL, &timer, &old_timer);
+	do
+		rc = fcntl(fd, F_OFD_SETLKW, &fl);
+	while (rc < 0 && errno == EINTR && !lock_timed_out);
+	err = errno;
+	setitimer(ITIMER_REAL, &off, NULL);
+	sigaction(SIGALRM, &old_sa, NULL);
+	if (rc == 0)
+		return 0;
+	return err == EINTR ? -ETIMEDOUT : -err;
+}
+
+static void unlock_file(int fd)
+{
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+	fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+/* Refuse anything but a regular file with exactly one link. */
+static int check_regular(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EPERM;
+	return st.st_nlink == 1 ? 0 : st.st_nlink == 0 ? -ESTALE : -EMLINK;
+}
+
+/* Open name in dirfd without following a link; with O_CREAT, say whether
+   this call made the file. */
+static int open_safely(int dirfd, const char *name, int flags, int *created)
+{
+	int base = O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+
+	*created = 0;
+	for (int tries = 0; tries < OPEN_TRIES; tries++) {
+		int fd;
+
+		if (flags & O_CREAT) {
+			fd = openat(dirfd, name, base | flags | O_EXCL, 0600);
+			if (fd >= 0) {
+				*created = 1;
+				return fd;
+			}
+			if (errno != EEXIST)
+				return -errno;
+		}
+		fd = openat(dirfd, name, base | (flags & ~O_CREAT));
+		if (fd >= 0)
+			return fd;
+		if (errno != ENOENT || !(flags & O_CREAT))
+			return -errno;
+	}
+	return -ESTALE;
+}
+
+/* Open and lock the mailbox of address; its index is opened too. A file
+   unlinked while we waited for its lock is opened again. */
+static int open_locked(struct store *st, const char *address, int writable,
+		       int *fd_out, struct mbindex *ix, int *created)
+{
+	char name[ADDRESS_MAX + 8], idx[ADDRESS_MAX + 8];
+	int flags = writable ? O_RDWR | O_CREAT : O_RDONLY;
+	int rc;
+
+	if ((rc = file_name(name, sizeof name, address, ".txt")) < 0 ||
+	    (rc = file_name(idx, sizeof idx, address, ".idx")) < 0)
+		return rc;
+	for (int tries = 0; tries < OPEN_TRIES; tries++) {
+		int fd = open_safely(st->dirfd, name, flags, created), idx_created;
+
+		if (fd < 0)
+			return fd;
+		rc = check_regular(fd);
+		if (rc == 0)
+			rc = lock_file(fd, writable ? F_WRLCK : F_RDLCK, st->lock_timeout);
+		if (rc == 0)
+			rc = check_regular(fd);
+		if (rc == 0) {
+			ix->fd = open_safely(st->dirfd, idx, O_RDWR | O_CREAT, &idx_created);
+			rc = ix->fd < 0 ? ix->fd : check_regular(ix->fd);
+			if (rc == 0) {
+				*fd_out = fd;
+				return 0;
+			}
+			if (ix->fd >= 0)
+				close(ix->fd);
+		}
+		close(fd);
+		if (rc != -ESTALE)
+			return rc;
+	}
+	return -ESTALE;
+}
+
+/* Write one copy at the end of b's mailbox. */
+static int append_copy(struct box *b, const struct envelope *e, const struct spool *text)
+{
+	char header[MBOXRD_HEADER_MAX];
+	int len = mboxrd_header(header, sizeof header, e, b->address, text->size);
+	int rc;
+
+	if (len < 0)
+		return len;
+	if (lseek(b->fd, (off_t)b->old_size, SEEK_SET) < 0)
+		return -errno;
+	b->touched = 1;
+	if ((rc = write_full(b->fd, header, (size_t)len)) < 0 ||
+	    (rc = spool_copy_to(text, b->fd)) < 0 ||
+	    (rc = write_full(b->fd, "\n", 1)) < 0)
+		return rc;
+	b->new_size = b->old_size + (uint64_t)len + text->size + 1;
+	return 0;
+}
+
+/* Put a mailbox back as it was before this delivery. */
+static void take_back(struct store *st, struct box *b)
+{
+	char name[ADDRESS_MAX + 8];
+
+	if (b->touched && ftruncate(b->fd, (off_t)b->old_size) == 0)
+		fdatasync(b->fd);
+	if (b->created) {
+		if (file_name(name, sizeof name, b->address, ".txt") == 0)
+			unlinkat(st->dirfd, name, 0);
+		if (file_name(name, sizeof name, b->address, ".idx") == 0)
+			unlinkat(st->dirfd, name, 0);
+	}
+}
+
+static int by_address(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Lock every mailbox, in address order so that deliveries never deadlock. */
+static int open_boxes(struct store *st, struct box *boxes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct box *b = &boxes[i];
+		struct stat sb;
+		int rc = open_locked(st, b->address, 1, &b->fd, &b->ix, &b->created);
+
+		if (rc < 0)
+			return rc;
+		if ((rc = mbindex_refresh(&b->ix, b->fd)) < 0)
+			return rc;
+		if (fstat(b->fd, &sb) < 0)
+			return -errno;
+		b->old_size = (uint64_t)sb.st_size;
+	}
+	return 0;
+}
+
+static int write_boxes(struct store *st, struct box *boxes, size_t n,
+		       const struct envelope *e, const struct spool *text)
+{
+	int any_created = 0, rc;
+
+	for (size_t i = 0; i < n; i++)
+		if ((rc = append_copy(&boxes[i], e, text)) < 0)
+			return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (fdatasync(boxes[i].fd) < 0)
+			return -errno;
+		any_created |= boxes[i].created;
+	}
+	if (any_created && fsync(st->dirfd) < 0)
+		return -errno;
+	return 0;
+}
+
+int store_deliver(struct store *st, const struct envelope *e,
+		  const struct spool *text, const char *const *recipients, size_t n)
+{
+	const char **sorted = malloc(n * sizeof *sorted);
+	struct box *boxes = calloc(n, sizeof *boxes);
+	int rc = -ENOMEM;
+
+	if (!sorted || !boxes)
+		goto out;
+	memcpy(sorted, recipients, n * sizeof *sorted);
+	qsort(sorted, n, sizeof *sorted, by_address);
+	for (size_t i = 0; i < n; i++) {
+		boxes[i].address = sorted[i];
+		boxes[i].fd = boxes[i].ix.fd = -1;
+	}
+	rc = open_boxes(st, boxes, n);
+	if (rc == 0)
+		rc = write_boxes(st, boxes, n, e, text);
+	for (size_t i = 0; i < n; i++) {
+		struct box *b = &boxes[i];
+
+		if (rc < 0 && b->fd >= 0)
+			take_back(st, b);
+		else if (rc == 0)
+			mbindex_append(&b->ix, b->old_size, b->new_size);
+		if (b->ix.fd >= 0)
+			close(b->ix.fd);
+		if (b->fd >= 0)
+			close(b->fd);
+	}
+out:
+	free(sorted);
+	free(boxes);
+	return rc;
+}
+
+int store_mailbox_open(struct store *st, const char *address, struct mailbox *mb)
+{
+	int created, rc;
+
+	mb->fd = mb->ix.fd = -1;
+	rc = open_locked(st, address, 0, &mb->fd, &mb->ix, &created);
+	if (rc < 0)
+		return rc;
+	rc = mbindex_check(&mb->ix, mb->fd);
+	if (rc == 0) {		/* stale: refresh under an exclusive lock */
+		unlock_file(mb->fd);
+		rc = lock_file(mb->fd, F_WRLCK, st->lock_timeout);
+		if (rc == 0)
+			rc = mbindex_refresh(&mb->ix, mb->fd);
+	}
+	unlock_file(mb->fd);
+	if (rc < 0) {
+		store_mailbox_close(mb);
+		return rc;
+	}
+	mb->count = mb->ix.count;
+	return 0;
+}
+
+void store_mailbox_close(struct mailbox *mb)
+{
+	if (mb->ix.fd >= 0)
+		close(mb->ix.fd);
+	if (mb->fd >= 0)
+		close(mb->fd);
+	mb->fd = mb->ix.fd = -1;
+}
+
+int store_list(struct mailbox *mb,
+	       int (*each)(void *ctx, uint64_t id, const char *sender, const char *date),
+	       void *ctx)
+{
+	uint64_t offsets[256];
+	struct stored_message m;
+
+	for (uint64_t first = 0; first < mb->count; first += 256) {
+		size_t n = mb->count - first < 256 ? (size_t)(mb->count - first) : 256;
+		int rc = mbindex_read(&mb->ix, first, offsets, n);
+
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			char line[FROM_SENDER_MAX + 64];
+			ssize_t got = pread(mb->fd, line, sizeof line, (off_t)offsets[i]);
+			char *lf = got > 0 ? memchr(line, '\n', (size_t)got) : NULL;
+
+			if (!lf)
+				return got < 0 ? -errno : -EIO;
+			mboxrd_parse_from_line(line, (size_t)(lf - line), m.sender, m.date);
+			rc = each(ctx, first + i + 1, m.sender, m.date);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m)
+{
+	struct mbox_head h;
+	uint64_t start, end;
+	char last;
+	int rc = mbindex_locate(&mb->ix, id, &start, &end);
+
+	if (rc < 0)
+		return rc;
+	rc = mbox_read_head(mb->fd, start, end, &h);
+	if (rc <= 0)
+		return rc < 0 ? rc : -EIO;
+	mboxrd_parse_from_line(h.from_line, h.from_len, m->sender, m->date);
+	m->text_start = h.body_start;
+	if (h.has_length && h.body_start + h.length + 1 == end)
+		m->text_end = h.body_start + h.length;
+	else if (end > h.body_start && pread(mb->fd, &last, 1, (off_t)end - 1) == 1 && last == '\n')
+		m->text_end = end - 1;	/* the blank line that parts messages */
+	else
+		m->text_end = end > h.body_start ? end : h.body_start;
+	return 0;
+}
+
+int store_message_text(struct mailbox *mb, const struct stored_message *m,
+		       mboxrd_out out, void *ctx)
+{
+	struct from_quoter q;
+	char buf[16384];
+
+	from_quoter_init(&q, -1, out, ctx);
+	for (uint64_t off = m->text_start; off < m->text_end;) {
+		size_t want = m->text_end - off < sizeof buf ? (size_t)(m->text_end - off) : sizeof buf;
+		ssize_t n = pread(mb->fd, buf, want, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		from_quoter_feed(&q, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	from_quoter_finish(&q);
+	return 0;
+}

@@ -1,0 +1,54 @@
+/* store.h: the mail store: address -> mailbox file, locking, the all-or-nothing
+   append of one message to several mailboxes, and reading messages back. */
+#ifndef MYSMTP_STORE_H
+#define MYSMTP_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mbindex.h"
+#include "mboxrd.h"
+#include "spool.h"
+
+struct store {
+	int dirfd;		/* the mailbox directory */
+	unsigned lock_timeout;	/* seconds to wait for a mailbox lock */
+};
+
+/* A mailbox open for reading. Its lock is held only while the index is
+   checked: stored messages never change, so they are read without it. */
+struct mailbox {
+	int fd;
+	struct mbindex ix;
+	uint64_t count;
+};
+
+/* One stored message, as GET_MAIL shows it. */
+struct stored_message {
+	char sender[FROM_SENDER_MAX + 1];
+	char date[11];		/* DD-MM-YYYY */
+	uint64_t text_start, text_end;
+};
+
+int store_open(struct store *st, const char *dir, unsigned lock_timeout);
+void store_close(struct store *st);
+
+/* Append one copy of the spooled text (already mboxrd-quoted) to the mailbox
+   of each recipient, durably, or to none: 0 or -errno. */
+int store_deliver(struct store *st, const struct envelope *e,
+		  const struct spool *text, const char *const *recipients, size_t n);
+
+/* Open the mailbox of address: 0, -ENOENT when there is none, or -errno. */
+int store_mailbox_open(struct store *st, const char *address, struct mailbox *mb);
+void store_mailbox_close(struct mailbox *mb);
+/* Call each() for every message, in order. */
+int store_list(struct mailbox *mb,
+	       int (*each)(void *ctx, uint64_t id, const char *sender, const char *date),
+	       void *ctx);
+/* Find message id: 0, -ENOENT when there is no such id, or -errno. */
+int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m);
+/* Pass the message's text, unquoted, to out() in pieces. */
+int store_message_text(struct mailbox *mb, const struct stored_message *m,
+		       mboxrd_out out, void *ctx);
+
+#endif
