@@ -1,0 +1,336 @@
+/* listener.c: listening mode. It binds "[address:]port" itself, or takes the
+   sockets systemd passes ($LISTEN_FDS), forks one child per connection up
+   to a cap, and on SIGTERM stops accepting and waits for its sessions.
+   libsystemd is loaded here with dlopen, only in this long-lived mode, so
+   the per-connection (inetd) path never pays for loading it. */
+#define _GNU_SOURCE
+#include "listener.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define MAX_LISTEN 16
+#define TOO_MANY "500 SERVER ERROR too many connections\r\n"
+
+struct systemd {
+	void *lib;
+	__typeof__(sd_listen_fds) *listen_fds;
+	__typeof__(sd_notify) *notify;
+	__typeof__(sd_is_socket) *is_socket;
+};
+
+static volatile sig_atomic_t got_term, got_child;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGCHLD)
+		got_child = 1;
+	else
+		got_term = 1;
+}
+
+int listener_has_systemd_sockets(void)
+{
+	const char *pid = getenv("LISTEN_PID");
+
+	return getenv("LISTEN_FDS") && pid && strtol(pid, NULL, 10) == (long)getpid();
+}
+
+static int systemd_load(struct systemd *sd)
+{
+	memset(sd, 0, sizeof *sd);
+	if (!getenv("LISTEN_FDS") && !getenv("NOTIFY_SOCKET"))
+		return 0;
+	sd->lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!sd->lib) {
+		log_line("Cannot load libsystemd: %s", dlerror());
+		return -1;
+	}
+	sd->listen_fds = (__typeof__(sd->listen_fds))dlsym(sd->lib, "sd_listen_fds");
+	sd->notify = (__typeof__(sd->notify))dlsym(sd->lib, "sd_notify");
+	sd->is_socket = (__typeof__(sd->is_socket))dlsym(sd->lib, "sd_is_socket");
+	return sd->listen_fds && sd->notify && sd->is_socket ? 0 : -1;
+}
+
+static void systemd_notify(const struct systemd *sd, const char *state)
+{
+	if (sd->notify)
+		sd->notify(0, state);
+}
+
+/* Split "[address:]port", "[v6]:port" or "port". */
+static int split_spec(const char *spec, char *host, size_t hsize, const char **port)
+{
+	const char *colon = strrchr(spec, ':');
+	size_t len;
+
+	if (!colon) {
+		host[0] = '\0';
+		*port = spec;
+		return 0;
+	}
+	*port = colon + 1;
+	len = (size_t)(colon - spec);
+	if (len >= 2 && spec[0] == '[' && spec[len - 1] == ']') {
+		spec++;
+		len -= 2;
+	}
+	if (len >= hsize)
+		return -1;
+	memcpy(host, spec, len);
+	host[len] = '\0';
+	return 0;
+}
+
+static int bind_one(const struct addrinfo *ai)
+{
+	int one = 1;
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (ai->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+static int bind_spec(const char *spec, int *fds)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *list, *ai;
+	char host[256];
+	const char *port;
+	int n = 0, rc;
+
+	if (split_spec(spec, host, sizeof host, &port) < 0 || !*port) {
+		log_line("Bad listen address: %s", spec);
+		return -1;
+	}
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &list);
+	if (rc != 0) {
+		log_line("Bad listen address %s: %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = list; ai && n < MAX_LISTEN; ai = ai->ai_next) {
+		int fd = bind_one(ai);
+
+		if (fd < 0)
+			log_line("Cannot listen on %s: %s", spec, strerror(errno));
+		else
+			fds[n++] = fd;
+	}
+	freeaddrinfo(list);
+	return n > 0 ? n : -1;
+}
+
+static int systemd_sockets(const struct systemd *sd, int *fds)
+{
+	int n = sd->listen_fds(1);
+
+	if (n < 0 || n > MAX_LISTEN) {
+		log_line("Bad sockets from systemd: %s", n < 0 ? strerror(-n) : "too many");
+		return -1;
+	}
+	fds[0] = SD_LISTEN_FDS_START;
+	if (n == 1 && sd->is_socket(fds[0], AF_UNSPEC, SOCK_STREAM, 0) > 0)
+		return -2;	/* one connection (Accept=yes): serve it here */
+	for (int i = 0; i < n; i++) {
+		fds[i] = SD_LISTEN_FDS_START + i;
+		if (sd->is_socket(fds[i], AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+			log_line("Descriptor %d from systemd is not a listening stream socket", fds[i]);
+			return -1;
+		}
+	}
+	return n;
+}
+
+void peer_of(int fd, char *out, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char host[NI_MAXHOST];
+
+	snprintf(out, size, "local");
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) ||
+	    getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
+		return;
+	if (strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.'))
+		snprintf(out, size, "%s", host + 7);
+	else
+		snprintf(out, size, "%s", host);
+}
+
+static unsigned port_of(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+static void install_handlers(sigset_t *during_poll)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigset_t block;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, during_poll);
+	sigdelset(during_poll, SIGCHLD);
+	sigdelset(during_poll, SIGTERM);
+	sigdelset(during_poll, SIGINT);
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+static unsigned reap(unsigned active, int block)
+{
+	while (active > 0 && waitpid(-1, NULL, block ? 0 : WNOHANG) > 0)
+		active--;
+	return active;
+}
+
+/* In the child: default signals, no listening sockets, then the session. */
+static void run_child(int conn, int *fds, int nfds, serve_fn serve, void *ctx)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	char peer[NI_MAXHOST], prefix[32];
+	sigset_t none;
+
+	sigaction(SIGCHLD, &dfl, NULL);
+	sigaction(SIGTERM, &dfl, NULL);
+	sigaction(SIGINT, &dfl, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	snprintf(prefix, sizeof prefix, "[%ld] ", (long)getpid());
+	log_set_prefix(prefix);
+	peer_of(conn, peer, sizeof peer);
+	_exit(serve(ctx, conn, peer));
+}
+
+static void refuse(int conn)
+{
+	char peer[NI_MAXHOST];
+
+	peer_of(conn, peer, sizeof peer);
+	log_line("Too many connections; refused %s", peer);
+	if (send(conn, TOO_MANY, sizeof TOO_MANY - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		log_line("Cannot tell %s: %s", peer, strerror(errno));
+	close(conn);
+}
+
+/* Accept on every ready socket; returns the number of sessions running. */
+static unsigned accept_ready(struct pollfd *p, int *fds, int nfds, unsigned active,
+			     unsigned max_sessions, serve_fn serve, void *ctx)
+{
+	for (int i = 0; i < nfds; i++) {
+		int conn;
+		pid_t pid;
+
+		if (!(p[i].revents & POLLIN))
+			continue;
+		conn = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC);
+		if (conn < 0)
+			continue;
+		if (active >= max_sessions) {
+			refuse(conn);
+			continue;
+		}
+		pid = fork();
+		if (pid == 0)
+			run_child(conn, fds, nfds, serve, ctx);
+		if (pid < 0)
+			refuse(conn);
+		else
+			active++;
+		close(conn);
+	}
+	return active;
+}
+
+static int serve_forever(int *fds, int nfds, unsigned max_sessions, serve_fn serve,
+			 void *ctx, const struct systemd *sd)
+{
+	struct pollfd p[MAX_LISTEN];
+	unsigned active = 0;
+	sigset_t during_poll;
+
+	install_handlers(&during_poll);
+	log_line("Listening on port %u...", port_of(fds[0]));
+	systemd_notify(sd, "READY=1");
+	while (!got_term) {
+		for (int i = 0; i < nfds; i++)
+			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		if (ppoll(p, (nfds_t)nfds, NULL, &during_poll) > 0)
+			active = accept_ready(p, fds, nfds, active, max_sessions, serve, ctx);
+		if (got_child) {
+			got_child = 0;
+			active = reap(active, 0);
+		}
+	}
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	systemd_notify(sd, "STOPPING=1");
+	log_line("Stopping: waiting for %u session(s) to finish.", active);
+	reap(active, 1);
+	log_line("Stopped.");
+	return 0;
+}
+
+int listener_run(const char *spec, unsigned max_sessions, serve_fn serve, void *ctx)
+{
+	struct systemd sd;
+	int fds[MAX_LISTEN], nfds;
+
+	if (systemd_load(&sd) < 0)
+		return EX_UNAVAILABLE;
+	if (listener_has_systemd_sockets() && sd.listen_fds)
+		nfds = systemd_sockets(&sd, fds);
+	else if (spec)
+		nfds = bind_spec(spec, fds);
+	else
+		nfds = -1;
+	if (nfds == -2) {
+		char peer[NI_MAXHOST];
+
+		peer_of(fds[0], peer, sizeof peer);
+		return serve(ctx, fds[0], peer);
+	}
+	if (nfds <= 0)
+		return EX_OSERR;
+	return serve_forever(fds, nfds, max_sessions, serve, ctx, &sd);
+}

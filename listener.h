@@ -1,0 +1,21 @@
+/* listener.h: listening mode: bind (or take systemd's sockets), fork one
+   child per connection up to a cap, stop cleanly on SIGTERM. */
+#ifndef MYSMTP_LISTENER_H
+#define MYSMTP_LISTENER_H
+
+#include <stddef.h>
+
+/* Serve one connection, in a child process: the exit status. */
+typedef int (*serve_fn)(void *ctx, int fd, const char *peer);
+
+/* 1 when systemd passed us sockets ($LISTEN_FDS for this process). */
+int listener_has_systemd_sockets(void);
+
+/* Listen on spec ("[address:]port"; NULL for systemd's sockets only) and
+   serve until SIGTERM: the exit status. */
+int listener_run(const char *spec, unsigned max_sessions, serve_fn serve, void *ctx);
+
+/* The numeric address of a connected socket's peer, or "local". */
+void peer_of(int fd, char *out, size_t size);
+
+#endif

@@ -1,0 +1,241 @@
+/* mysmtpd.c: the My_SMTP server. By default it serves one session on standard
+   input and output (inetd, xinetd, systemd Accept=yes, a piped file); with -l,
+   or given listening sockets by systemd, it listens and forks per connection.
+   Here are the options, the peer address, where logs go, and the exit codes. */
+#define _GNU_SOURCE
+#include "address.h"
+#include "listener.h"
+#include "log.h"
+#include "protocol.h"
+#include "store.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#define VERSION "1.0"
+#define MAX_DOMAINS 64
+
+struct server {
+	struct config cfg;
+	struct store store;
+	const char *mailbox_dir;
+	const char *listen;
+	unsigned max_sessions;
+	unsigned lock_timeout;
+	const char *domains[MAX_DOMAINS];
+	char hostname[256];
+};
+
+static const char usage[] =
+	"usage: mysmtpd [options]\n"
+	"Serve one My_SMTP session on standard input and output (for inetd, xinetd,\n"
+	"systemd socket activation or a piped command file), or listen with -l.\n"
+	"\n"
+	"  -d, --mailbox-dir DIR      where mailboxes are kept [mailbox]\n"
+	"  -l, --listen [ADDR:]PORT   listen and fork per connection (PORT 2525 is usual)\n"
+	"  -c, --max-sessions N       sessions at once when listening [64]\n"
+	"  -s, --max-message-size N   largest message text, in octets [10485760]\n"
+	"  -r, --max-recipients N     recipients per message [100]\n"
+	"  -t, --timeout SECS         close after SECS without a complete line [300]\n"
+	"  -e, --max-errors N         close after N 400/403 replies in a row [20]\n"
+	"  -w, --lock-timeout SECS    wait this long for a mailbox lock [30]\n"
+	"  -A, --any-domain           let MAIL FROM, LIST and GET_MAIL name any domain,\n"
+	"                             not only the HELO domain\n"
+	"  -D, --domain DOMAIN        accept RCPT TO only for DOMAIN (repeatable)\n"
+	"  -n, --hostname NAME        name in the greeting and headers [host name]\n"
+	"  -h, --help                 show this help\n"
+	"  -V, --version              show the version\n"
+	"\n"
+	"Logs go to standard error, or to syslog when standard error is the\n"
+	"client's connection. See mysmtpd(8).\n";
+
+static const struct option long_options[] = {
+	{ "mailbox-dir", required_argument, NULL, 'd' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "max-sessions", required_argument, NULL, 'c' },
+	{ "max-message-size", required_argument, NULL, 's' },
+	{ "max-recipients", required_argument, NULL, 'r' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "max-errors", required_argument, NULL, 'e' },
+	{ "lock-timeout", required_argument, NULL, 'w' },
+	{ "any-domain", no_argument, NULL, 'A' },
+	{ "domain", required_argument, NULL, 'D' },
+	{ "hostname", required_argument, NULL, 'n' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void die_usage(const char *what, const char *arg)
+{
+	fprintf(stderr, "mysmtpd: %s: %s\n(mysmtpd -h shows the options)\n", what, arg);
+	exit(EX_USAGE);
+}
+
+/* A whole decimal number in [min, max], or exit with a usage error. */
+static unsigned long long number(const char *opt, const char *arg,
+				 unsigned long long min, unsigned long long max)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v < min || v > max) {
+		char what[80];
+
+		snprintf(what, sizeof what, "%s wants a number from %llu to %llu", opt, min, max);
+		die_usage(what, arg);
+	}
+	return v;
+}
+
+/* This machine's name, if it is a valid domain name; else "localhost". */
+static void default_hostname(char *out, size_t size)
+{
+	if (gethostname(out, size) < 0 || domain_valid(out, strnlen(out, size)) < 0)
+		snprintf(out, size, "localhost");
+	out[size - 1] = '\0';
+}
+
+static void parse_options(struct server *sv, int argc, char **argv)
+{
+	int c;
+
+	while ((c = getopt_long(argc, argv, "d:l:c:s:r:t:e:w:AD:n:hV", long_options, NULL)) != -1) {
+		switch (c) {
+		case 'd': sv->mailbox_dir = optarg; break;
+		case 'l': sv->listen = optarg; break;
+		case 'c': sv->max_sessions = (unsigned)number("-c", optarg, 1, 100000); break;
+		case 's': sv->cfg.max_message = number("-s", optarg, 1, 1ULL << 40); break;
+		case 'r': sv->cfg.max_recipients = (unsigned)number("-r", optarg, 1, 100000); break;
+		case 't': sv->cfg.timeout = (unsigned)number("-t", optarg, 1, 86400); break;
+		case 'e': sv->cfg.max_errors = (unsigned)number("-e", optarg, 1, 100000); break;
+		case 'w': sv->lock_timeout = (unsigned)number("-w", optarg, 0, 3600); break;
+		case 'A': sv->cfg.any_domain = 1; break;
+		case 'D':
+			if (domain_valid(optarg, strlen(optarg)) < 0)
+				die_usage("-D wants a domain name", optarg);
+			if (sv->cfg.ndomains == MAX_DOMAINS)
+				die_usage("too many -D domains", optarg);
+			sv->domains[sv->cfg.ndomains++] = optarg;
+			break;
+		case 'n':
+			if (domain_valid(optarg, strlen(optarg)) < 0)
+				die_usage("-n wants a host name", optarg);
+			snprintf(sv->hostname, sizeof sv->hostname, "%s", optarg);
+			break;
+		case 'h': fputs(usage, stdout); exit(0);
+		case 'V': puts("mysmtpd " VERSION); exit(0);
+		default: fputs(usage, stderr); exit(EX_USAGE);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument", argv[optind]);
+}
+
+/* A peer address from the environment, if it looks like one. */
+static int peer_from_env(char *out, size_t size)
+{
+	static const char *const names[] = { "REMOTE_ADDR", "TCPREMOTEIP", "REMOTE_HOST" };
+
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		const char *v = getenv(names[i]);
+
+		if (v && *v && strlen(v) < size && strlen(v) < 64 &&
+		    strspn(v, "0123456789abcdefABCDEF.:") == strlen(v)) {
+			snprintf(out, size, "%s", strncmp(v, "::ffff:", 7) == 0 && strchr(v, '.') ? v + 7 : v);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Is standard error the same socket as standard input (as under xinetd)? */
+static int stderr_is_connection(void)
+{
+	struct stat in, err;
+
+	if (fstat(STDERR_FILENO, &err) < 0)
+		return 1;
+	return fstat(STDIN_FILENO, &in) == 0 && S_ISSOCK(in.st_mode) &&
+	       in.st_dev == err.st_dev && in.st_ino == err.st_ino;
+}
+
+/* One session on in/out, logged from connect to disconnect: the exit status. */
+static int serve(struct server *sv, int in, int out, const char *peer)
+{
+	struct session_env env = { .in_fd = in, .out_fd = out, .peer = peer, .log = log_session };
+	enum session_end end;
+
+	log_line("Client connected: %s", peer);
+	end = session_run(&sv->cfg, &sv->store, &env);
+	log_line(end == END_TIMEOUT ? "Client timed out; disconnected." : "Client disconnected.");
+	return end == END_IO ? EX_IOERR : 0;
+}
+
+static int serve_socket(void *ctx, int fd, const char *peer)
+{
+	return serve(ctx, fd, fd, peer);
+}
+
+static int open_store(struct server *sv)
+{
+	int rc = store_open(&sv->store, sv->mailbox_dir, sv->lock_timeout);
+
+	if (rc < 0)
+		log_line("Cannot open mailbox directory %s: %s", sv->mailbox_dir, strerror(-rc));
+	return rc;
+}
+
+static int run_inetd(struct server *sv)
+{
+	static const char unavailable[] = "500 SERVER ERROR mailbox directory unavailable\r\n";
+	char peer[NI_MAXHOST];
+
+	if (stderr_is_connection())
+		log_to_syslog();
+	if (open_store(sv) < 0) {
+		if (write(STDOUT_FILENO, unavailable, sizeof unavailable - 1) < 0)
+			return EX_IOERR;
+		return EX_TEMPFAIL;
+	}
+	if (!peer_from_env(peer, sizeof peer))
+		peer_of(STDIN_FILENO, peer, sizeof peer);
+	return serve(sv, STDIN_FILENO, STDOUT_FILENO, peer);
+}
+
+int main(int argc, char **argv)
+{
+	static struct server sv = {
+		.cfg = { .max_message = 10 * 1024 * 1024, .max_recipients = 100,
+			 .timeout = 300, .max_errors = 20 },
+		.mailbox_dir = "mailbox", .max_sessions = 64, .lock_timeout = 30,
+	};
+	struct stat in;
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
+	umask(077);
+	parse_options(&sv, argc, argv);
+	sv.cfg.domains = sv.domains;
+	if (!sv.hostname[0])
+		default_hostname(sv.hostname, sizeof sv.hostname);
+	sv.cfg.hostname = sv.hostname;
+	if (sv.listen || (listener_has_systemd_sockets() &&
+			  !(fstat(STDIN_FILENO, &in) == 0 && S_ISSOCK(in.st_mode)))) {
+		if (open_store(&sv) < 0)
+			return EX_TEMPFAIL;
+		return listener_run(sv.listen, sv.max_sessions, serve_socket, &sv);
+	}
+	return run_inetd(&sv);
+}
