@@ -18,7 +18,7 @@ TEST_PKGS  = python3 tmux systemd
 SERVER_SRCS = mysmtpd.c listener.c log.c protocol.c io.c address.c data.c \
               spool.c mboxrd.c store.c mbindex.c
 CLIENT_SRCS = mysmtp.c
-UNIT_SRCS   = tests/unit/unit.c address.c data.c mboxrd.c spool.c
+UNIT_SRCS   = tests/unit/unit.c address.c data.c mboxrd.c spool.c io.c
 
 SD_CFLAGS  = $(shell pkg-config --cflags libsystemd 2>/dev/null)
 EDIT_LIBS  = -ledit

@@ -161,7 +161,7 @@ static int asctime_to_date(const char *p, const char *end, char date[11])
 	skip_spaces(&p, end);
 	if (read_number(&p, end, 4, &year) < 0 || year < 1000)
 		return -EINVAL;
-	snprintf(date, 11, "%02u-%02d-%04u", day % 100, month % 100, year % 10000);
+	snprintf(date, 11, "%02u-%02u-%04u", day % 100, (unsigned)month % 100, year % 10000);
 	return 0;
 }
 
