@@ -108,29 +108,26 @@ static int check_regular(int fd)
 	return st.st_nlink == 1 ? 0 : st.st_nlink == 0 ? -ESTALE : -EMLINK;
 }
 
-/* Open name in dirfd without following a link; with O_CREAT, say whether
-   this call made the file. */
+/* Open name in dirfd without following a link; with O_CREAT, make it when
+   it is missing and say whether this call made it. */
 static int open_safely(int dirfd, const char *name, int flags, int *created)
 {
 	int base = O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 
 	*created = 0;
 	for (int tries = 0; tries < OPEN_TRIES; tries++) {
-		int fd;
+		int fd = openat(dirfd, name, base | (flags & ~O_CREAT));
 
-		if (flags & O_CREAT) {
-			fd = openat(dirfd, name, base | flags | O_EXCL, 0600);
-			if (fd >= 0) {
-				*created = 1;
-				return fd;
-			}
-			if (errno != EEXIST)
-				return -errno;
-		}
-		fd = openat(dirfd, name, base | (flags & ~O_CREAT));
 		if (fd >= 0)
 			return fd;
 		if (errno != ENOENT || !(flags & O_CREAT))
+			return -errno;
+		fd = openat(dirfd, name, base | flags | O_EXCL, 0600);
+		if (fd >= 0) {
+			*created = 1;
+			return fd;
+		}
+		if (errno != EEXIST)
 			return -errno;
 	}
 	return -ESTALE;
