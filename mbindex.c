@@ -1,7 +1,8 @@
-/* mbindex.c: the index beside each mbox. Layout: a 32-octet header (magic,
-   message count, mbox octets covered, mbox inode), then one 8-octet offset
-   per message. It is never fsynced: every use checks it against the mbox and
-   rebuilds or extends it from there, so a lost or torn index loses nothing. */
+/* mbindex.c: the index beside each mbox. Layout: a 40-octet header (magic,
+   message count, mbox octets covered, mbox inode, check), then 16 octets per
+   message (its offset, and a check mixing offset and position). It is never
+   fsynced: every use checks it against the mbox, and each entry is checked
+   when read, so a lost, torn or damaged index is rebuilt and loses nothing. */
 #define _GNU_SOURCE
 #include "mbindex.h"
 #include "io.h"
@@ -12,15 +13,38 @@
 #include <unistd.h>
 
 #define MAGIC "MYSMTPX1"
-#define HEADER_SIZE 32
-#define ENTRY_SIZE 8
+#define HEADER_SIZE 40
+#define ENTRY_SIZE 16
+#define READ_MAX 256		/* entries read at once */
 #define HEAD_READ 2048
 #define BATCH 512
 
 struct header {
 	char magic[8];
-	uint64_t count, covered, inode;
+	uint64_t count, covered, inode, check;
 };
+
+struct entry {
+	uint64_t offset, check;
+};
+
+/* splitmix64's finaliser: any changed bit changes about half the output. */
+static uint64_t mix(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static uint64_t header_check(const struct header *hd)
+{
+	return mix(hd->count ^ mix(hd->covered ^ mix(hd->inode)));
+}
+
+static uint64_t entry_check(uint64_t position, uint64_t offset)
+{
+	return mix(offset ^ mix(position + 0x9e3779b97f4a7c15ULL));
+}
 
 /* pread exactly len octets: 0, -ENODATA when the file is shorter, -errno. */
 static int pread_full(int fd, void *buf, size_t len, uint64_t off)
@@ -191,6 +215,24 @@ static int read_header(struct mbindex *ix, struct header *hd)
 	return pread_full(ix->fd, hd, sizeof *hd, 0);
 }
 
+/* Read entries first .. first + n - 1 (n <= READ_MAX) into offsets, checking
+   each: -ESTALE when one is damaged or out of order. */
+static int read_entries(const struct mbindex *ix, uint64_t first, uint64_t *offsets, size_t n)
+{
+	struct entry e[READ_MAX];
+	int rc = pread_full(ix->fd, e, n * ENTRY_SIZE, HEADER_SIZE + first * ENTRY_SIZE);
+
+	if (rc < 0)
+		return rc == -ENODATA ? -ESTALE : rc;
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].check != entry_check(first + i, e[i].offset) ||
+		    e[i].offset >= ix->covered || (i > 0 && e[i].offset <= offsets[i - 1]))
+			return -ESTALE;
+		offsets[i] = e[i].offset;
+	}
+	return 0;
+}
+
 int mbindex_check(struct mbindex *ix, int mbox_fd)
 {
 	struct stat mst, ist;
@@ -210,23 +252,27 @@ int mbindex_check(struct mbindex *ix, int mbox_fd)
 	}
 	if (rc < 0)
 		return rc == -ENODATA ? 0 : rc;
-	if (memcmp(hd.magic, MAGIC, 8) != 0 || hd.inode != ix->inode ||
+	if (memcmp(hd.magic, MAGIC, 8) != 0 || hd.check != header_check(&hd) ||
+	    hd.inode != ix->inode || hd.covered > (uint64_t)mst.st_size ||
 	    hd.count > ((uint64_t)ist.st_size - HEADER_SIZE) / ENTRY_SIZE ||
-	    (uint64_t)ist.st_size != HEADER_SIZE + hd.count * ENTRY_SIZE ||
-	    hd.covered > (uint64_t)mst.st_size)
+	    (uint64_t)ist.st_size != HEADER_SIZE + hd.count * ENTRY_SIZE)
 		return 0;
-	if (hd.count > 0) {
-		if ((rc = pread_full(ix->fd, &last, sizeof last,
-				     HEADER_SIZE + (hd.count - 1) * ENTRY_SIZE)) < 0)
-			return rc == -ENODATA ? 0 : rc;
-		if (last >= hd.covered || !boundary_at(mbox_fd, last, hd.covered))
-			return 0;
-	}
-	if (!boundary_at(mbox_fd, hd.covered, (uint64_t)mst.st_size))
-		return 0;
-	ix->usable = 1;
 	ix->count = hd.count;
 	ix->covered = hd.covered;
+	if (hd.count > 0) {
+		rc = read_entries(ix, hd.count - 1, &last, 1);
+		if (rc == -ESTALE || (rc == 0 && !boundary_at(mbox_fd, last, hd.covered)))
+			rc = 1;
+		if (rc != 0) {
+			ix->count = ix->covered = 0;
+			return rc < 0 ? rc : 0;
+		}
+	}
+	if (!boundary_at(mbox_fd, hd.covered, (uint64_t)mst.st_size)) {
+		ix->count = ix->covered = 0;
+		return 0;
+	}
+	ix->usable = 1;
 	return hd.covered == (uint64_t)mst.st_size;
 }
 
@@ -235,14 +281,19 @@ static int write_header(struct mbindex *ix)
 	struct header hd = { .count = ix->count, .covered = ix->covered, .inode = ix->inode };
 
 	memcpy(hd.magic, MAGIC, 8);
+	hd.check = header_check(&hd);
 	return pwrite_full(ix->fd, &hd, sizeof hd, 0);
 }
 
+/* Append entries for messages at offsets[0 .. n - 1]. */
 static int write_entries(struct mbindex *ix, const uint64_t *offsets, size_t n)
 {
-	int rc = pwrite_full(ix->fd, offsets, n * ENTRY_SIZE,
-			     HEADER_SIZE + ix->count * ENTRY_SIZE);
+	struct entry e[READ_MAX];
+	int rc;
 
+	for (size_t i = 0; i < n; i++)
+		e[i] = (struct entry){ offsets[i], entry_check(ix->count + i, offsets[i]) };
+	rc = pwrite_full(ix->fd, e, n * ENTRY_SIZE, HEADER_SIZE + ix->count * ENTRY_SIZE);
 	if (rc == 0)
 		ix->count += n;
 	return rc;
@@ -256,17 +307,20 @@ static int cut_torn_tail(int mbox_fd, uint64_t at)
 	return 0;
 }
 
-int mbindex_refresh(struct mbindex *ix, int mbox_fd)
+int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
 {
-	uint64_t batch[BATCH], pos, size, end;
+	uint64_t batch[READ_MAX], pos, size, end;
 	struct stat st;
 	size_t n = 0;
 	int rc = mbindex_check(ix, mbox_fd);
 
-	if (rc != 0)
+	if (rc < 0 || (rc == 1 && !rebuild))
 		return rc < 0 ? rc : 0;
-	if (!ix->usable && ftruncate(ix->fd, 0) < 0)
-		return -errno;
+	if (rebuild || !ix->usable) {
+		if (ftruncate(ix->fd, 0) < 0)
+			return -errno;
+		ix->count = ix->covered = 0;
+	}
 	if (fstat(mbox_fd, &st) < 0)
 		return -errno;
 	size = (uint64_t)st.st_size;
@@ -282,7 +336,7 @@ int mbindex_refresh(struct mbindex *ix, int mbox_fd)
 		if (rc == 2)
 			continue;
 		batch[n++] = pos;
-		if (n == BATCH) {
+		if (n == READ_MAX) {
 			if ((rc = write_entries(ix, batch, n)) < 0)
 				return rc;
 			n = 0;
@@ -297,9 +351,17 @@ int mbindex_refresh(struct mbindex *ix, int mbox_fd)
 
 int mbindex_read(const struct mbindex *ix, uint64_t first, uint64_t *offsets, size_t n)
 {
-	int rc = pread_full(ix->fd, offsets, n * ENTRY_SIZE, HEADER_SIZE + first * ENTRY_SIZE);
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < READ_MAX ? n - done : READ_MAX;
+		int rc = read_entries(ix, first + done, offsets + done, k);
 
-	return rc == -ENODATA ? -EIO : rc;
+		if (rc < 0)
+			return rc;
+		if (done > 0 && offsets[done] <= offsets[done - 1])
+			return -ESTALE;
+		done += k;
+	}
+	return 0;
 }
 
 int mbindex_locate(const struct mbindex *ix, uint64_t id, uint64_t *start, uint64_t *end)

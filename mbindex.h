@@ -35,12 +35,14 @@ int file_find(int fd, uint64_t from, uint64_t size, const char *needle,
 /* Under any lock: 1 when the index covers the whole mbox, 0 when it must be
    refreshed, -errno. */
 int mbindex_check(struct mbindex *ix, int mbox_fd);
-/* Under an exclusive lock: bring the index up to date, cutting a torn last
-   message off the mbox. 0 or -errno. */
-int mbindex_refresh(struct mbindex *ix, int mbox_fd);
-/* Where message id (1-based) lies: 0 and [*start, *end), or -ENOENT. */
+/* Under an exclusive lock: bring the index up to date (or, with rebuild, make
+   it anew), cutting a torn last message off the mbox. 0 or -errno. */
+int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild);
+/* Where message id (1-based) lies: 0 and [*start, *end), -ENOENT, or
+   -ESTALE when the index is damaged there and must be rebuilt. */
 int mbindex_locate(const struct mbindex *ix, uint64_t id, uint64_t *start, uint64_t *end);
-/* Read the offsets of messages first .. first + n - 1 (0-based). */
+/* Read the offsets of messages first .. first + n - 1 (0-based); -ESTALE
+   as for mbindex_locate. */
 int mbindex_read(const struct mbindex *ix, uint64_t first, uint64_t *offsets, size_t n);
 /* Under an exclusive lock: record one more message [offset, new_covered). */
 int mbindex_append(struct mbindex *ix, uint64_t offset, uint64_t new_covered);

@@ -87,6 +87,14 @@ static void reply(struct session *s, int code, const char *text)
 	}
 }
 
+/* No complete line within the timeout: say so and end the session. */
+static void time_out(struct session *s)
+{
+	reply(s, 500, "timeout");
+	s->end = END_TIMEOUT;
+	s->done = 1;
+}
+
 static void reset_transaction(struct session *s)
 {
 	for (size_t i = 0; i < s->nrcpt; i++)
@@ -282,8 +290,9 @@ static void cmd_data(struct session *s, char *arg)
 	}
 	reply(s, 200, "Enter your message (end with a single dot '.'):");
 	rc = receive_text(s, &d);
+	if (rc == -ETIMEDOUT)
+		time_out(s);
 	if (rc < 0) {
-		s->end = rc == -ETIMEDOUT ? END_TIMEOUT : END_EOF;
 		s->done = 1;
 		return;
 	}
@@ -548,9 +557,7 @@ static void read_command(struct session *s)
 	int n = reader_line(&s->in, line, COMMAND_LINE_MAX, s->deadline);
 
 	if (n == -ETIMEDOUT) {
-		reply(s, 500, "timeout");
-		s->end = END_TIMEOUT;
-		s->done = 1;
+		time_out(s);
 		return;
 	}
 	if (n < 0 && n != -E2BIG) {

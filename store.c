@@ -139,7 +139,7 @@ static int open_locked(struct store *st, const char *address, int writable,
 		       int *fd_out, struct mbindex *ix, int *created)
 {
 	char name[ADDRESS_MAX + 8], idx[ADDRESS_MAX + 8];
-	int flags = writable ? O_RDWR | O_CREAT : O_RDONLY;
+	int flags = writable ? O_RDWR | O_CREAT : O_RDWR;	/* a reader may mend the index */
 	int rc;
 
 	if ((rc = file_name(name, sizeof name, address, ".txt")) < 0 ||
@@ -222,7 +222,7 @@ static int open_boxes(struct store *st, struct box *boxes, size_t n)
 
 		if (rc < 0)
 			return rc;
-		if ((rc = mbindex_refresh(&b->ix, b->fd)) < 0)
+		if ((rc = mbindex_refresh(&b->ix, b->fd, 0)) < 0)
 			return rc;
 		if (fstat(b->fd, &sb) < 0)
 			return -errno;
@@ -285,21 +285,47 @@ out:
 	return rc;
 }
 
+/* Bring the index up to date (or make it anew) under an exclusive lock,
+   then let go of the lock. */
+static int refresh_index(struct mailbox *mb, int rebuild)
+{
+	int rc;
+
+	unlock_file(mb->fd);
+	rc = lock_file(mb->fd, F_WRLCK, mb->lock_timeout);
+	if (rc == 0)
+		rc = mbindex_refresh(&mb->ix, mb->fd, rebuild);
+	unlock_file(mb->fd);
+	return rc;
+}
+
+/* The index was found damaged while reading: make it anew, once. */
+static int rebuild_index(struct mailbox *mb)
+{
+	int rc;
+
+	if (mb->rebuilt)
+		return -EIO;
+	mb->rebuilt = 1;
+	rc = refresh_index(mb, 1);
+	if (rc == 0 && mb->ix.count < mb->count)
+		rc = -EIO;	/* messages once listed are gone: the mbox was cut */
+	return rc;
+}
+
 int store_mailbox_open(struct store *st, const char *address, struct mailbox *mb)
 {
 	int created, rc;
 
 	mb->fd = mb->ix.fd = -1;
+	mb->lock_timeout = st->lock_timeout;
+	mb->rebuilt = 0;
 	rc = open_locked(st, address, 0, &mb->fd, &mb->ix, &created);
 	if (rc < 0)
 		return rc;
 	rc = mbindex_check(&mb->ix, mb->fd);
-	if (rc == 0) {		/* stale: refresh under an exclusive lock */
-		unlock_file(mb->fd);
-		rc = lock_file(mb->fd, F_WRLCK, st->lock_timeout);
-		if (rc == 0)
-			rc = mbindex_refresh(&mb->ix, mb->fd);
-	}
+	if (rc == 0)
+		rc = refresh_index(mb, 0);
 	unlock_file(mb->fd);
 	if (rc < 0) {
 		store_mailbox_close(mb);
@@ -318,6 +344,21 @@ void store_mailbox_close(struct mailbox *mb)
 	mb->fd = mb->ix.fd = -1;
 }
 
+/* Read the sender and date of the message at offset. */
+static int read_from_line(struct mailbox *mb, uint64_t offset, struct stored_message *m)
+{
+	char line[FROM_SENDER_MAX + 64];
+	ssize_t got = pread(mb->fd, line, sizeof line, (off_t)offset);
+	char *lf = got > 5 ? memchr(line, '\n', (size_t)got) : NULL;
+
+	if (got < 0)
+		return -errno;
+	if (!lf || memcmp(line, "From ", 5) != 0)
+		return -ESTALE;
+	mboxrd_parse_from_line(line, (size_t)(lf - line), m->sender, m->date);
+	return 0;
+}
+
 int store_list(struct mailbox *mb,
 	       int (*each)(void *ctx, uint64_t id, const char *sender, const char *date),
 	       void *ctx)
@@ -325,20 +366,16 @@ int store_list(struct mailbox *mb,
 	uint64_t offsets[256];
 	struct stored_message m;
 
-	for (uint64_t first = 0; first < mb->count; first += 256) {
+	for (uint64_t first = 0; first < mb->count;) {
 		size_t n = mb->count - first < 256 ? (size_t)(mb->count - first) : 256;
+		size_t i = 0;
 		int rc = mbindex_read(&mb->ix, first, offsets, n);
 
-		for (size_t i = 0; rc == 0 && i < n; i++) {
-			char line[FROM_SENDER_MAX + 64];
-			ssize_t got = pread(mb->fd, line, sizeof line, (off_t)offsets[i]);
-			char *lf = got > 0 ? memchr(line, '\n', (size_t)got) : NULL;
-
-			if (!lf)
-				return got < 0 ? -errno : -EIO;
-			mboxrd_parse_from_line(line, (size_t)(lf - line), m.sender, m.date);
-			rc = each(ctx, first + i + 1, m.sender, m.date);
-		}
+		while (rc == 0 && i < n && (rc = read_from_line(mb, offsets[i], &m)) == 0)
+			rc = each(ctx, first + ++i, m.sender, m.date);
+		first += i;
+		if (rc == -ESTALE)
+			rc = rebuild_index(mb);	/* and read on from the same message */
 		if (rc < 0)
 			return rc;
 	}
@@ -352,11 +389,15 @@ int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m)
 	char last;
 	int rc = mbindex_locate(&mb->ix, id, &start, &end);
 
+	if (rc == 0)
+		rc = mbox_read_head(mb->fd, start, end, &h);
+	if (rc == -ESTALE || rc == 0) {
+		if ((rc = rebuild_index(mb)) < 0)
+			return rc;
+		return store_message(mb, id, m);
+	}
 	if (rc < 0)
 		return rc;
-	rc = mbox_read_head(mb->fd, start, end, &h);
-	if (rc <= 0)
-		return rc < 0 ? rc : -EIO;
 	mboxrd_parse_from_line(h.from_line, h.from_len, m->sender, m->date);
 	m->text_start = h.body_start;
 	if (h.has_length && h.body_start + h.length + 1 == end)

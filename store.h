@@ -21,6 +21,8 @@ struct mailbox {
 	int fd;
 	struct mbindex ix;
 	uint64_t count;
+	unsigned lock_timeout;
+	int rebuilt;		/* the index was found damaged and made anew */
 };
 
 /* One stored message, as GET_MAIL shows it. */
