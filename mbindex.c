@@ -134,11 +134,11 @@ int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
 	int rc;
 
 	if (len < 5)
-		return 0;
+		return HEAD_NONE;
 	if ((rc = pread_full(fd, head, len, start)) < 0)
 		return rc;
 	if (memcmp(head, "From ", 5) != 0)
-		return 0;
+		return HEAD_NONE;
 	lf = memchr(head, '\n', len);
 	h->from_len = lf ? (size_t)(lf - head) : len;
 	if (h->from_len >= sizeof h->from_line)
@@ -150,13 +150,13 @@ int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
 	if (blank) {
 		h->body_start = start + (uint64_t)(blank - head) + 2;
 		h->has_length = find_length(head, (size_t)(blank - head) + 1, &h->length);
-		return 1;
+		return HEAD_WHOLE;
 	}
 	rc = file_find(fd, start, size, "\n\n", 2, &at);
 	if (rc <= 0)
-		return rc;
+		return rc < 0 ? rc : HEAD_CUT;
 	h->body_start = at + 2;
-	return 1;
+	return HEAD_WHOLE;
 }
 
 /* Is there a "From " line at off (or the end of the file)? */
@@ -170,44 +170,51 @@ static int boundary_at(int fd, uint64_t off, uint64_t size)
 	       memcmp(five, "From ", 5) == 0;
 }
 
-static int ends_with_lf(int fd, uint64_t size)
+/* Are the octets from start to the end of the file the first few of "From "? */
+static int from_prefix_at(int fd, uint64_t start, uint64_t size)
 {
-	char c;
+	char few[5];
 
-	return size > 0 && pread_full(fd, &c, 1, size - 1) == 0 && c == '\n';
+	return size - start < 5 && pread_full(fd, few, (size_t)(size - start), start) == 0 &&
+	       memcmp(few, "From ", (size_t)(size - start)) == 0;
 }
 
-/* Where the message at start ends: 1 and *end when it is whole, 0 when it is
-   torn (the file ends inside it), 2 and *end = the next message when start
-   holds no message at all (foreign junk, skipped but kept), -errno. */
+enum { TORN, WHOLE, SKIP };
+
+/* Where the message at start ends: WHOLE and *end; TORN when the file ends
+   inside one of our own messages (a write cut short); SKIP and *end at the
+   next message when start holds foreign junk, which is kept but not listed;
+   or -errno. Only what a cut-short append of ours can leave counts as torn:
+   "From" cut short, a header block without its end, or less text than its
+   Content-Length, and only at the end of the file. */
 static int message_end(int fd, uint64_t start, uint64_t size, uint64_t *end)
 {
 	struct mbox_head h;
-	uint64_t next;
+	uint64_t next, e = 0;
 	int head = mbox_read_head(fd, start, size, &h);
 	int found;
 
 	if (head < 0)
 		return head;
-	if (head == 1 && h.has_length) {
-		uint64_t e = h.body_start + h.length + 1;
-
-		if (e > size)
-			return 0;
-		if (boundary_at(fd, e, size)) {
+	if (head == HEAD_WHOLE && h.has_length) {
+		e = h.body_start + h.length + 1;
+		if (e <= size && boundary_at(fd, e, size)) {
 			*end = e;
-			return 1;
+			return WHOLE;
 		}
 	}
-	found = file_find(fd, head == 1 ? h.body_start - 1 : start, size, "\nFrom ", 6, &next);
+	found = file_find(fd, head == HEAD_WHOLE ? h.body_start - 1 : start, size,
+			  "\nFrom ", 6, &next);
 	if (found < 0)
 		return found;
-	if (found) {
-		*end = next + 1;
-		return head == 1 ? 1 : 2;
-	}
-	*end = size;
-	return head == 1 && ends_with_lf(fd, size);
+	*end = found ? next + 1 : size;
+	if (head == HEAD_NONE)
+		return !found && from_prefix_at(fd, start, size) ? TORN : SKIP;
+	if (found)
+		return WHOLE;
+	if (head == HEAD_CUT || (h.has_length && e > size))
+		return TORN;
+	return WHOLE;
 }
 
 static int read_header(struct mbindex *ix, struct header *hd)
@@ -328,12 +335,12 @@ int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
 		rc = message_end(mbox_fd, pos, size, &end);
 		if (rc < 0)
 			return rc;
-		if (rc == 0) {
+		if (rc == TORN) {
 			if ((rc = cut_torn_tail(mbox_fd, pos)) < 0)
 				return rc;
 			break;
 		}
-		if (rc == 2)
+		if (rc == SKIP)
 			continue;
 		batch[n++] = pos;
 		if (n == READ_MAX) {

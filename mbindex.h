@@ -24,8 +24,10 @@ struct mbox_head {
 	uint64_t length;	/* its value */
 };
 
-/* Read the message at start (file size size): 1 when its header block is
-   complete, 0 when the file ends inside it or start holds no "From " line. */
+enum { HEAD_WHOLE = 1, HEAD_CUT, HEAD_NONE };
+/* Read the message at start (file size size): HEAD_WHOLE when its header
+   block is complete, HEAD_CUT when the file ends inside it, HEAD_NONE when
+   start holds no "From " line; or -errno. */
 int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h);
 
 /* Find needle in fd between from and size: 1 and *at, 0 when absent, -errno. */

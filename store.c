@@ -212,6 +212,18 @@ static int by_address(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Keep one of each address in a sorted list: a mailbox locked twice by one
+   process would wait for itself. */
+static size_t drop_repeats(const char **sorted, size_t n)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (kept == 0 || strcmp(sorted[kept - 1], sorted[i]) != 0)
+			sorted[kept++] = sorted[i];
+	return kept;
+}
+
 /* Lock every mailbox, in address order so that deliveries never deadlock. */
 static int open_boxes(struct store *st, struct box *boxes, size_t n)
 {
@@ -260,6 +272,7 @@ int store_deliver(struct store *st, const struct envelope *e,
 		goto out;
 	memcpy(sorted, recipients, n * sizeof *sorted);
 	qsort(sorted, n, sizeof *sorted, by_address);
+	n = drop_repeats(sorted, n);
 	for (size_t i = 0; i < n; i++) {
 		boxes[i].address = sorted[i];
 		boxes[i].fd = boxes[i].ix.fd = -1;
@@ -389,9 +402,9 @@ int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m)
 	char last;
 	int rc = mbindex_locate(&mb->ix, id, &start, &end);
 
-	if (rc == 0)
-		rc = mbox_read_head(mb->fd, start, end, &h);
-	if (rc == -ESTALE || rc == 0) {
+	if (rc == 0 && (rc = mbox_read_head(mb->fd, start, end, &h)) > 0 && rc != HEAD_WHOLE)
+		rc = -ESTALE;
+	if (rc == -ESTALE) {
 		if ((rc = rebuild_index(mb)) < 0)
 			return rc;
 		return store_message(mb, id, m);
