@@ -159,17 +159,6 @@ int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
 	return HEAD_WHOLE;
 }
 
-/* Is there a "From " line at off (or the end of the file)? */
-static int boundary_at(int fd, uint64_t off, uint64_t size)
-{
-	char five[5];
-
-	if (off == size)
-		return 1;
-	return off + 5 <= size && pread_full(fd, five, 5, off) == 0 &&
-	       memcmp(five, "From ", 5) == 0;
-}
-
 /* Are the octets from start to the end of the file the first few of "From "? */
 static int from_prefix_at(int fd, uint64_t start, uint64_t size)
 {
@@ -177,6 +166,17 @@ static int from_prefix_at(int fd, uint64_t start, uint64_t size)
 
 	return size - start < 5 && pread_full(fd, few, (size_t)(size - start), start) == 0 &&
 	       memcmp(few, "From ", (size_t)(size - start)) == 0;
+}
+
+/* Can a message start at off: a "From " line, the end of the file, or the
+   first octets of "From " that a cut-short append left at the end? */
+static int boundary_at(int fd, uint64_t off, uint64_t size)
+{
+	char five[5];
+
+	if (off + 5 > size)
+		return off <= size && from_prefix_at(fd, off, size);
+	return pread_full(fd, five, 5, off) == 0 && memcmp(five, "From ", 5) == 0;
 }
 
 enum { TORN, WHOLE, SKIP };
