@@ -1,0 +1,53 @@
+"""A tiny run of the benchmark's parts, so they cannot rot: the load generator
+in each mode against a real listener, and the floor handler under
+systemd-socket-activate. The figures themselves come from `make bench`."""
+import os
+import re
+import subprocess
+
+from support import ServerTest, free_port, mailbox_file, parse_mbox, read_bytes
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LOADGEN = os.environ.get("LOADGEN", os.path.join(TOP, "build", "bench", "loadgen"))
+FLOOR = os.environ.get("FLOOR", os.path.join(TOP, "build", "bench", "floor"))
+
+
+def figures(out):
+    return dict(kv.split("=", 1) for kv in out.split())
+
+
+class BenchSmoke(ServerTest):
+    def loadgen(self, port, *args):
+        r = subprocess.run([LOADGEN, "-T", "30"] + list(args) + ["127.0.0.1", str(port)],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, "loadgen failed: %s %s" % (r.stdout, r.stderr))
+        return figures(r.stdout)
+
+    def test_loadgen_modes_against_the_listener(self):
+        d = self.mkdir()
+        server, port = self.start_listener(d)
+        f = self.loadgen(port, "-c", "2", "-n", "12")
+        self.assertEqual((f["ok"], f["failed"]), ("12", "0"))
+        stored = parse_mbox(read_bytes(mailbox_file(d, "bench@test.com")))
+        self.assertEqual(len(stored), 12, "every 200 is a stored message")
+        f = self.loadgen(port, "-m", "get", "-c", "1", "-n", "2", "-r", "5", "-x", "12")
+        self.assertEqual((f["ok"], f["requests"]), ("2", "10"))
+        self.assertEqual(int(f["lines"]), 10 * 18, "From, Date and 16 text lines each")
+        f = self.loadgen(port, "-m", "list", "-c", "1", "-n", "1", "-r", "3")
+        self.assertEqual(f["lines"], "36")
+        bad = subprocess.run([LOADGEN, "-m", "get", "-n", "1", "-x", "13", "127.0.0.1", str(port)],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(bad.returncode, 1, "a 401 counts as a failed session")
+        self.assertIn("failed=1", bad.stdout)
+
+    def test_floor_under_socket_activation(self):
+        d = self.mkdir()
+        port = free_port()
+        act = self.spawn([], argv=["systemd-socket-activate", "--inetd", "-a",
+                                   "-l", "127.0.0.1:%d" % port, FLOOR, d], new_session=True)
+        self.wait_connectable(port)
+        f = self.loadgen(port, "-c", "2", "-n", "6")
+        self.assertEqual((f["ok"], f["failed"]), ("6", "0"))
+        with open(os.path.join(d, "floor.txt"), "rb") as fl:
+            self.assertEqual(len(re.findall(rb"^aaaa", fl.read(), re.M)), 6)
+        act.kill()
