@@ -96,6 +96,18 @@ static int split_spec(const char *spec, char *host, size_t hsize, const char **p
 	return 0;
 }
 
+int listen_spec_valid(const char *spec)
+{
+	char host[256], *end;
+	const char *port;
+	unsigned long n;
+
+	if (split_spec(spec, host, sizeof host, &port) < 0 || *port < '0' || *port > '9')
+		return 0;
+	n = strtoul(port, &end, 10);
+	return *end == '\0' && n >= 1 && n <= 65535;
+}
+
 static int bind_one(const struct addrinfo *ai)
 {
 	int one = 1;

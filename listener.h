@@ -11,6 +11,9 @@ typedef int (*serve_fn)(void *ctx, int fd, const char *peer);
 /* 1 when systemd passed us sockets ($LISTEN_FDS for this process). */
 int listener_has_systemd_sockets(void);
 
+/* 1 when spec is "[address:]port" with a port from 1 to 65535. */
+int listen_spec_valid(const char *spec);
+
 /* Listen on spec ("[address:]port"; NULL for systemd's sockets only) and
    serve until SIGTERM: the exit status. */
 int listener_run(const char *spec, unsigned max_sessions, serve_fn serve, void *ctx);

@@ -114,7 +114,11 @@ static void parse_options(struct server *sv, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "d:l:c:s:r:t:e:w:AD:n:hV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'd': sv->mailbox_dir = optarg; break;
-		case 'l': sv->listen = optarg; break;
+		case 'l':
+			if (!listen_spec_valid(optarg))
+				die_usage("-l wants [address:]port, the port from 1 to 65535", optarg);
+			sv->listen = optarg;
+			break;
 		case 'c': sv->max_sessions = (unsigned)number("-c", optarg, 1, 100000); break;
 		case 's': sv->cfg.max_message = number("-s", optarg, 1, 1ULL << 40); break;
 		case 'r': sv->cfg.max_recipients = (unsigned)number("-r", optarg, 1, 100000); break;

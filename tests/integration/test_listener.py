@@ -1,0 +1,144 @@
+"""test_listener.py: mysmtpd -l [ADDR:]PORT (PROTOCOL.md section 5, listening)."""
+
+import re
+import signal
+import socket
+import struct
+import time
+
+from support import (DATA_PROMPT, SEED_BODY, SEED_LOG, SLOW, STORED,
+                     ServerTest, is_subsequence, mailbox_file, read_bytes, seed_session)
+
+PREFIX_RE = re.compile(r"^\[(\d+)\] (.*)$")
+
+
+class Listener(ServerTest):
+    def stop(self, server):
+        """SIGTERM with no session open: the server exits 0."""
+        server.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(server.wait(), 0, "exit status after SIGTERM (99 = ASan, 98 = UBSan)")
+
+    def test_two_concurrent_clients(self):
+        d = self.mkdir()
+        server, port = self.start_listener(d)
+        a = self.tcp_session(port)
+        b = self.tcp_session(port)
+        for line in ("HELO test.com", "MAIL FROM: john@test.com", "RCPT TO: david@test.com"):
+            self.ok(a, line)
+            self.ok(b, line)
+        self.assertEqual(a.cmd("DATA"), DATA_PROMPT)
+        self.assertEqual(b.cmd("DATA"), DATA_PROMPT)
+        a.send(b"Hello David,\r\n")
+        b.send(b"Hello David,\r\n")
+        a.send(b"Hope you are doing well.\r\n")
+        b.send(b"Hope you are doing well.\r\n")
+        self.assertEqual(a.cmd("."), STORED)
+        self.assertEqual(b.cmd("."), STORED)
+        for c, n in ((a, 1), (b, 2)):
+            r, entries = c.list("david@test.com")
+            self.assertEqual(r, "200 OK")
+            self.assertEqual([(e[0], e[1]) for e in entries], [(1, "john@test.com"), (2, "john@test.com")])
+            r, sender, date, text = c.get_mail("david@test.com", n)
+            self.assertEqual((r, sender, text), ("200 OK", "john@test.com", SEED_BODY))
+        self.quit(a)
+        self.quit(b)
+        self.check_mbox(d, "david@test.com", [SEED_BODY, SEED_BODY], sender="john@test.com",
+                        helo="test.com", peer="127.0.0.1")
+        self.stop(server)
+
+    def test_seed_session_then_log_order(self):
+        d = self.mkdir()
+        server, port = self.start_listener(d)
+        c = self.tcp_session(port)
+        seed_session(self, c)
+        server.wait_log(r"Client disconnected\.$")
+        self.stop(server)
+        lines = server.log_lines()
+        self.assertTrue(lines, "no log lines")
+        self.assertIn(lines[0], ("Listening on port %d..." % port,
+                                 "[%d] Listening on port %d..." % (server.pid, port)),
+                      "first log line")
+        parsed = []
+        for l in lines[1:]:
+            m = PREFIX_RE.match(l)
+            parsed.append((int(m.group(1)), m.group(2)) if m else (None, l))
+        msgs = [m for _, m in parsed]
+        self.assertTrue(is_subsequence(["Client connected: 127.0.0.1"] + SEED_LOG, msgs),
+                        "log lines missing or out of order:\n%s" % "\n".join(lines))
+        pids = {p for p, m in parsed if m in SEED_LOG or m.startswith("Client connected")}
+        self.assertEqual(len(pids), 1, "one session's lines carry one [pid]: %s" % lines)
+        self.assertNotIn(None, pids, "session lines carry a [pid] prefix: %s" % lines)
+
+    def test_max_sessions(self):
+        d = self.mkdir()
+        server, port = self.start_listener(d, ["-c", "1"])
+        a = self.tcp_session(port)
+        self.ok(a, "HELO test.com")
+        b = self.tcp_session(port, greet=False)
+        self.assertEqual(b.reply(), "500 SERVER ERROR too many connections")
+        b.expect_eof()
+        self.ok(a, "NOOP")
+        self.quit(a)
+        # Once the first session is gone, a new one is served (the parent reaps
+        # its child asynchronously: poll).
+        deadline = time.monotonic() + 5 * SLOW
+        while True:
+            c = self.tcp_session(port, greet=False)
+            g = c.reply()
+            if g.startswith("200 "):
+                break
+            self.assertEqual(g, "500 SERVER ERROR too many connections")
+            c.close()
+            self.assertLess(time.monotonic(), deadline, "slot never freed after QUIT")
+            time.sleep(0.05)
+        seed_session(self, c)
+        self.stop(server)
+
+    def test_sigterm_lets_open_session_finish(self):
+        d = self.mkdir()
+        server, port = self.start_listener(d)
+        a = self.tcp_session(port)
+        self.ok(a, "HELO test.com")
+        self.ok(a, "MAIL FROM: john@test.com")
+        self.ok(a, "RCPT TO: david@test.com")
+        self.assertEqual(a.cmd("DATA"), DATA_PROMPT)
+        a.send(b"Hello David,\r\n")
+        server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5 * SLOW
+        refused = False
+        while time.monotonic() < deadline:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=1)
+                s.close()
+            except ConnectionRefusedError:
+                refused = True
+                break
+            except OSError:
+                pass
+            time.sleep(0.02)
+        self.assertTrue(refused, "connections still accepted after SIGTERM")
+        self.assertIsNone(server.proc.poll(), "server exited with a session open")
+        a.send(b"Hope you are doing well.\r\n")
+        self.assertEqual(a.cmd("."), STORED)
+        r, entries = a.list("david@test.com")
+        self.assertEqual((r, len(entries)), ("200 OK", 1))
+        self.quit(a)
+        self.assertEqual(server.wait(5 * SLOW), 0, "exit status after SIGTERM and the last session")
+        self.check_mbox(d, "david@test.com", [SEED_BODY], sender="john@test.com", peer="127.0.0.1")
+
+    def test_client_vanishes_mid_message(self):
+        d = self.mkdir()
+        server, port = self.start_listener(d)
+        a = self.tcp_session(port)
+        self.ok(a, "HELO test.com")
+        self.ok(a, "MAIL FROM: john@test.com")
+        self.ok(a, "RCPT TO: v@test.com")
+        self.assertEqual(a.cmd("DATA"), DATA_PROMPT)
+        a.send(b"half of it\r\n")
+        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+        a.close()
+        b = self.tcp_session(port)
+        seed_session(self, b)
+        server.wait_log(r"Client disconnected\.$")
+        self.assertFalse(read_bytes(mailbox_file(d, "v@test.com")), "half a message stored")
+        self.stop(server)
