@@ -12,7 +12,7 @@ PORT     ?= 2525
 HOST     ?= 127.0.0.1
 
 BUILD_PKGS = gcc make pkg-config libsystemd-dev libedit-dev
-TEST_PKGS  = python3 tmux systemd
+TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc
 
 # The server: one idea per file (see README.md, "Source map").
 SERVER_SRCS = mysmtpd.c listener.c log.c protocol.c io.c address.c data.c \
@@ -25,7 +25,7 @@ EDIT_LIBS  = -ledit
 
 ALL_CFLAGS = $(WARN) $(HARDEN) $(SD_CFLAGS) $(CFLAGS)
 
-.PHONY: all deps test-deps rs rc check clean asan
+.PHONY: all deps test-deps rs rc check clean asan bench
 all: mysmtpd mysmtp mysmtp_server mysmtp_client
 
 deps:
@@ -76,9 +76,88 @@ rs: mysmtpd
 rc: mysmtp
 	./mysmtp $(HOST) $(PORT)
 
+# The benchmark: see bench/run for what it measures and README.md for figures.
+build/bench/loadgen: bench/loadgen.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -pthread $(LDHARDEN) -o $@ $<
+
+build/bench/floor: bench/floor.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $<
+
+bench: mysmtpd build/bench/loadgen build/bench/floor | test-deps
+	bench/run
+
 # Every test, against the normal build and then against the sanitized one.
-check: all build/unit asan | test-deps
+check: all build/unit asan build/bench/loadgen build/bench/floor | test-deps
 	tests/run plain asan
 
 clean:
 	rm -rf build mysmtpd mysmtp mysmtp_server mysmtp_client
+
+# ---------------------------------------------------------------------------
+# Installing: make install [PREFIX=/usr/local] [DESTDIR=staging-dir]
+# The server goes to sbin, the client to bin; the systemd units, the
+# sysusers.d file and the xinetd entry get the real paths in place of
+# @SBINDIR@, @BINDIR@ and @STATEDIR@. The store is STATEDIR, which is what
+# the units' StateDirectory=mysmtp makes, so it stays under /var/lib whatever
+# PREFIX is. With DESTDIR empty (a real install) the system user mysmtp is
+# created and made the owner of the store; a staged install leaves that to
+# the package (it ships the sysusers.d file for it).
+# make uninstall removes the same files, and the store only if it is empty.
+
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+XINETDDIR   ?= /etc/xinetd.d
+STATEDIR    ?= /var/lib/mysmtp
+
+UNITS = mysmtp.socket mysmtp@.service mysmtp-listener.socket mysmtp-listener.service
+SUBST = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+        -e 's|@STATEDIR@|$(STATEDIR)|g'
+INSTALLED = $(SBINDIR)/mysmtpd $(BINDIR)/mysmtp \
+            $(MANDIR)/man8/mysmtpd.8 $(MANDIR)/man1/mysmtp.1 \
+            $(UNITS:%=$(UNITDIR)/%) $(SYSUSERSDIR)/mysmtp.conf $(XINETDDIR)/mysmtp
+
+.PHONY: install uninstall
+install: mysmtpd mysmtp
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(XINETDDIR)
+	install -m 0755 mysmtpd $(DESTDIR)$(SBINDIR)/mysmtpd
+	install -m 0755 mysmtp $(DESTDIR)$(BINDIR)/mysmtp
+	install -m 0644 man/mysmtpd.8 $(DESTDIR)$(MANDIR)/man8/mysmtpd.8
+	install -m 0644 man/mysmtp.1 $(DESTDIR)$(MANDIR)/man1/mysmtp.1
+	for u in $(UNITS); do \
+		sed $(SUBST) systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	sed $(SUBST) systemd/mysmtp.sysusers > $(DESTDIR)$(SYSUSERSDIR)/mysmtp.conf
+	chmod 0644 $(DESTDIR)$(SYSUSERSDIR)/mysmtp.conf
+	sed $(SUBST) xinetd/mysmtp > $(DESTDIR)$(XINETDDIR)/mysmtp
+	chmod 0644 $(DESTDIR)$(XINETDDIR)/mysmtp
+	install -d -m 0700 $(DESTDIR)$(STATEDIR)
+	@if [ -z "$(DESTDIR)" ]; then \
+		set -e; \
+		if ! getent passwd mysmtp > /dev/null; then \
+			if command -v systemd-sysusers > /dev/null; then \
+				systemd-sysusers $(SYSUSERSDIR)/mysmtp.conf; \
+			else \
+				useradd --system --user-group --home-dir $(STATEDIR) \
+					--no-create-home --shell /usr/sbin/nologin mysmtp; \
+			fi; \
+		fi; \
+		chown mysmtp:mysmtp $(STATEDIR); \
+		chmod 0700 $(STATEDIR); \
+		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	fi
+
+uninstall:
+	rm -f $(INSTALLED:%=$(DESTDIR)%)
+	@if [ -d $(DESTDIR)$(STATEDIR) ] && ! rmdir $(DESTDIR)$(STATEDIR) 2> /dev/null; then \
+		echo "uninstall: kept $(DESTDIR)$(STATEDIR): it holds mail"; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
