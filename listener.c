@@ -316,6 +316,7 @@ static int serve_forever(int *fds, int nfds, unsigned max_sessions, serve_fn ser
 	}
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
+	active = reap(active, 0);
 	systemd_notify(sd, "STOPPING=1");
 	log_line("Stopping: waiting for %u session(s) to finish.", active);
 	reap(active, 1);

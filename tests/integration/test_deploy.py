@@ -317,6 +317,12 @@ class Deploy(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="mysmtp-deploy-")
         os.chmod(cls.tmp, 0o755)        # the unprivileged server reaches its store
+        # A copy of the server the unprivileged user can run wherever the
+        # checkout is (a clone under /root is out of its reach).
+        cls.server = os.path.join(cls.tmp, "mysmtpd")
+        if os.path.isfile(SERVER):
+            shutil.copy(SERVER, cls.server)
+            os.chmod(cls.server, 0o755)
         cls.dest = os.path.join(cls.tmp, "dest")
         cls.install = make("install", "DESTDIR=" + cls.dest, "PREFIX=" + PREFIX)
 
@@ -371,7 +377,7 @@ class Deploy(unittest.TestCase):
         state = "/var/lib/" + unit["Service"]["StateDirectory"][0]
         self.assertEqual(state, STATEDIR)
         self.assertIn(state, argv, "%s passes its StateDirectory as the store" % unit_name)
-        return [SERVER] + [store if a == state else a for a in argv[1:]]
+        return [self.server] + [store if a == state else a for a in argv[1:]]
 
     def check_store(self, store, n, owner=None):
         path = os.path.join(store, "david@test.com.txt")
@@ -526,7 +532,9 @@ class Deploy(unittest.TestCase):
         self.assertEqual(first.cmd("NOOP"), "200 OK")
         seed_session(self, port, 2)
         act.proc.send_signal(signal.SIGTERM)
-        act.wait_log(r"Stopping: waiting for 1 session")
+        # The first session is open; the second may not be reaped yet if its
+        # exit and the SIGTERM cross.
+        act.wait_log(r"Stopping: waiting for [12] session")
         self.assertEqual(first.cmd("NOOP"), "200 OK", "the open session goes on after SIGTERM")
         self.assertEqual(first.cmd("QUIT"), "200 Goodbye")
         self.assertEqual(act.wait(), 0, "exit status after SIGTERM")
@@ -557,7 +565,7 @@ class Deploy(unittest.TestCase):
         store = self.store(who)
         port = free_port()
         for name, value in (("disable", "no"), ("port", str(port)), ("bind", "127.0.0.1"),
-                            ("user", who[2]), ("group", who[3]), ("server", SERVER),
+                            ("user", who[2]), ("group", who[3]), ("server", self.server),
                             ("server_args", "-d " + store)):
             entry = set_xinetd_attr(entry, name, value)
         env = " ".join("%s=%s" % (n, os.environ[n]) for n in sanitizer_env_names())
