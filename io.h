@@ -30,7 +30,12 @@ uint64_t io_now_ms(void);
 void writer_init(struct writer *w, int fd, unsigned timeout_ms);
 void writer_put(struct writer *w, const char *data, size_t len);
 int writer_flush(struct writer *w);
+/* Write all of data, retrying short writes and EINTR: 0 or -errno. */
 int write_full(int fd, const void *data, size_t len);
+/* Read exactly len octets at off: 0, -ENODATA when the file ends first, or -errno. */
+int pread_full(int fd, void *buf, size_t len, uint64_t off);
+/* Write all of buf at off: 0 or -errno. */
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
 void reader_init(struct reader *r, int fd, struct writer *flush_first);
 /* Wait until the buffer holds unread bytes: 1 when it does, 0 at end of input,

@@ -46,45 +46,6 @@ static uint64_t entry_check(uint64_t position, uint64_t offset)
 	return mix(offset ^ mix(position + 0x9e3779b97f4a7c15ULL));
 }
 
-/* pread exactly len octets: 0, -ENODATA when the file is shorter, -errno. */
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 int file_find(int fd, uint64_t from, uint64_t size, const char *needle,
 	      size_t nlen, uint64_t *at)
 {
