@@ -1,0 +1,295 @@
+"""test_faults.py: fault injection on the store (PROTOCOL.md sections 2 and 4:
+all-or-nothing delivery; a failed delivery leaves every mailbox as it was).
+
+The server runs with tests/faults/shim.c preloaded (build/faults/shim.so,
+or $FAULT_SHIM), which makes the Nth write, writev, pwrite, fsync,
+fdatasync, ftruncate, rename or open(at) on a file under the store fail. A
+clean delivery first counts the calls; then the delivery is made once for
+every N, with the store put back as it was before each. Whatever N and the
+fault, the reply is 500 and every mailbox file is byte for byte as it was,
+or the reply is 200 and each recipient's mailbox holds exactly the new
+message more; a fault that the server must retry (EINTR or a short write, on
+a write) gives 200. LIST and GET_MAIL then agree with the files.
+"""
+
+import os
+import re
+import subprocess
+import time
+
+from support import (SANITIZER_MARKS, SERVER, SLOW, STORED, TOP, ServerTest, parse_mbox,
+                     read_bytes)
+
+SHIM = os.environ.get("FAULT_SHIM") or os.path.join(TOP, "build", "faults", "shim.so")
+WRITES = "write,writev,pwrite"
+STORE_FAILED = "500 SERVER ERROR the store failed"
+NO_STORE = "500 SERVER ERROR mailbox directory unavailable"
+SPOOL_FAILED = "500 SERVER ERROR cannot hold the message"
+FAILED = (STORE_FAILED, NO_STORE, SPOOL_FAILED)
+# ENOSPC, EIO and EINTR on every kind of call; a short write, and a short
+# write followed by ENOSPC (a disk filling mid-write), on the write calls.
+# Last, two faults in a row (EIO,EIO): the second may hit the truncate that
+# takes a failed copy back, which no server can then do, so what is asked
+# there is what a kill -9 must leave: earlier messages untouched, the new
+# one whole or absent, and the next delivery clears any torn tail.
+SWEEPS = [("all", "ENOSPC"), ("all", "EIO"), ("all", "EINTR"),
+          (WRITES, "SHORT"), (WRITES, "SHORT,ENOSPC"), ("all", "EIO,EIO")]
+RETRIED = {"SHORT"}          # these (and EINTR on a write) must be retried: 200 only
+DOUBLE = {"EIO,EIO"}
+
+
+def preload():
+    """LD_PRELOAD for the server: the shim, after libasan for a sanitized build."""
+    libs = [SHIM]
+    out = subprocess.run(["ldd", SERVER], capture_output=True, text=True).stdout
+    m = re.search(r"(\S*libasan\.so\S*) => (\S+)", out)
+    if m:
+        libs.insert(0, m.group(2))
+    return " ".join(libs)
+
+
+def session_input(rcpts, lines, helo="test.com", sender="f@test.com"):
+    s = b"HELO %s\r\nMAIL FROM: %s\r\n" % (helo.encode(), sender.encode())
+    s += b"".join(b"RCPT TO: %s\r\n" % r.encode() for r in rcpts)
+    s += b"DATA\r\n" + b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n" for l in lines)
+    return s + b".\r\nQUIT\r\n"
+
+
+class Scenario:
+    """A store holding some mailboxes, and one delivery to make onto it."""
+
+    def __init__(self, name, existing, rcpts, lines):
+        self.name, self.existing, self.rcpts, self.lines = name, existing, rcpts, lines
+
+
+BIG = [b"%05d big line " % i + b"b" * 1000 for i in range(70)]     # > 64 KiB: spooled to a file
+SCENARIOS = [
+    Scenario("one recipient, existing mailbox", ["a@test.com"], ["a@test.com"],
+             [b"new message", b"From the shim", b".dot"]),
+    Scenario("one recipient, new mailbox", ["a@test.com"], ["n@test.com"], [b"to a new box"]),
+    Scenario("three recipients, one new", ["a@test.com", "b@test.com"],
+             ["b@test.com", "n@test.com", "a@test.com"], [b"for three", b"", b"From x"]),
+    Scenario("big message, two recipients", ["a@test.com"], ["n@test.com", "a@test.com"], BIG),
+]
+
+
+class Faults(ServerTest):
+    def setUp(self):
+        super().setUp()
+        self.assertTrue(os.path.isfile(SHIM), "fault shim %s missing (make build/faults/shim.so)" % SHIM)
+        self.preload = preload()
+        self.runs = 0
+        self.torn = 0           # double faults that left something to mend
+        self.calls_seen = {}    # scenario -> {kinds: calls counted in a clean delivery}
+
+    # -- running the server
+    def run_server(self, d, data, fault=None, report=None):
+        """One piped session; (stdout text, exit status, stderr bytes)."""
+        env = dict(os.environ)
+        if fault is not None:
+            kinds, at, mode = fault
+            env.update(LD_PRELOAD=self.preload, FAULT_DIR=d, FAULT_CALLS=kinds,
+                       FAULT_AT=str(at), FAULT_MODE=mode, FAULT_REPORT=report)
+        p = subprocess.run([SERVER, "-d", d, "-n", "test.host", "-w", "5"], input=data,
+                           capture_output=True, env=env, timeout=30 * SLOW)
+        self.runs += 1
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, p.stderr, "sanitizer report (fault %r): %r" % (fault, p.stderr[:2000]))
+        return p.stdout.decode("latin-1"), p.returncode, p.stderr
+
+    def count_calls(self, d, data, kinds):
+        """Counted calls of a clean run: (number, [kinds in order])."""
+        report = os.path.join(self.root, "report")
+        if os.path.exists(report):
+            os.unlink(report)
+        out, rc, _ = self.run_server(d, data, (kinds, 0, ""), report)
+        self.assertEqual(rc, 0)
+        self.assertIn(STORED, out)
+        m = re.match(r"calls (\d+) fired 0 kinds (\S*)$", read_bytes(report).decode().strip())
+        self.assertTrue(m, "shim report %r" % read_bytes(report))
+        return int(m.group(1)), m.group(2).split(",") if m.group(2) else []
+
+    def delivery_reply(self, out):
+        lines = out.split("\r\n")
+        if lines and lines[0] == NO_STORE:
+            return NO_STORE
+        for l in lines:
+            if l == STORED or l.startswith("500 "):
+                return l
+        return None
+
+    # -- the store before and after
+    def snapshot(self, d):
+        return {f: read_bytes(os.path.join(d, f)) for f in sorted(os.listdir(d))}
+
+    def restore(self, d, snap):
+        """Put every file back as it was, in place (same inode), and remove new ones."""
+        for f in os.listdir(d):
+            if f not in snap:
+                os.unlink(os.path.join(d, f))
+        for f, data in snap.items():
+            with open(os.path.join(d, f), "r+b" if os.path.exists(os.path.join(d, f)) else "wb") as fh:
+                fh.write(data)
+                fh.truncate()
+
+    def check_outcome(self, d, sc, snap, reply, what):
+        """500 and every mailbox as before, or 200 and each recipient one message more."""
+        names = sorted(os.listdir(d))
+        stray = [f for f in names if not f.endswith((".txt", ".idx"))]
+        self.assertEqual(stray, [], "%s: stray files" % what)
+        boxes = {f for f in names if f.endswith(".txt")} | {f for f in snap if f.endswith(".txt")}
+        rcpt_files = {r + ".txt" for r in sc.rcpts}
+        for f in sorted(boxes):
+            before, after = snap.get(f), read_bytes(os.path.join(d, f))
+            if reply == STORED and f in rcpt_files:
+                old = before or b""
+                self.assertTrue(after is not None and after.startswith(old),
+                                "%s: %s lost its earlier messages" % (what, f))
+                msgs = parse_mbox(after[len(old):], f)
+                self.assertEqual(len(msgs), 1, "%s: %s holds %d new messages" % (what, f, len(msgs)))
+                self.assertEqual(msgs[0].text_lines(), sc.lines, "%s: new message in %s" % (what, f))
+                self.assertEqual(msgs[0].header("to"), f[:-4])
+            else:
+                self.assertEqual(after, before, "%s (reply %r): %s changed" % (what, reply, f))
+
+    def check_torn_at_most(self, d, sc, snap, what):
+        """After a 500 with a second fault: earlier messages untouched; a
+        clean delivery next leaves, after them, the failed message whole or
+        not at all, then the new one."""
+        left = 0
+        for f, before in snap.items():
+            if f.endswith(".txt"):
+                after = read_bytes(os.path.join(d, f))
+                self.assertTrue(after is not None and after.startswith(before),
+                                "%s: earlier messages of %s touched" % (what, f))
+                left += after != before
+        self.torn += left > 0
+        marker = [b"after the double fault"]
+        out, rc, _ = self.run_server(d, session_input(sc.rcpts, marker))
+        self.assertIn(STORED, out, "%s: the next delivery" % what)
+        for r in sc.rcpts:
+            after = read_bytes(os.path.join(d, r + ".txt"))
+            old = snap.get(r + ".txt") or b""
+            msgs = parse_mbox(after[len(old):], r)
+            texts = [m.text_lines() for m in msgs]
+            self.assertIn(texts, ([marker], [sc.lines, marker]),
+                          "%s: %s after the next delivery" % (what, r))
+
+    def check_read_back(self, d, sc, snap, reply, what):
+        """LIST and GET_MAIL (no faults) see exactly the messages of the files."""
+        data = b"HELO test.com\r\n"
+        want = {}
+        for r in sorted(set(sc.rcpts) | set(sc.existing)):
+            old = snap.get(r + ".txt")
+            n = len(parse_mbox(old)) if old else 0
+            if reply == STORED and r in sc.rcpts:
+                n += 1
+            want[r] = n
+            data += b"LIST %s\r\n" % r.encode()
+        data += b"QUIT\r\n"
+        out, rc, _ = self.run_server(d, data)
+        self.assertEqual(rc, 0)
+        got, cur, lines = {}, None, out.split("\r\n")
+        addrs = iter(sorted(want))
+        for l in lines[2:]:
+            if cur is None:
+                cur = next(addrs, None)
+                if cur is None:
+                    break
+                got[cur] = 0 if l == "200 OK" else -1
+                if l != "200 OK":
+                    cur = None
+            elif l == ".":
+                cur = None
+            else:
+                got[cur] += 1
+        for r, n in want.items():
+            self.assertEqual(got.get(r, -1) if n else max(got.get(r, 0), 0), n,
+                             "%s: LIST %s after the fault (reply %r): %r" % (what, r, reply, out[:300]))
+
+    # -- the sweep
+    def prepare(self, sc):
+        d = self.mkdir("store-" + re.sub(r"\W+", "-", sc.name))
+        for i, r in enumerate(sc.existing):
+            for k in range(2):
+                out, rc, _ = self.run_server(d, session_input([r], [b"earlier %d to %s" % (k, r.encode()),
+                                                                    b"From before"]))
+                self.assertIn(STORED, out)
+        return d
+
+    def sweep(self, sc):
+        """Every N, every fault: returns (number of runs, {reply: count})."""
+        d = self.prepare(sc)
+        data = session_input(sc.rcpts, sc.lines)
+        snap = self.snapshot(d)
+        self.check_read_back(d, sc, snap, None, sc.name + ": as prepared")
+        report = os.path.join(self.root, "report")
+        tried, replies = 0, {}
+        for kinds, mode in SWEEPS:
+            self.restore(d, snap)
+            calls, kind_of = self.count_calls(d, data, kinds)
+            self.assertGreater(calls, 0, "no %s calls seen under the store: the shim misses them" % kinds)
+            self.calls_seen.setdefault(sc.name, {})[kinds] = calls
+            for n in range(1, calls + 1):
+                what = "%s: %s at call %d of %d (%s)" % (sc.name, mode, n, calls, kinds)
+                self.restore(d, snap)
+                if os.path.exists(report):
+                    os.unlink(report)
+                out, rc, _ = self.run_server(d, data, (kinds, n, mode), report)
+                self.assertRegex(read_bytes(report).decode(), r"fired [1-9]", what)
+                reply = self.delivery_reply(out)
+                self.assertIn(reply, (STORED,) + FAILED, "%s: reply %r" % (what, out[-300:]))
+                self.assertEqual(rc, 75 if reply == NO_STORE else 0, "%s: exit status" % what)
+                if mode in RETRIED or (mode == "EINTR" and kind_of[n - 1] in WRITES.split(",")):
+                    self.assertEqual(reply, STORED, "%s: a retryable fault was not retried" % what)
+                if mode in DOUBLE and reply != STORED:
+                    self.check_torn_at_most(d, sc, snap, what)
+                else:
+                    self.check_outcome(d, sc, snap, reply, what)
+                    if reply == STORED or self.snapshot(d) != snap:   # else: as prepared
+                        self.check_read_back(d, sc, snap, reply, what)
+                replies[(mode, reply[:3])] = replies.get((mode, reply[:3]), 0) + 1
+                tried += 1
+        return tried, replies
+
+    def test_shim_sees_the_store_calls(self):
+        """The interposition hits the real binary: opens (__openat_2 in a
+        _FORTIFY_SOURCE build), writes, fdatasync and the index's pwrites."""
+        d = self.prepare(SCENARIOS[2])
+        n, kinds = self.count_calls(d, session_input(["a@test.com", "z@test.com"], [b"x"]), "all")
+        for k in ("open", "write", "fdatasync", "fsync", "pwrite"):
+            self.assertIn(k, kinds, "no %s call seen under the store (saw %s)" % (k, kinds))
+        # and a fault on the first open of a mailbox does reach the server
+        calls, kinds = self.count_calls(d, session_input(["a@test.com"], [b"x"]), "open")
+        report = os.path.join(self.root, "r2")
+        out, rc, _ = self.run_server(d, session_input(["a@test.com"], [b"x"]), ("open", 2, "EIO"), report)
+        self.assertEqual(self.delivery_reply(out), STORE_FAILED)
+
+    def test_unopenable_index_leaves_no_new_mailbox(self):
+        """A delivery that made a new mailbox and then cannot open its index
+        (here a directory stands where the index goes) answers 500 and takes
+        the new mailbox back: LIST still says 401, as before."""
+        d = self.mkdir()
+        os.mkdir(os.path.join(d, "n@test.com.idx"))
+        out, rc, _ = self.run_server(d, session_input(["a@test.com", "n@test.com"], [b"x"]))
+        self.assertEqual(self.delivery_reply(out), STORE_FAILED)
+        self.assertEqual(sorted(os.listdir(d)), ["n@test.com.idx"],
+                         "files left by a delivery that failed")
+        out, rc, _ = self.run_server(d, b"HELO test.com\r\nLIST n@test.com\r\nQUIT\r\n")
+        self.assertIn("\r\n401 ", out)
+
+    def test_every_fault_at_every_call(self):
+        t0 = time.monotonic()
+        total, summary = 0, {}
+        for sc in SCENARIOS:
+            with self.subTest(scenario=sc.name):
+                n, replies = self.sweep(sc)
+                total += n
+                for k, v in replies.items():
+                    summary[k] = summary.get(k, 0) + v
+        figures = ", ".join("%s->%s x%d" % (m, r, c) for (m, r), c in sorted(summary.items()))
+        figures += "; calls per delivery (all/writes): " + ", ".join(
+            "%d/%d" % (v["all"], v[WRITES]) for v in self.calls_seen.values())
+        print("[%d faulted deliveries, %d server runs in %.1fs: %s; %d double faults left a tail"
+              " the next delivery mended]" % (total, self.runs, time.monotonic() - t0, figures,
+                                               self.torn), end=" ", flush=True)
