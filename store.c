@@ -164,6 +164,8 @@ static int open_locked(struct store *st, const char *address, int writable,
 			}
 			if (ix->fd >= 0)
 				close(ix->fd);
+			if (*created)	/* ours and still locked: take it back */
+				unlinkat(st->dirfd, name, 0);
 		}
 		close(fd);
 		if (rc != -ESTALE)
