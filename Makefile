@@ -12,13 +12,15 @@ PORT     ?= 2525
 HOST     ?= 127.0.0.1
 
 BUILD_PKGS = gcc make pkg-config libsystemd-dev libedit-dev
-TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc
+TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-14-dev \
+             curl swaks
 
 # The server: one idea per file (see README.md, "Source map").
-SERVER_SRCS = mysmtpd.c listener.c log.c protocol.c io.c address.c data.c \
-              spool.c mboxrd.c store.c mbindex.c
+SERVER_SRCS = mysmtpd.c listener.c log.c protocol.c smtp.c smtparg.c rfc5322.c \
+              transaction.c io.c address.c data.c spool.c mboxrd.c store.c mbindex.c
 CLIENT_SRCS = mysmtp.c
-UNIT_SRCS   = tests/unit/unit.c address.c data.c mboxrd.c spool.c io.c
+UNIT_SRCS   = tests/unit/unit.c address.c data.c mboxrd.c spool.c io.c smtparg.c \
+              rfc5322.c
 
 SD_CFLAGS  = $(shell pkg-config --cflags libsystemd 2>/dev/null)
 EDIT_LIBS  = -ledit
@@ -89,16 +91,51 @@ bench: mysmtpd build/bench/loadgen build/bench/floor | test-deps
 	bench/run
 
 # Every test, against the normal build and then against the sanitized one.
-check: all build/unit asan build/bench/loadgen build/bench/floor | test-deps
+check: all build/unit asan build/bench/loadgen build/bench/floor hardening | test-deps
 	tests/run plain asan
 
 clean:
 	rm -rf build mysmtpd mysmtp mysmtp_server mysmtp_client
 
 # ---------------------------------------------------------------------------
+# Hardening (doc/HARDENING.md): libFuzzer harnesses over a whole session and
+# over address -> mailbox file (clang-14; libFuzzer is in libclang-rt-14-dev),
+# and the LD_PRELOAD shim the fault-injection tests load into the server.
+# make check fuzzes each for 15 s (tests/fuzz/run, one test group);
+# make fuzz FUZZ_SECONDS=N fuzzes each for N seconds and keeps the corpus.
+
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 300
+FUZZ_FLAGS    = -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+                -fno-omit-frame-pointer
+FUZZ_SRCS     = $(filter-out mysmtpd.c listener.c log.c,$(SERVER_SRCS))
+FUZZERS       = build/fuzz/fuzz_session build/fuzz/fuzz_address
+FUZZ_OBJS     = $(FUZZ_SRCS:%.c=build/fuzz/obj/%.o)
+
+.PHONY: hardening fuzzers fuzz
+.SECONDARY: $(FUZZ_OBJS)
+hardening: fuzzers build/faults/shim.so
+
+fuzzers: $(FUZZERS)
+
+build/fuzz/obj/%.o: %.c $(wildcard *.h) | test-deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) | test-deps
+	$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^
+
+build/faults/shim.so: tests/faults/shim.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O2 -g -U_FORTIFY_SOURCE -fPIC -shared -o $@ $< -ldl
+
+fuzz: fuzzers
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_KEEP=1 tests/fuzz/run
+
+# ---------------------------------------------------------------------------
 # Installing: make install [PREFIX=/usr/local] [DESTDIR=staging-dir]
 # The server goes to sbin, the client to bin; the systemd units, the
-# sysusers.d file and the xinetd entry get the real paths in place of
+# sysusers.d file and the xinetd entries get the real paths in place of
 # @SBINDIR@, @BINDIR@ and @STATEDIR@. The store is STATEDIR, which is what
 # the units' StateDirectory=mysmtp makes, so it stays under /var/lib whatever
 # PREFIX is. With DESTDIR empty (a real install) the system user mysmtp is
@@ -115,12 +152,14 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 XINETDDIR   ?= /etc/xinetd.d
 STATEDIR    ?= /var/lib/mysmtp
 
-UNITS = mysmtp.socket mysmtp@.service mysmtp-listener.socket mysmtp-listener.service
+UNITS = mysmtp.socket mysmtp@.service mysmtp-listener.socket mysmtp-listener.service \
+        mysmtp-smtp.socket mysmtp-smtp@.service
+XINETD = mysmtp mysmtp-smtp
 SUBST = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
         -e 's|@STATEDIR@|$(STATEDIR)|g'
 INSTALLED = $(SBINDIR)/mysmtpd $(BINDIR)/mysmtp \
             $(MANDIR)/man8/mysmtpd.8 $(MANDIR)/man1/mysmtp.1 \
-            $(UNITS:%=$(UNITDIR)/%) $(SYSUSERSDIR)/mysmtp.conf $(XINETDDIR)/mysmtp
+            $(UNITS:%=$(UNITDIR)/%) $(SYSUSERSDIR)/mysmtp.conf $(XINETD:%=$(XINETDDIR)/%)
 
 .PHONY: install uninstall
 install: mysmtpd mysmtp
@@ -137,8 +176,10 @@ install: mysmtpd mysmtp
 	done
 	sed $(SUBST) systemd/mysmtp.sysusers > $(DESTDIR)$(SYSUSERSDIR)/mysmtp.conf
 	chmod 0644 $(DESTDIR)$(SYSUSERSDIR)/mysmtp.conf
-	sed $(SUBST) xinetd/mysmtp > $(DESTDIR)$(XINETDDIR)/mysmtp
-	chmod 0644 $(DESTDIR)$(XINETDDIR)/mysmtp
+	for x in $(XINETD); do \
+		sed $(SUBST) xinetd/$$x > $(DESTDIR)$(XINETDDIR)/$$x && \
+		chmod 0644 $(DESTDIR)$(XINETDDIR)/$$x || exit 1; \
+	done
 	install -d -m 0700 $(DESTDIR)$(STATEDIR)
 	@if [ -z "$(DESTDIR)" ]; then \
 		set -e; \

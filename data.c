@@ -1,6 +1,9 @@
 /* data.c: the DATA phase as a byte-level state machine. It never mistakes
    "\0." or " ." for the end, keeps a lone CR as data, and holds at most one
-   octet back between calls, so a message of any size takes constant memory. */
+   octet back between calls, so a message of any size takes constant memory.
+   Strict framing (SMTP mode) also keeps a bare LF as data, flagged, and
+   starts a line only after CRLF, so "\n.\n", "\r\n.\n" and "\n.\r\n" never
+   end the message. */
 #include "data.h"
 
 enum {
@@ -16,12 +19,20 @@ void data_rx_init(struct data_rx *d, uint64_t max_size, data_out out, void *ctx)
 	d->state = AT_LINE_START;
 	d->done = 0;
 	d->has_nul = 0;
+	d->strict = 0;
+	d->bare_lf = 0;
 	d->size = 0;
 	d->lines = 0;
 	d->max_size = max_size;
 	d->olen = 0;
 	d->out = out;
 	d->ctx = ctx;
+}
+
+void data_rx_init_strict(struct data_rx *d, uint64_t max_size, data_out out, void *ctx)
+{
+	data_rx_init(d, max_size, out, ctx);
+	d->strict = 1;
 }
 
 static void flush(struct data_rx *d)
@@ -43,15 +54,23 @@ static void put(struct data_rx *d, char c)
 	d->obuf[d->olen++] = c;
 }
 
+/* The end of a line: LF, or (strict) CRLF. */
+static void end_line(struct data_rx *d)
+{
+	put(d, '\n');
+	d->state = AT_LINE_START;
+}
+
 /* An octet inside a line, after any leading dot was dealt with. */
 static void in_line(struct data_rx *d, char c)
 {
 	if (c == '\r') {
 		d->state = AFTER_CR;
-	} else if (c == '\n') {
-		put(d, '\n');
-		d->state = AT_LINE_START;
+	} else if (c == '\n' && !d->strict) {
+		end_line(d);
 	} else {
+		if (c == '\n')
+			d->bare_lf = 1;	/* data, and the line goes on */
 		put(d, c);
 		d->state = IN_LINE;
 	}
@@ -74,7 +93,7 @@ size_t data_rx_feed(struct data_rx *d, const char *in, size_t len)
 				in_line(d, c);
 			break;
 		case AFTER_DOT:
-			if (c == '\n')
+			if (c == '\n' && !d->strict)
 				d->done = 1;
 			else if (c == '\r')
 				d->state = AFTER_DOT_CR;
@@ -91,7 +110,7 @@ size_t data_rx_feed(struct data_rx *d, const char *in, size_t len)
 			break;
 		case AFTER_CR:
 			if (c == '\n') {
-				in_line(d, c);
+				end_line(d);
 			} else {
 				put(d, '\r');
 				if (c != '\r')

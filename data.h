@@ -1,6 +1,8 @@
 /* data.h: the DATA phase as a byte-level state machine (PROTOCOL.md sections 1-2):
    lines end at LF (a CR right before it is dropped), a line "." ends the
-   message, a leading dot is removed. Output is the text with LF line ends. */
+   message, a leading dot is removed. Output is the text with LF line ends.
+   The strict variant (SMTP mode, RFC 5321 section 4.1.1.4) ends lines only at
+   CRLF: a bare LF is data that it flags, and only CRLF "." CRLF ends. */
 #ifndef MYSMTP_DATA_H
 #define MYSMTP_DATA_H
 
@@ -13,6 +15,8 @@ struct data_rx {
 	int state;
 	int done;		/* the final "." line was seen */
 	int has_nul;		/* the text holds a NUL octet */
+	int strict;		/* lines end only at CRLF */
+	int bare_lf;		/* strict: the text holds an LF without a CR before it */
 	uint64_t size;		/* octets of text, one per line end */
 	uint64_t lines;		/* complete lines read, the final one included */
 	uint64_t max_size;	/* past it, text is counted but no longer passed on */
@@ -23,6 +27,8 @@ struct data_rx {
 };
 
 void data_rx_init(struct data_rx *d, uint64_t max_size, data_out out, void *ctx);
+/* The same, for strict framing. */
+void data_rx_init_strict(struct data_rx *d, uint64_t max_size, data_out out, void *ctx);
 /* Consume input up to the end of the message: the number of octets used. */
 size_t data_rx_feed(struct data_rx *d, const char *in, size_t len);
 

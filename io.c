@@ -210,8 +210,16 @@ static int reader_skip_line(struct reader *r, uint64_t deadline_ms)
 
 int reader_line(struct reader *r, char *line, size_t max, uint64_t deadline_ms)
 {
+	int crlf;
+
+	return reader_line_crlf(r, line, max, deadline_ms, &crlf);
+}
+
+int reader_line_crlf(struct reader *r, char *line, size_t max, uint64_t deadline_ms, int *crlf)
+{
 	size_t len = 0;
 
+	*crlf = 0;
 	for (;;) {
 		int rc = reader_fill(r, deadline_ms);
 		size_t avail, take;
@@ -236,7 +244,8 @@ int reader_line(struct reader *r, char *line, size_t max, uint64_t deadline_ms)
 		r->start += take;
 		if (lf) {
 			r->start++;
-			if (len > 0 && line[len - 1] == '\r')
+			*crlf = len > 0 && line[len - 1] == '\r';
+			if (*crlf)
 				len--;
 			line[len] = '\0';
 			return (int)len;

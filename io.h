@@ -46,6 +46,8 @@ int reader_fill(struct reader *r, uint64_t deadline_ms);
    line end (the rest is skipped up to the LF, never buffered); -ENODATA at end
    of input; -ETIMEDOUT or another -errno. */
 int reader_line(struct reader *r, char *line, size_t max, uint64_t deadline_ms);
+/* The same, and *crlf says how the line ended: 1 CRLF, 0 a bare LF. */
+int reader_line_crlf(struct reader *r, char *line, size_t max, uint64_t deadline_ms, int *crlf);
 
 /* The unread bytes in the buffer, and using them up. */
 static inline const char *reader_data(const struct reader *r, size_t *len)

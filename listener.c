@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #define MAX_LISTEN 16
-#define TOO_MANY "500 SERVER ERROR too many connections\r\n"
 
 struct systemd {
 	void *lib;
@@ -254,20 +253,20 @@ static void run_child(int conn, int *fds, int nfds, serve_fn serve, void *ctx)
 	_exit(serve(ctx, conn, peer));
 }
 
-static void refuse(int conn)
+static void refuse(int conn, const char *busy)
 {
 	char peer[NI_MAXHOST];
 
 	peer_of(conn, peer, sizeof peer);
 	log_line("Too many connections; refused %s", peer);
-	if (send(conn, TOO_MANY, sizeof TOO_MANY - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+	if (send(conn, busy, strlen(busy), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_line("Cannot tell %s: %s", peer, strerror(errno));
 	close(conn);
 }
 
 /* Accept on every ready socket; returns the number of sessions running. */
 static unsigned accept_ready(struct pollfd *p, int *fds, int nfds, unsigned active,
-			     unsigned max_sessions, serve_fn serve, void *ctx)
+			     unsigned max_sessions, const char *busy, serve_fn serve, void *ctx)
 {
 	for (int i = 0; i < nfds; i++) {
 		int conn;
@@ -278,15 +277,17 @@ static unsigned accept_ready(struct pollfd *p, int *fds, int nfds, unsigned acti
 		conn = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC);
 		if (conn < 0)
 			continue;
+		if (active >= max_sessions)	/* SIGCHLD may wait behind this accept */
+			active = reap(active, 0);
 		if (active >= max_sessions) {
-			refuse(conn);
+			refuse(conn, busy);
 			continue;
 		}
 		pid = fork();
 		if (pid == 0)
 			run_child(conn, fds, nfds, serve, ctx);
 		if (pid < 0)
-			refuse(conn);
+			refuse(conn, busy);
 		else
 			active++;
 		close(conn);
@@ -294,8 +295,8 @@ static unsigned accept_ready(struct pollfd *p, int *fds, int nfds, unsigned acti
 	return active;
 }
 
-static int serve_forever(int *fds, int nfds, unsigned max_sessions, serve_fn serve,
-			 void *ctx, const struct systemd *sd)
+static int serve_forever(int *fds, int nfds, unsigned max_sessions, const char *busy,
+			 serve_fn serve, void *ctx, const struct systemd *sd)
 {
 	struct pollfd p[MAX_LISTEN];
 	unsigned active = 0;
@@ -308,7 +309,7 @@ static int serve_forever(int *fds, int nfds, unsigned max_sessions, serve_fn ser
 		for (int i = 0; i < nfds; i++)
 			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
 		if (ppoll(p, (nfds_t)nfds, NULL, &during_poll) > 0)
-			active = accept_ready(p, fds, nfds, active, max_sessions, serve, ctx);
+			active = accept_ready(p, fds, nfds, active, max_sessions, busy, serve, ctx);
 		if (got_child) {
 			got_child = 0;
 			active = reap(active, 0);
@@ -324,7 +325,8 @@ static int serve_forever(int *fds, int nfds, unsigned max_sessions, serve_fn ser
 	return 0;
 }
 
-int listener_run(const char *spec, unsigned max_sessions, serve_fn serve, void *ctx)
+int listener_run(const char *spec, unsigned max_sessions, const char *busy,
+		 serve_fn serve, void *ctx)
 {
 	struct systemd sd;
 	int fds[MAX_LISTEN], nfds;
@@ -345,5 +347,5 @@ int listener_run(const char *spec, unsigned max_sessions, serve_fn serve, void *
 	}
 	if (nfds <= 0)
 		return EX_OSERR;
-	return serve_forever(fds, nfds, max_sessions, serve, ctx, &sd);
+	return serve_forever(fds, nfds, max_sessions, busy, serve, ctx, &sd);
 }

@@ -15,8 +15,10 @@ int listener_has_systemd_sockets(void);
 int listen_spec_valid(const char *spec);
 
 /* Listen on spec ("[address:]port"; NULL for systemd's sockets only) and
-   serve until SIGTERM: the exit status. */
-int listener_run(const char *spec, unsigned max_sessions, serve_fn serve, void *ctx);
+   serve until SIGTERM: the exit status. A connection past max_sessions is
+   sent the line busy (with its CRLF) and closed. */
+int listener_run(const char *spec, unsigned max_sessions, const char *busy,
+		 serve_fn serve, void *ctx);
 
 /* The numeric address of a connected socket's peer, or "local". */
 void peer_of(int fd, char *out, size_t size);

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "mbindex.h"
 #include "io.h"
+#include "mboxrd.h"
 
 #include <errno.h>
 #include <string.h>
@@ -86,6 +87,39 @@ static int find_length(const char *head, size_t len, uint64_t *value)
 	return digits > 0 && p < end && *p == '\n';
 }
 
+/* The header line "NAME<digits>" at *off in head[0..len): 1, with its value
+   and *off moved past its LF; else 0. */
+static int field_number(const char *head, size_t len, size_t *off, const char *name,
+			uint64_t *value)
+{
+	size_t nlen = strlen(name), i;
+	int digits = 0;
+
+	if (len - *off < nlen || memcmp(head + *off, name, nlen) != 0)
+		return 0;
+	*value = 0;
+	for (i = *off + nlen; i < len && head[i] >= '0' && head[i] <= '9' && digits < 18; i++, digits++)
+		*value = *value * 10 + (uint64_t)(head[i] - '0');
+	if (digits == 0 || i >= len || head[i] != '\n')
+		return 0;
+	*off = i + 1;
+	return 1;
+}
+
+/* The first two header lines of an SMTP-mode record, at off: MBOXRD_PREPENDED
+   N, then Content-Length. 1 when both are there, with h->length and
+   h->text_start (start + the end of the first line + N) set; else 0. */
+static int read_prepended(const char *head, size_t len, size_t off, uint64_t start,
+			  struct mbox_head *h)
+{
+	uint64_t n;
+
+	if (!field_number(head, len, &off, MBOXRD_PREPENDED, &n))
+		return 0;
+	h->text_start = start + off + n;
+	return field_number(head, len, &off, "Content-Length: ", &h->length);
+}
+
 int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
 {
 	char head[HEAD_READ];
@@ -107,12 +141,15 @@ int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
 	memcpy(h->from_line, head, h->from_len);
 	h->from_line[h->from_len] = '\0';
 	h->has_length = 0;
+	h->prepended = lf && read_prepended(head, len, (size_t)(lf - head) + 1, start, h);
 	blank = memmem(head, len, "\n\n", 2);
 	if (blank) {
 		h->body_start = start + (uint64_t)(blank - head) + 2;
-		h->has_length = find_length(head, (size_t)(blank - head) + 1, &h->length);
+		h->has_length = h->prepended ||
+				find_length(head, (size_t)(blank - head) + 1, &h->length);
 		return HEAD_WHOLE;
 	}
+	h->has_length = h->prepended;
 	rc = file_find(fd, start, size, "\n\n", 2, &at);
 	if (rc <= 0)
 		return rc < 0 ? rc : HEAD_CUT;

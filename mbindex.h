@@ -22,12 +22,15 @@ struct mbox_head {
 	uint64_t body_start;	/* offset of the text after the blank line */
 	int has_length;		/* a Content-Length header was read */
 	uint64_t length;	/* its value */
+	int prepended;		/* an SMTP-mode record (MBOXRD_PREPENDED, mboxrd.h) */
+	uint64_t text_start;	/* then: where the message as sent begins */
 };
 
 enum { HEAD_WHOLE = 1, HEAD_CUT, HEAD_NONE };
 /* Read the message at start (file size size): HEAD_WHOLE when its header
    block is complete, HEAD_CUT when the file ends inside it, HEAD_NONE when
-   start holds no "From " line; or -errno. */
+   start holds no "From " line; or -errno. The Content-Length of an SMTP-mode
+   record is read from its fixed place, however long its header section. */
 int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h);
 
 /* Find needle in fd between from and size: 1 and *at, 0 when absent, -errno. */

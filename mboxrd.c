@@ -3,6 +3,7 @@
 #include "mboxrd.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,16 +81,86 @@ void from_quoter_finish(struct from_quoter *q)
 	q->matched = 0;
 }
 
-int mboxrd_header(char *buf, size_t size, const struct envelope *e,
-		  const char *recipient, uint64_t body_len)
+/* The delivery time as a "From " line wants it and as RFC 5322 does. */
+static int format_dates(time_t when, char ctime_line[32], char rfc_date[64])
 {
-	char ctime_line[32], rfc_date[64];
 	struct tm tm;
+
+	if (!localtime_r(&when, &tm) ||
+	    !strftime(ctime_line, 32, "%a %b %e %H:%M:%S %Y", &tm) ||
+	    !strftime(rfc_date, 64, "%a, %d %b %Y %H:%M:%S %z", &tm))
+		return -EINVAL;
+	return 0;
+}
+
+/* snprintf at buf + *len, moving *len on: 0, or -ENOSPC when it would not fit. */
+static int append(char *buf, size_t size, size_t *len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int append(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
 	int n;
 
-	if (!localtime_r(&e->when, &tm) ||
-	    !strftime(ctime_line, sizeof ctime_line, "%a %b %e %H:%M:%S %Y", &tm) ||
-	    !strftime(rfc_date, sizeof rfc_date, "%a, %d %b %Y %H:%M:%S %z", &tm))
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *len, size - *len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size - *len)
+		return -ENOSPC;
+	*len += (size_t)n;
+	return 0;
+}
+
+/* The header lines an SMTP record puts after MBOXRD_PREPENDED: length or -ENOSPC. */
+static int smtp_prepended(char *buf, size_t size, const struct envelope *e,
+			  const char *recipient, uint64_t text_len, const char *rfc_date)
+{
+	size_t len = 0;
+
+	if (append(buf, size, &len,
+		   "Content-Length: %llu\n"
+		   "Return-Path: <%s>\n"
+		   "Received: from %s (%s)\n"
+		   "\tby %s (My_SMTP) with %s id %s\n"
+		   "\tfor <%s>; %s\n",
+		   (unsigned long long)(text_len - e->body_start), e->sender,
+		   e->helo, e->peer, e->hostname, e->esmtp ? "ESMTP" : "SMTP",
+		   e->message_id, recipient, rfc_date) < 0 ||
+	    (e->add_date && append(buf, size, &len, "Date: %s\n", rfc_date) < 0) ||
+	    (e->add_message_id &&
+	     append(buf, size, &len, "Message-ID: <%s>\n", e->message_id) < 0) ||
+	    (e->body_start == 0 && append(buf, size, &len, "\n") < 0))
+		return -ENOSPC;
+	return (int)len;
+}
+
+/* The header block of an SMTP record: the "From " line, MBOXRD_PREPENDED and
+   the lines it counts. */
+static int smtp_header(char *buf, size_t size, const struct envelope *e,
+		       const char *recipient, uint64_t text_len)
+{
+	char ctime_line[32], rfc_date[64], rest[MBOXRD_HEADER_MAX];
+	int len, n;
+
+	if (e->body_start > text_len || format_dates(e->when, ctime_line, rfc_date) < 0)
+		return -EINVAL;
+	len = smtp_prepended(rest, sizeof rest, e, recipient, text_len, rfc_date);
+	if (len < 0)
+		return len;
+	n = snprintf(buf, size, "From %s %s\n" MBOXRD_PREPENDED "%d\n%s",
+		     e->sender[0] ? e->sender : MBOXRD_NULL_SENDER, ctime_line, len, rest);
+	return n < 0 || (size_t)n >= size ? -ENOSPC : n;
+}
+
+int mboxrd_header(char *buf, size_t size, const struct envelope *e,
+		  const char *recipient, uint64_t text_len)
+{
+	char ctime_line[32], rfc_date[64];
+	int n;
+
+	if (e->kind == RECORD_SMTP)
+		return smtp_header(buf, size, e, recipient, text_len);
+	if (format_dates(e->when, ctime_line, rfc_date) < 0)
 		return -EINVAL;
 	n = snprintf(buf, size,
 		     "From %s %s\n"
@@ -106,7 +177,7 @@ int mboxrd_header(char *buf, size_t size, const struct envelope *e,
 		     e->sender, ctime_line, e->sender, e->helo, e->peer,
 		     e->hostname, e->message_id, recipient, rfc_date,
 		     e->sender, recipient, rfc_date, e->message_id,
-		     (unsigned long long)body_len);
+		     (unsigned long long)text_len);
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
 	return n;

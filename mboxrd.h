@@ -24,22 +24,43 @@ void from_quoter_init(struct from_quoter *q, int delta, mboxrd_out out, void *ct
 void from_quoter_feed(struct from_quoter *q, const char *data, size_t len);
 void from_quoter_finish(struct from_quoter *q);
 
+/* The two kinds of stored record. RECORD_MYSMTP: our header block, a blank
+   line, then the text of a My_SMTP DATA. RECORD_SMTP (SMTP mode): an RFC 5322
+   message as sent, its own header section included, with our header lines in
+   front of it; the first of them, MBOXRD_PREPENDED, says where it begins. */
+enum record_kind { RECORD_MYSMTP, RECORD_SMTP };
+
 /* What the header block of one stored copy says. */
 struct envelope {
-	const char *sender;	/* normalised address */
-	const char *helo;	/* the client's HELO id */
+	const char *sender;	/* normalised address; "" is SMTP's null reverse-path */
+	const char *helo;	/* the client's HELO (or EHLO) id */
 	const char *peer;	/* the client's address, or "local" */
 	const char *hostname;	/* this server's name */
 	const char *message_id;	/* without the angle brackets */
 	time_t when;
+	enum record_kind kind;
+	/* RECORD_SMTP only: */
+	int esmtp;		/* the client greeted with EHLO */
+	int add_date;		/* the message has no Date field: add one */
+	int add_message_id;	/* the message has no Message-ID field: add one */
+	uint64_t body_start;	/* octets of the stored text up to and with the empty
+				   line that ends its header section; 0 when it has
+				   none, and then our header block ends with one */
 };
 
-#define MBOXRD_HEADER_MAX 2048
+#define MBOXRD_HEADER_MAX 4096
+/* The first header line of a RECORD_SMTP record: "X-MySMTP-Prepended: N",
+   N the octets of the header lines that follow it up to the message as sent.
+   The next line is "Content-Length: L". */
+#define MBOXRD_PREPENDED "X-MySMTP-Prepended: "
+/* A null reverse-path is stored as this sender in the "From " line. */
+#define MBOXRD_NULL_SENDER "MAILER-DAEMON"
 
-/* Write the "From " line and header lines of one copy, ending with the blank
-   line, into buf: its length, or -ENOSPC when it would not fit. */
+/* Write the "From " line and header lines of one copy of text_len stored
+   octets, ending where the text begins (for RECORD_MYSMTP with the blank
+   line), into buf: its length, or -ENOSPC when it would not fit. */
 int mboxrd_header(char *buf, size_t size, const struct envelope *e,
-		  const char *recipient, uint64_t body_len);
+		  const char *recipient, uint64_t text_len);
 
 #define FROM_SENDER_MAX 320
 /* Read the sender and the day of delivery (DD-MM-YYYY) from a "From " line

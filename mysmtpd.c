@@ -1,12 +1,14 @@
 /* mysmtpd.c: the My_SMTP server. By default it serves one session on standard
    input and output (inetd, xinetd, systemd Accept=yes, a piped file); with -l,
    or given listening sockets by systemd, it listens and forks per connection.
+   With -S it speaks standard SMTP (smtp.c) instead of My_SMTP (protocol.c).
    Here are the options, the peer address, where logs go, and the exit codes. */
 #define _GNU_SOURCE
 #include "address.h"
 #include "listener.h"
 #include "log.h"
 #include "protocol.h"
+#include "smtp.h"
 #include "store.h"
 
 #include <errno.h>
@@ -33,6 +35,8 @@ struct server {
 	unsigned lock_timeout;
 	const char *domains[MAX_DOMAINS];
 	char hostname[256];
+	int smtp;		/* -S: standard SMTP */
+	char busy[320];		/* the line for a connection past -c */
 };
 
 static const char usage[] =
@@ -52,6 +56,8 @@ static const char usage[] =
 	"                             not only the HELO domain\n"
 	"  -D, --domain DOMAIN        accept RCPT TO only for DOMAIN (repeatable)\n"
 	"  -n, --hostname NAME        name in the greeting and headers [host name]\n"
+	"  -S, --smtp                 speak standard SMTP (RFC 5321) instead of My_SMTP,\n"
+	"                             for curl, swaks, smtplib, msmtp, Postfix\n"
 	"  -h, --help                 show this help\n"
 	"  -V, --version              show the version\n"
 	"\n"
@@ -70,6 +76,7 @@ static const struct option long_options[] = {
 	{ "any-domain", no_argument, NULL, 'A' },
 	{ "domain", required_argument, NULL, 'D' },
 	{ "hostname", required_argument, NULL, 'n' },
+	{ "smtp", no_argument, NULL, 'S' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -111,7 +118,7 @@ static void parse_options(struct server *sv, int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "d:l:c:s:r:t:e:w:AD:n:hV", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:c:s:r:t:e:w:AD:n:ShV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'd': sv->mailbox_dir = optarg; break;
 		case 'l':
@@ -138,6 +145,7 @@ static void parse_options(struct server *sv, int argc, char **argv)
 				die_usage("-n wants a host name", optarg);
 			snprintf(sv->hostname, sizeof sv->hostname, "%s", optarg);
 			break;
+		case 'S': sv->smtp = 1; break;
 		case 'h': fputs(usage, stdout); exit(0);
 		case 'V': puts("mysmtpd " VERSION); exit(0);
 		default: fputs(usage, stderr); exit(EX_USAGE);
@@ -182,7 +190,10 @@ static int serve(struct server *sv, int in, int out, const char *peer)
 	enum session_end end;
 
 	log_line("Client connected: %s", peer);
-	end = session_run(&sv->cfg, &sv->store, &env);
+	if (sv->smtp)
+		end = smtp_session_run(&sv->cfg, &sv->store, &env);
+	else
+		end = session_run(&sv->cfg, &sv->store, &env);
 	log_line(end == END_TIMEOUT ? "Client timed out; disconnected." : "Client disconnected.");
 	return end == END_IO ? EX_IOERR : 0;
 }
@@ -204,18 +215,32 @@ static int open_store(struct server *sv)
 static int run_inetd(struct server *sv)
 {
 	static const char unavailable[] = "500 SERVER ERROR mailbox directory unavailable\r\n";
+	static const char smtp_unavailable[] = "421 4.3.0 Error: mailbox directory unavailable\r\n";
+	const char *say = sv->smtp ? smtp_unavailable : unavailable;
 	char peer[NI_MAXHOST];
 
 	if (stderr_is_connection())
 		log_to_syslog();
 	if (open_store(sv) < 0) {
-		if (write(STDOUT_FILENO, unavailable, sizeof unavailable - 1) < 0)
+		if (write(STDOUT_FILENO, say, strlen(say)) < 0)
 			return EX_IOERR;
 		return EX_TEMPFAIL;
 	}
 	if (!peer_from_env(peer, sizeof peer))
 		peer_of(STDIN_FILENO, peer, sizeof peer);
 	return serve(sv, STDIN_FILENO, STDOUT_FILENO, peer);
+}
+
+/* What a connection past -c is told, in the protocol spoken. */
+static void set_busy_line(struct server *sv)
+{
+	int n = sv->smtp ?
+		snprintf(sv->busy, sizeof sv->busy, "421 4.7.0 %s Error: too many connections\r\n",
+			 sv->hostname) :
+		snprintf(sv->busy, sizeof sv->busy, "500 SERVER ERROR too many connections\r\n");
+
+	if (n < 0 || (size_t)n >= sizeof sv->busy)
+		snprintf(sv->busy, sizeof sv->busy, "%s\r\n", sv->smtp ? "421 4.7.0" : "500");
 }
 
 int main(int argc, char **argv)
@@ -235,11 +260,12 @@ int main(int argc, char **argv)
 	if (!sv.hostname[0])
 		default_hostname(sv.hostname, sizeof sv.hostname);
 	sv.cfg.hostname = sv.hostname;
+	set_busy_line(&sv);
 	if (sv.listen || (listener_has_systemd_sockets() &&
 			  !(fstat(STDIN_FILENO, &in) == 0 && S_ISSOCK(in.st_mode)))) {
 		if (open_store(&sv) < 0)
 			return EX_TEMPFAIL;
-		return listener_run(sv.listen, sv.max_sessions, serve_socket, &sv);
+		return listener_run(sv.listen, sv.max_sessions, sv.busy, serve_socket, &sv);
 	}
 	return run_inetd(&sv);
 }

@@ -7,6 +7,7 @@
 #include "data.h"
 #include "io.h"
 #include "mboxrd.h"
+#include "transaction.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -32,9 +33,7 @@ struct session {
 	uint64_t deadline;		/* for the next complete line */
 	unsigned long messages;		/* for Message-IDs */
 	char helo[256];
-	char sender[ADDRESS_MAX + 1];
-	char **rcpt;
-	size_t nrcpt;
+	struct transaction tx;
 };
 
 struct command {
@@ -97,25 +96,9 @@ static void time_out(struct session *s)
 
 static void reset_transaction(struct session *s)
 {
-	for (size_t i = 0; i < s->nrcpt; i++)
-		free(s->rcpt[i]);
-	s->nrcpt = 0;
-	s->sender[0] = '\0';
+	transaction_clear(&s->tx);
 	if (s->state > GREETED)
 		s->state = GREETED;
-}
-
-/* Skip leading blanks; cut trailing ones. */
-static char *trim(char *arg)
-{
-	size_t len;
-
-	while (*arg == ' ' || *arg == '\t')
-		arg++;
-	len = strlen(arg);
-	while (len > 0 && (arg[len - 1] == ' ' || arg[len - 1] == '\t'))
-		arg[--len] = '\0';
-	return arg;
 }
 
 /* "PREFIX address" or "PREFIX<address>", PREFIX matched without case. */
@@ -137,16 +120,6 @@ static int parse_prefixed_address(const char *arg, const char *prefix, char *out
 static int helo_domain_ok(const struct session *s, const char *address)
 {
 	return s->cfg->any_domain || address_in_domain(address, s->helo);
-}
-
-static int domain_served(const struct session *s, const char *address)
-{
-	if (s->cfg->ndomains == 0)
-		return 1;
-	for (size_t i = 0; i < s->cfg->ndomains; i++)
-		if (address_in_domain(address, s->cfg->domains[i]))
-			return 1;
-	return 0;
 }
 
 static void cmd_helo(struct session *s, char *arg)
@@ -173,35 +146,11 @@ static void cmd_mail(struct session *s, char *arg)
 	else if (!helo_domain_ok(s, address))
 		reply(s, 403, "sender not in the HELO domain");
 	else {
-		memcpy(s->sender, address, sizeof address);
+		memcpy(s->tx.sender, address, sizeof address);
 		s->state = IN_MAIL;
-		LOG(s, "MAIL FROM: %s", s->sender);
+		LOG(s, "MAIL FROM: %s", s->tx.sender);
 		reply(s, 200, "OK");
 	}
-}
-
-static int have_recipient(const struct session *s, const char *address)
-{
-	for (size_t i = 0; i < s->nrcpt; i++)
-		if (strcmp(s->rcpt[i], address) == 0)
-			return 1;
-	return 0;
-}
-
-static int add_recipient(struct session *s, const char *address)
-{
-	char **grown, *copy;
-
-	if (s->nrcpt % 16 == 0) {
-		grown = realloc(s->rcpt, (s->nrcpt + 16) * sizeof *grown);
-		if (!grown)
-			return -ENOMEM;
-		s->rcpt = grown;
-	}
-	if (!(copy = strdup(address)))
-		return -ENOMEM;
-	s->rcpt[s->nrcpt++] = copy;
-	return 0;
 }
 
 static void cmd_rcpt(struct session *s, char *arg)
@@ -210,13 +159,13 @@ static void cmd_rcpt(struct session *s, char *arg)
 
 	if (parse_prefixed_address(arg, "TO:", address) < 0)
 		reply(s, 400, "syntax: RCPT TO: <user@domain>");
-	else if (!domain_served(s, address))
+	else if (!domain_served(s->cfg, address))
 		reply(s, 403, "domain not served here");
-	else if (have_recipient(s, address))
+	else if (transaction_has(&s->tx, address))
 		reply(s, 200, "OK");
-	else if (s->nrcpt >= s->cfg->max_recipients)
+	else if (s->tx.nrcpt >= s->cfg->max_recipients)
 		reply(s, 403, "too many recipients");
-	else if (add_recipient(s, address) < 0)
+	else if (transaction_add(&s->tx, address) < 0)
 		reply(s, 500, "out of memory");
 	else {
 		s->state = IN_RCPT;
@@ -236,38 +185,28 @@ static int receive_text(struct session *s, struct data_rx *d)
 {
 	struct from_quoter q;
 
+	int rc;
+
 	spool_reset(&s->spool);
 	from_quoter_init(&q, +1, spool_sink, &s->spool);
 	data_rx_init(d, s->cfg->max_message, quoter_sink, &q);
-	while (!d->done) {
-		int rc = reader_fill(&s->in, s->deadline);
-		uint64_t lines = d->lines;
-		const char *p;
-		size_t len;
-
-		if (rc <= 0)
-			return rc == -ETIMEDOUT ? -ETIMEDOUT : -ENODATA;
-		p = reader_data(&s->in, &len);
-		reader_consume(&s->in, data_rx_feed(d, p, len));
-		if (d->lines != lines)
-			s->deadline = io_now_ms() + s->cfg->timeout * 1000ULL;
-	}
+	rc = receive_data(&s->in, d, &s->deadline, s->cfg->timeout);
 	from_quoter_finish(&q);
-	return 0;
+	return rc;
 }
 
 static void store_message_now(struct session *s)
 {
 	char id[128];
 	struct envelope e = {
-		.sender = s->sender, .helo = s->helo, .peer = s->env->peer,
+		.sender = s->tx.sender, .helo = s->helo, .peer = s->env->peer,
 		.hostname = s->cfg->hostname, .message_id = id, .when = time(NULL),
 	};
-	int n = snprintf(id, sizeof id, "%lld.%ld.%lu@%s", (long long)e.when,
-			 (long)getpid(), ++s->messages, s->cfg->hostname);
-	int rc = n < 0 || (size_t)n >= sizeof id ? -ENAMETOOLONG :
-		 store_deliver(s->store, &e, &s->spool,
-			       (const char *const *)s->rcpt, s->nrcpt);
+	int rc = make_message_id(id, sizeof id, e.when, ++s->messages, s->cfg->hostname);
+
+	if (rc == 0)
+		rc = store_deliver(s->store, &e, &s->spool,
+				   (const char *const *)s->tx.rcpt, s->tx.nrcpt);
 
 	if (rc < 0) {
 		LOG(s, "DATA received, store failed: %s", strerror(-rc));
@@ -539,7 +478,7 @@ static void run_command(struct session *s, char *line, size_t len)
 		return;
 	}
 	verb_len = strcspn(line, " \t");
-	arg = trim(line + verb_len);
+	arg = trim_blanks(line + verb_len);
 	for (c = commands; c->verb; c++)
 		if (strlen(c->verb) == verb_len && strncasecmp(line, c->verb, verb_len) == 0)
 			break;
@@ -590,8 +529,7 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 		read_command(&s);
 	if (writer_flush(&s.out) < 0 && s.end == END_QUIT)
 		s.end = END_IO;
-	reset_transaction(&s);
-	free(s.rcpt);
+	transaction_free(&s.tx);
 	spool_free(&s.spool);
 	return s.end;
 }

@@ -415,6 +415,8 @@ int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m)
 		return rc;
 	mboxrd_parse_from_line(h.from_line, h.from_len, m->sender, m->date);
 	m->text_start = h.body_start;
+	if (h.prepended && h.text_start <= h.body_start)
+		m->text_start = h.text_start;	/* SMTP mode: the message as sent */
 	if (h.has_length && h.body_start + h.length + 1 == end)
 		m->text_end = h.body_start + h.length;
 	else if (end > h.body_start && pread(mb->fd, &last, 1, (off_t)end - 1) == 1 && last == '\n')

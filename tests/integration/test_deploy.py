@@ -7,11 +7,12 @@
   rated at most 1.5 by `systemd-analyze security --offline=true`.
 - The installed units' own ExecStart command lines (their binary replaced
   by $MYSMTPD, the store by a temporary one) serve whole sessions over TCP:
-  the per-connection service under `systemd-socket-activate --inetd -a`,
-  the listener under `systemd-socket-activate` (LISTEN_FDS); as root, each
-  runs as an unprivileged user in a network namespace of its own, as
-  User= and PrivateNetwork=yes would have it.
-- A real xinetd, run in the foreground with the installed entry (port,
+  the per-connection services (My_SMTP, and standard SMTP with smtplib)
+  under `systemd-socket-activate --inetd -a`, the listener under
+  `systemd-socket-activate` (LISTEN_FDS); as root, each runs as an
+  unprivileged user in a network namespace of its own, as User= and
+  PrivateNetwork=yes would have it.
+- A real xinetd, run in the foreground with each installed entry (port,
   user and paths rewritten), serves a session whose log goes to syslog,
   never to the client.
 - The man pages render without warnings and name every option and exit
@@ -28,6 +29,7 @@ import select
 import shlex
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -53,12 +55,13 @@ SANITIZER_MARKS = (b"AddressSanitizer", b"LeakSanitizer",
 PREFIX = "/usr"
 UNITDIR = PREFIX + "/lib/systemd/system"
 STATEDIR = "/var/lib/mysmtp"
-SERVICES = ("mysmtp@.service", "mysmtp-listener.service")
+SERVICES = ("mysmtp@.service", "mysmtp-listener.service", "mysmtp-smtp@.service")
 UNITS = ("mysmtp.socket", "mysmtp@.service", "mysmtp-listener.socket",
-         "mysmtp-listener.service")
+         "mysmtp-listener.service", "mysmtp-smtp.socket", "mysmtp-smtp@.service")
 INSTALLED = [PREFIX + "/sbin/mysmtpd", PREFIX + "/bin/mysmtp",
              PREFIX + "/share/man/man8/mysmtpd.8", PREFIX + "/share/man/man1/mysmtp.1",
-             PREFIX + "/lib/sysusers.d/mysmtp.conf", "/etc/xinetd.d/mysmtp"] + \
+             PREFIX + "/lib/sysusers.d/mysmtp.conf", "/etc/xinetd.d/mysmtp",
+             "/etc/xinetd.d/mysmtp-smtp"] + \
             [UNITDIR + "/" + u for u in UNITS]
 MAX_EXPOSURE = 1.5
 
@@ -308,6 +311,18 @@ def seed_session(test, port, n_expected=1):
     return s
 
 
+SMTP_MESSAGE = (b"From: john@test.com\r\nTo: david@test.com\r\nSubject: hello\r\n\r\n"
+                b"Hello David,\r\nHope you are doing well.\r\n")
+
+
+def smtp_session(test, port):
+    """A standard SMTP delivery with Python's smtplib (EHLO test.com)."""
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="test.com", timeout=WAIT) as s:
+        test.assertEqual(s.ehlo()[0], 250)
+        test.assertTrue(s.has_extn("pipelining") and s.has_extn("size"))
+        test.assertEqual(s.sendmail("john@test.com", ["david@test.com"], SMTP_MESSAGE), {})
+
+
 # ---------------------------------------------------------------------------
 
 class Deploy(unittest.TestCase):
@@ -425,7 +440,17 @@ class Deploy(unittest.TestCase):
         lsvc = self.unit("mysmtp-listener.service")["Service"]
         self.assertEqual(lsvc["Type"], ["notify"])
         self.assertEqual(lsvc["NotifyAccess"], ["main"])
-        for name, s in (("mysmtp@.service", svc["Service"]), ("mysmtp-listener.service", lsvc)):
+        ssock = self.unit("mysmtp-smtp.socket")["Socket"]
+        self.assertEqual(ssock["ListenStream"], ["2526"], "standard SMTP beside 2525, not on 25")
+        self.assertEqual(ssock["Accept"], ["yes"])
+        self.assertIn("MaxConnections", ssock)
+        self.assertIn("MaxConnectionsPerSource", ssock)
+        ssvc = self.unit("mysmtp-smtp@.service")
+        self.assertEqual(ssvc["Service"]["StandardInput"], ["socket"])
+        self.assertEqual(ssvc["Unit"]["CollectMode"], ["inactive-or-failed"])
+        self.assertIn("-S", exec_start(ssvc), "the SMTP service runs mysmtpd -S")
+        for name, s in (("mysmtp@.service", svc["Service"]), ("mysmtp-listener.service", lsvc),
+                        ("mysmtp-smtp@.service", ssvc["Service"])):
             with self.subTest(unit=name):
                 self.assertEqual(s["User"], ["mysmtp"])
                 self.assertEqual(s["StateDirectory"], ["mysmtp"])
@@ -509,6 +534,23 @@ class Deploy(unittest.TestCase):
         self.assertEqual(log.count("Client disconnected.\n"), 2, log)
         self.check_store(store, 2, owner)
 
+    def test_smtp_per_connection_service(self):
+        """mysmtp-smtp@.service's ExecStart (mysmtpd -S), one per connection: two
+        deliveries with Python's smtplib into the same store as My_SMTP's."""
+        owner = unprivileged()
+        store = self.store(owner)
+        argv = sandbox_prefix() + self.command_line("mysmtp-smtp@.service", store)
+        act, port = self.activator(argv, accept=True)
+        smtp_session(self, port)
+        smtp_session(self, port)
+        deadline = time.monotonic() + WAIT
+        while act.log().count(b"Client disconnected.") < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        log = act.log().decode("latin-1")
+        self.assertEqual(log.count("EHLO received from test.com\n"), 2, log)
+        self.assertEqual(log.count("Client disconnected.\n"), 2, log)
+        self.check_store(store, 2, owner)
+
     def test_listener_service(self):
         """mysmtp-listener.service's ExecStart given the listening socket (LISTEN_FDS):
         it reports READY=1, serves sessions at once, and on SIGTERM (systemctl stop,
@@ -548,12 +590,30 @@ class Deploy(unittest.TestCase):
     def test_xinetd_entry(self):
         """The installed xinetd entry, under a real xinetd in the foreground: a whole
         session, the log in syslog (facility mail, ident mysmtpd), none of it to the client."""
+        self.run_xinetd("mysmtp", "2525", "", lambda port: seed_session(self, port, 1),
+                        ("Client connected: 127.0.0.1", "HELO received from test.com",
+                         "MAIL FROM: john@test.com", "RCPT TO: david@test.com",
+                         "DATA received, message stored.", "LIST david@test.com",
+                         "GET_MAIL david@test.com 1", "Client disconnected."))
+
+    def test_smtp_xinetd_entry(self):
+        """The installed standard SMTP entry (mysmtpd -S, port 2526) the same way,
+        with a delivery by Python's smtplib."""
+        self.run_xinetd("mysmtp-smtp", "2526", "-S ", lambda port: smtp_session(self, port),
+                        ("Client connected: 127.0.0.1", "EHLO received from test.com",
+                         "MAIL FROM: <john@test.com>", "RCPT TO: david@test.com",
+                         "DATA received, message stored.", "Client disconnected."))
+
+    def run_xinetd(self, service, port_number, options, session, wants):
+        """Check the installed entry for service, run it under xinetd (port, user,
+        store rewritten), run session(port), and find wants in its syslog lines."""
         self.assertTrue(os.access(XINETD, os.X_OK), "xinetd is not installed (Debian package xinetd)")
-        with open(self.staged("/etc/xinetd.d/mysmtp")) as f:
+        with open(self.staged("/etc/xinetd.d/" + service)) as f:
             entry = f.read()
         attrs = xinetd_attrs(entry)
         for name, value in (("socket_type", "stream"), ("wait", "no"), ("user", "mysmtp"),
-                            ("server", PREFIX + "/sbin/mysmtpd"), ("server_args", "-d " + STATEDIR)):
+                            ("port", port_number), ("server", PREFIX + "/sbin/mysmtpd"),
+                            ("server_args", options + "-d " + STATEDIR)):
             self.assertEqual(attrs.get(name), value, "xinetd attribute %s" % name)
         for name in ("instances", "per_source", "cps", "log_on_success", "log_on_failure"):
             self.assertIn(name, attrs, "xinetd attribute %s" % name)
@@ -566,7 +626,7 @@ class Deploy(unittest.TestCase):
         port = free_port()
         for name, value in (("disable", "no"), ("port", str(port)), ("bind", "127.0.0.1"),
                             ("user", who[2]), ("group", who[3]), ("server", self.server),
-                            ("server_args", "-d " + store)):
+                            ("server_args", options + "-d " + store)):
             entry = set_xinetd_attr(entry, name, value)
         env = " ".join("%s=%s" % (n, os.environ[n]) for n in sanitizer_env_names())
         if env:
@@ -595,16 +655,13 @@ class Deploy(unittest.TestCase):
                     lines.append(syslog.recv(65536).decode("latin-1"))
 
         wait_syslog(r"xinetd\[\d+\]: Started working")
-        seed_session(self, port, 1)
+        session(port)
         pid = re.search(r"mysmtpd\[(\d+)\]: Client disconnected\.$",
                         wait_syslog(r"mysmtpd\[\d+\]: Client disconnected\.$")).group(1)
-        wait_syslog(r"xinetd\[\d+\]: EXIT: mysmtp status=0 pid=%s" % pid)
+        wait_syslog(r"xinetd\[\d+\]: EXIT: %s status=0 pid=%s" % (re.escape(service), pid))
         ours = [l for l in lines if re.search(r"mysmtpd\[%s\]: " % pid, l)]
         texts = [l.split("mysmtpd[%s]: " % pid, 1)[1] for l in ours]
-        for want in ("Client connected: 127.0.0.1", "HELO received from test.com",
-                     "MAIL FROM: john@test.com", "RCPT TO: david@test.com",
-                     "DATA received, message stored.", "LIST david@test.com",
-                     "GET_MAIL david@test.com 1", "Client disconnected."):
+        for want in wants:
             self.assertIn(want, texts, "syslog lines of mysmtpd: %r" % texts)
         for l in ours:
             self.assertTrue(l.startswith("<22>"), "facility mail, level info: %r" % l)

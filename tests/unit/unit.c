@@ -1,13 +1,17 @@
 /* tests/unit/unit.c: unit tests for the parts of mysmtpd that are pure
-   functions: the address grammar, the DATA state machine, mboxrd quoting,
-   From-line parsing and the spool. Prints one line per test and
-   "N passed, N failed" last. */
+   functions: the address grammar, the DATA state machine (and its strict
+   variant), mboxrd quoting, From-line parsing, the header blocks, the spool,
+   and SMTP mode's argument parsing and header-section scan. Prints one line
+   per test and "N passed, N failed" last. */
 #define _GNU_SOURCE
 #include "../../address.h"
 #include "../../data.h"
 #include "../../mboxrd.h"
+#include "../../rfc5322.h"
+#include "../../smtparg.h"
 #include "../../spool.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,12 +139,15 @@ static void test_helo_and_domains(void)
 
 /* Feed input to a fresh data_rx in pieces of step octets. */
 static size_t feed(const char *in, size_t len, size_t step, struct buf *out,
-		   struct data_rx *d, uint64_t max)
+		   struct data_rx *d, uint64_t max, int strict)
 {
 	size_t used = 0;
 
 	out->len = 0;
-	data_rx_init(d, max, buf_out, out);
+	if (strict)
+		data_rx_init_strict(d, max, buf_out, out);
+	else
+		data_rx_init(d, max, buf_out, out);
 	while (used < len && !d->done) {
 		size_t n = len - used < step ? len - used : step;
 
@@ -149,25 +156,28 @@ static size_t feed(const char *in, size_t len, size_t step, struct buf *out,
 	return used;
 }
 
+/* strict: 0 lenient framing, 1 strict with no bare LF, 2 strict with one. */
 static int data_gives(const char *in, size_t len, const char *want, size_t want_len,
-		      size_t want_used)
+		      size_t want_used, int strict)
 {
 	struct data_rx d;
 	struct buf out;
 	static const size_t steps[] = { 1, 2, 3, 7, 100000 };
 
 	for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
-		size_t used = feed(in, len, steps[i], &out, &d, 1 << 20);
+		size_t used = feed(in, len, steps[i], &out, &d, 1 << 20, strict > 0);
 
 		if (!d.done || used != want_used || out.len != want_len ||
-		    memcmp(out.data, want, want_len) != 0)
+		    memcmp(out.data, want, want_len) != 0 || d.bare_lf != (strict == 2))
 			return 0;
 	}
 	return 1;
 }
 
 #define DATA_GIVES(in, want, used) \
-	data_gives(in, sizeof in - 1, want, sizeof want - 1, used)
+	data_gives(in, sizeof in - 1, want, sizeof want - 1, used, 0)
+#define STRICT_GIVES(in, want, used, bare) \
+	data_gives(in, sizeof in - 1, want, sizeof want - 1, used, 1 + (bare))
 
 static void test_data_framing(void)
 {
@@ -187,13 +197,28 @@ static void test_data_framing(void)
 	CHECK(DATA_GIVES("x\n.\r\r\n.\n", "x\n\r\n", 8));
 }
 
+static void test_data_strict(void)
+{
+	CHECK(STRICT_GIVES(".\r\n", "", 3, 0));
+	CHECK(STRICT_GIVES("a\r\nb\r\n.\r\nNEXT", "a\nb\n", 9, 0));
+	CHECK(STRICT_GIVES("..x\r\n.\r\n", ".x\n", 8, 0));
+	CHECK(STRICT_GIVES("a\r\r\n.\r\n", "a\r\n", 7, 0));
+	/* The smuggling variants are data; only CRLF "." CRLF ends. */
+	CHECK(STRICT_GIVES("a\n.\nb\r\n.\r\n", "a\n.\nb\n", 10, 1));
+	CHECK(STRICT_GIVES("a\r\n.\nb\r\n.\r\n", "a\n\nb\n", 11, 1));
+	CHECK(STRICT_GIVES("a\n.\r\nb\r\n.\r\n", "a\n.\nb\n", 11, 1));
+	CHECK(STRICT_GIVES("a\r.\rb\r\n.\r\n", "a\r.\rb\n", 10, 0));
+	CHECK(STRICT_GIVES("\r.\r\n.\r\n", "\r.\n", 7, 0));
+	CHECK(STRICT_GIVES("\n.\n.\r\n.\r\n", "\n.\n.\n", 9, 1));
+}
+
 static void test_data_limits(void)
 {
 	struct data_rx d;
 	struct buf out;
 	const char in[] = "12345\n67890\n\0\n.\n";
 
-	feed(in, sizeof in - 1, 4, &out, &d, 8);
+	feed(in, sizeof in - 1, 4, &out, &d, 8, 0);
 	CHECK(d.done);
 	CHECK(d.size == 14);
 	CHECK(d.has_nul);
@@ -278,6 +303,104 @@ static void test_header(void)
 	CHECK(mboxrd_header(buf, 40, &e, "d@e.f", 42) < 0);
 }
 
+/* The header block of an SMTP-mode record, and what its counts say. */
+static void test_smtp_header(void)
+{
+	struct envelope e = { .sender = "", .helo = "c.example", .peer = "127.0.0.1",
+			      .hostname = "h", .message_id = "1.2.3@h", .when = 0,
+			      .kind = RECORD_SMTP, .esmtp = 1, .body_start = 10,
+			      .add_date = 0, .add_message_id = 1 };
+	char buf[MBOXRD_HEADER_MAX], sender[FROM_SENDER_MAX + 1], date[11], *first, *rest;
+	int n = mboxrd_header(buf, sizeof buf, &e, "d@e.f", 52);
+
+	CHECK(n > 0 && buf[n - 1] == '\n' && buf[n - 2] != '\n');
+	first = strchr(buf, '\n') + 1;
+	CHECK(strncmp(first, MBOXRD_PREPENDED, strlen(MBOXRD_PREPENDED)) == 0);
+	rest = strchr(first, '\n') + 1;
+	CHECK(strtoul(first + strlen(MBOXRD_PREPENDED), NULL, 10) == (unsigned long)(buf + n - rest));
+	CHECK(strncmp(rest, "Content-Length: 42\nReturn-Path: <>\n", 35) == 0);
+	CHECK(strstr(buf, "with ESMTP id 1.2.3@h\n\tfor <d@e.f>; ") != NULL);
+	CHECK(strstr(buf, "\nMessage-ID: <1.2.3@h>\n") != NULL && !strstr(buf, "\nDate: "));
+	mboxrd_parse_from_line(buf, (size_t)(first - 1 - buf), sender, date);
+	CHECK(strcmp(sender, MBOXRD_NULL_SENDER) == 0);
+	e.body_start = 0;		/* no header section: ours ends with the blank line */
+	e.add_date = 1;
+	n = mboxrd_header(buf, sizeof buf, &e, "d@e.f", 52);
+	CHECK(n > 0 && buf[n - 1] == '\n' && buf[n - 2] == '\n');
+	CHECK(strstr(buf, "\nContent-Length: 52\n") && strstr(buf, "\nDate: "));
+	e.body_start = 53;
+	CHECK(mboxrd_header(buf, sizeof buf, &e, "d@e.f", 52) < 0);
+}
+
+/* Scan text in pieces of step octets, checking it passes through unchanged. */
+static void scan(const char *text, size_t step, struct msg_scan *m)
+{
+	struct buf out = { .len = 0 };
+	size_t len = strlen(text);
+
+	msg_scan_init(m, buf_out, &out);
+	for (size_t i = 0; i < len; i += step)
+		msg_scan_feed(m, text + i, len - i < step ? len - i : step);
+	CHECK(out.len == len && memcmp(out.data, text, len) == 0);
+}
+
+static void test_msg_scan(void)
+{
+	struct msg_scan m;
+
+	for (size_t step = 1; step < 8; step++) {
+		scan("Subject: a\nDATE: x\n\tmore\n\nbody\n\nMessage-ID: y\n", step, &m);
+		CHECK(m.body_start == 26 && m.has_date && !m.has_message_id);
+		scan("Message-Id : <x>\nX-Long-Field-Name-Here:1\n\n", step, &m);
+		CHECK(m.body_start == 43 && m.has_message_id && !m.has_date);
+		scan("\nbody\n", step, &m);
+		CHECK(m.body_start == 1 && m.fields == 0);
+		scan("Hello David,\n\nDate: x\n", step, &m);
+		CHECK(m.body_start == 0 && !m.has_date);
+		scan("Subject: only headers\n", step, &m);
+		CHECK(m.body_start == 0);
+		scan(" continued first\n\n", step, &m);
+		CHECK(m.body_start == 0);
+		scan(">From x\n\n", step, &m);
+		CHECK(m.body_start == 0);
+	}
+}
+
+static void test_smtparg(void)
+{
+	struct smtp_path p;
+
+	CHECK(smtparg_mail("FROM:<>", &p) == 0 && p.address[0] == '\0' && !p.has_size);
+	CHECK(smtparg_mail("from:<John.O'Neil+x@Example.COM> SIZE=1000 BODY=8BITMIME", &p) == 0 &&
+	      strcmp(p.address, "John.O'Neil+x@Example.COM") == 0 && p.has_size && p.size == 1000);
+	CHECK(smtparg_mail("FROM: <a@b.c>", &p) == 0 && strcmp(p.address, "a@b.c") == 0);
+	CHECK(smtparg_mail("FROM:a@b.c body=7bit", &p) == 0 && strcmp(p.address, "a@b.c") == 0);
+	CHECK(smtparg_mail("FROM:<@r1.x,@r2.x:a@b.c>", &p) == 0 && strcmp(p.address, "a@b.c") == 0);
+	CHECK(smtparg_mail("FROM:<a@[127.0.0.1]>", &p) == 0);
+	CHECK(smtparg_mail("FROM:<a@b.c> SIZE=99999999999999999999", &p) == 0 &&
+	      p.size == UINT64_MAX);
+	CHECK(smtparg_mail("FROM:<a@b.c", &p) == -EINVAL);
+	CHECK(smtparg_mail("FROM:<a@b.c>SIZE=1", &p) == -EINVAL);
+	CHECK(smtparg_mail("FROM:<a@b.c> SIZE=x", &p) == -EINVAL);
+	CHECK(smtparg_mail("FROM:<a@b.c> BODY=BINARYMIME", &p) == -EINVAL);
+	CHECK(smtparg_mail("TO:<a@b.c>", &p) == -EINVAL);
+	CHECK(smtparg_mail("FROM:", &p) == -EINVAL);
+	CHECK(smtparg_mail("FROM:<\"q r\"@b.c>", &p) == -EDOM);
+	CHECK(smtparg_mail("FROM:<a..b@b.c>", &p) == -EDOM);
+	CHECK(smtparg_mail("FROM:<a@b_c>", &p) == -EDOM);
+	CHECK(smtparg_mail("FROM:<a@b.c> FOO=1", &p) == -ENOTSUP && strcmp(p.param, "FOO") == 0);
+	CHECK(smtparg_rcpt("TO:<David@Test.COM>", "h.example", &p) == 0 &&
+	      strcmp(p.address, "david@test.com") == 0);
+	CHECK(smtparg_rcpt("To: <Postmaster>", "H.example", &p) == 0 &&
+	      strcmp(p.address, "postmaster@h.example") == 0);
+	CHECK(smtparg_rcpt("TO:<a=b@c.d>", "h", &p) == -EDOM);
+	CHECK(smtparg_rcpt("TO:<>", "h", &p) == -EDOM);
+	CHECK(smtparg_rcpt("TO:<../x@c.d>", "h", &p) == -EDOM);
+	CHECK(smtparg_rcpt("TO:<a@c.d> NOTIFY=NEVER", "h", &p) == -ENOTSUP &&
+	      strcmp(p.param, "NOTIFY") == 0);
+	CHECK(smtparg_rcpt("FROM:<a@c.d>", "h", &p) == -EINVAL);
+}
+
 static void test_spool(void)
 {
 	char dir[] = "/tmp/mysmtp-unit-XXXXXX";
@@ -315,11 +438,15 @@ int main(void)
 	run("address: angle brackets", test_unbracket);
 	run("address: HELO ids and domains", test_helo_and_domains);
 	run("data: framing, unstuffing, lone CR, split input", test_data_framing);
+	run("data: strict framing (SMTP mode), bare LF and smuggling", test_data_strict);
 	run("data: size limit and NUL", test_data_limits);
 	run("mboxrd: From quoting and unquoting", test_from_quoting);
 	run("mboxrd: quoting round-trips random text", test_from_quoting_random);
 	run("mboxrd: From line sender and date", test_from_line);
 	run("mboxrd: header block", test_header);
+	run("mboxrd: SMTP-mode header block and its counts", test_smtp_header);
+	run("rfc5322: header section, Date and Message-ID", test_msg_scan);
+	run("smtparg: MAIL FROM and RCPT TO arguments", test_smtparg);
 	run("spool: memory, then a temporary file", test_spool);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
