@@ -161,6 +161,8 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply(s, 400, "syntax: RCPT TO: <user@domain>");
 	else if (!domain_served(s->cfg, address))
 		reply(s, 403, "domain not served here");
+	else if (strlen(address) > STORE_ADDRESS_MAX)
+		reply(s, 403, "address too long for a mailbox file");
 	else if (transaction_has(&s->tx, address))
 		reply(s, 200, "OK");
 	else if (s->tx.nrcpt >= s->cfg->max_recipients)

@@ -218,6 +218,8 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply(s, 501, "5.5.4 Syntax: RCPT TO:<address>");
 	else if (!domain_served(s->cfg, p.address) && !is_postmaster(s, p.address))
 		reply(s, 550, "5.1.2 Error: domain not served here");
+	else if (strlen(p.address) > STORE_ADDRESS_MAX)
+		reply(s, 553, "5.1.3 Error: address too long for a mailbox file");
 	else if (transaction_has(&s->tx, p.address))
 		reply(s, 250, "2.1.5 Ok");
 	else if (s->tx.nrcpt >= s->cfg->max_recipients)

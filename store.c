@@ -335,6 +335,8 @@ int store_mailbox_open(struct store *st, const char *address, struct mailbox *mb
 	mb->fd = mb->ix.fd = -1;
 	mb->lock_timeout = st->lock_timeout;
 	mb->rebuilt = 0;
+	if (strlen(address) > STORE_ADDRESS_MAX)
+		return -ENOENT;		/* no file can have its name */
 	rc = open_locked(st, address, 0, &mb->fd, &mb->ix, &created);
 	if (rc < 0)
 		return rc;

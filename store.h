@@ -32,6 +32,11 @@ struct stored_message {
 	uint64_t text_start, text_end;
 };
 
+/* The longest address whose mailbox file name ("ADDRESS.txt", "ADDRESS.idx")
+   a file system takes: 255 octets less the suffix. Longer valid addresses
+   (up to ADDRESS_MAX) can have no mailbox here. */
+#define STORE_ADDRESS_MAX 251
+
 int store_open(struct store *st, const char *dir, unsigned lock_timeout);
 void store_close(struct store *st);
 

@@ -270,6 +270,18 @@ class Replies(Smtp):
                                                  "x@test.com.idx", "x@test.com.txt"])
         self.check_stored(d, "postmaster@test.host", [("", b"Subject: to the postmaster\n\nhi\n")])
 
+    def test_address_too_long_for_a_mailbox_file(self):
+        """A valid address of more than 251 octets can name no file: 553 at once."""
+        d = self.mkdir()
+        c = self.smtp(d)
+        longdom = ".".join(["a" * 63] * 3) + "." + "b" * 61
+        self.say(c, "EHLO client.example", "250 ENHANCEDSTATUSCODES")
+        self.say(c, "MAIL FROM:<a@test.com>", "250 2.1.0 Ok")
+        self.say(c, "RCPT TO:<x@%s>" % longdom, "553 5.1.3 Error: address too long for a mailbox file")
+        self.say(c, "RCPT TO:<x@%s>" % longdom[:249], "250 2.1.5 Ok")
+        self.smtp_quit(c)
+        self.assertEqual(os.listdir(d), [])
+
     def test_too_many_errors(self):
         d = self.mkdir()
         c = self.smtp(d, ["-e", "3"])

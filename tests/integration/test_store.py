@@ -535,9 +535,17 @@ class BadAddresses(StoreTest):
         self.assertEqual(len(longdom), 253)
         self.ok(c, "MAIL FROM: " + "l" * 64 + "@test.com")
         self.ok(c, "RCPT TO: " + "a" * 64 + "@test.com")
-        self.ok(c, "RCPT TO: x@" + longdom)
         self.ok(c, "RCPT TO: a.b_c+d-e@x-y.z9.com")
-        self.ok(c, "RSET")
+        # Valid, but no file name can hold more than 251 octets and ".txt":
+        # refused at once rather than with a 500 after DATA.
+        self.code(c, "RCPT TO: x@" + longdom, "403")
+        self.code(c, "LIST x@" + longdom, "401")
+        longest = "x@" + longdom[:249]
+        self.assertEqual(len(longest), 251)
+        self.ok(c, "RCPT TO: " + longest)
+        self.assertEqual(c.data([b"to the longest address"]), STORED)
+        r, entries = c.list(longest)
+        self.assertEqual((r, len(entries)), ("200 OK", 1))
         self.quit(c)
 
 
