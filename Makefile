@@ -98,10 +98,11 @@ clean:
 	rm -rf build mysmtpd mysmtp mysmtp_server mysmtp_client
 
 # ---------------------------------------------------------------------------
-# Hardening (doc/HARDENING.md): libFuzzer harnesses over a whole session and
-# over address -> mailbox file (clang-14; libFuzzer is in libclang-rt-14-dev),
-# and the LD_PRELOAD shim the fault-injection tests load into the server.
-# make check fuzzes each for 15 s (tests/fuzz/run, one test group);
+# Hardening (doc/HARDENING.md): libFuzzer harnesses over a whole session, over
+# a whole standard SMTP session and over address -> mailbox file (clang-14;
+# libFuzzer is in libclang-rt-14-dev), and the LD_PRELOAD shim the
+# fault-injection tests load into the server.
+# make check fuzzes each for 10 s, all at once (tests/fuzz/run, one test group);
 # make fuzz FUZZ_SECONDS=N fuzzes each for N seconds and keeps the corpus.
 
 FUZZ_CC      ?= clang-14
@@ -109,7 +110,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_FLAGS    = -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
 FUZZ_SRCS     = $(filter-out mysmtpd.c listener.c log.c,$(SERVER_SRCS))
-FUZZERS       = build/fuzz/fuzz_session build/fuzz/fuzz_address
+FUZZERS       = build/fuzz/fuzz_session build/fuzz/fuzz_address build/fuzz/fuzz_smtp
 FUZZ_OBJS     = $(FUZZ_SRCS:%.c=build/fuzz/obj/%.o)
 
 .PHONY: hardening fuzzers fuzz

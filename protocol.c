@@ -199,7 +199,7 @@ static int receive_text(struct session *s, struct data_rx *d)
 
 static void store_message_now(struct session *s)
 {
-	char id[128];
+	char id[MESSAGE_ID_MAX + 1];
 	struct envelope e = {
 		.sender = s->tx.sender, .helo = s->helo, .peer = s->env->peer,
 		.hostname = s->cfg->hostname, .message_id = id, .when = time(NULL),

@@ -256,7 +256,7 @@ static int receive_text(struct session *s, struct data_rx *d, struct msg_scan *s
 /* Deliver the spooled message to every recipient, and say how it went. */
 static void store_message_now(struct session *s, const struct msg_scan *scan)
 {
-	char id[128], text[200];
+	char id[MESSAGE_ID_MAX + 1], text[MESSAGE_ID_MAX + 32];
 	int has_header = scan->body_start > 0;
 	struct envelope e = {
 		.sender = s->tx.sender, .helo = s->helo, .peer = s->env->peer,

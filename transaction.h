@@ -32,6 +32,8 @@ int transaction_add(struct transaction *t, const char *address);
 int domain_served(const struct config *cfg, const char *address);
 /* Skip leading blanks of a command argument; cut trailing ones. */
 char *trim_blanks(char *arg);
+/* A Message-ID: three numbers of up to 20 digits, two dots, '@', the host name. */
+#define MESSAGE_ID_MAX (3 * 20 + 3 + DOMAIN_MAX)
 /* A Message-ID (without brackets) for the n-th message of this process. */
 int make_message_id(char *buf, size_t size, time_t when, unsigned long n, const char *host);
 

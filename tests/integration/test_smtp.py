@@ -282,6 +282,27 @@ class Replies(Smtp):
         self.smtp_quit(c)
         self.assertEqual(os.listdir(d), [])
 
+    def test_longest_host_name(self):
+        """-n takes a host name of up to 253 octets; the Message-ID made of it
+        (and the queue ID in the reply) still fits, so mail is stored. With
+        a Message-ID buffer of 128 octets every delivery was 451 (found by
+        fuzz_smtp)."""
+        d = self.mkdir()
+        host = ".".join(["h" * 63] * 3) + "." + "t" * 61
+        msg = b"Subject: a long host name\n\nbody\n"
+        c = self.pipe_session(d, ["-S", "-n", host], greet=False)
+        self.assertEqual(c.reply(), "220 %s ESMTP My_SMTP" % host)
+        self.say(c, "EHLO client.example", "250 ENHANCEDSTATUSCODES")
+        got = self.send_mail(c, "john@test.com", ["david@test.com"], msg,
+                             expect=r"^250 2\.0\.0 Ok: queued as \d+\.\d+\.\d+@%s$" % re.escape(host))
+        self.smtp_quit(c)
+        self.check_stored(d, "david@test.com", [("john@test.com", msg)])
+        mb = mailbox.mbox(mailbox_file(d, "david@test.com"), create=False)
+        try:
+            self.assertEqual(mb.get_message(0)["Message-ID"], "<%s>" % got.split()[-1])
+        finally:
+            mb.close()
+
     def test_too_many_errors(self):
         d = self.mkdir()
         c = self.smtp(d, ["-e", "3"])
