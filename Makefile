@@ -47,6 +47,17 @@ build/asan/%.o: %.c $(wildcard *.h) | deps
 mysmtpd: $(SERVER_SRCS:%.c=build/%.o)
 	$(CC) $(LDHARDEN) $(LDFLAGS) -o $@ $^
 
+# The same server linked statically (static PIE): each connection's exec is
+# about half as costly and a session's peak RSS about 1 MiB instead of 1.8,
+# since no shared libc is mapped and relocated. The price: glibc security
+# updates reach it only by a rebuild, and its listening mode under systemd
+# dlopens libsystemd.so.0, which needs the glibc it was built with (the
+# linker warns of this, and of getaddrinfo's NSS modules for -l host:port).
+# make bench measures both; make install installs the dynamic one.
+build/static/mysmtpd: $(SERVER_SRCS:%.c=build/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) -static-pie -Wl,-z,relro,-z,now $(LDFLAGS) -o $@ $^
+
 mysmtp: $(CLIENT_SRCS:%.c=build/%.o)
 	$(CC) $(LDHARDEN) $(LDFLAGS) -o $@ $^ $(EDIT_LIBS)
 
@@ -87,11 +98,12 @@ build/bench/floor: bench/floor.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $<
 
-bench: mysmtpd build/bench/loadgen build/bench/floor | test-deps
+bench: mysmtpd build/static/mysmtpd build/bench/loadgen build/bench/floor | test-deps
 	bench/run
 
 # Every test, against the normal build and then against the sanitized one.
-check: all build/unit asan build/bench/loadgen build/bench/floor hardening | test-deps
+check: all build/unit asan build/bench/loadgen build/bench/floor build/static/mysmtpd \
+       hardening | test-deps
 	tests/run plain asan
 
 clean:

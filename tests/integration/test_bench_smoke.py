@@ -10,6 +10,7 @@ from support import ServerTest, free_port, mailbox_file, parse_mbox, read_bytes
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOADGEN = os.environ.get("LOADGEN", os.path.join(TOP, "build", "bench", "loadgen"))
 FLOOR = os.environ.get("FLOOR", os.path.join(TOP, "build", "bench", "floor"))
+STATIC = os.path.join(TOP, "build", "static", "mysmtpd")
 
 
 def figures(out):
@@ -39,6 +40,22 @@ class BenchSmoke(ServerTest):
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(bad.returncode, 1, "a 401 counts as a failed session")
         self.assertIn("failed=1", bad.stdout)
+
+    def test_static_build_under_socket_activation(self):
+        """The statically linked server that make bench measures, per connection
+        and with listening sockets from systemd (where it dlopens libsystemd)."""
+        for mode in (["--inetd", "-a"], []):
+            with self.subTest(mode=mode):
+                d = self.mkdir("static%d" % len(mode))
+                port = free_port()
+                act = self.spawn([], argv=["systemd-socket-activate"] + mode +
+                                 ["-l", "127.0.0.1:%d" % port, STATIC, "-d", d], new_session=True)
+                self.wait_connectable(port)
+                f = self.loadgen(port, "-c", "2", "-n", "6")
+                self.assertEqual((f["ok"], f["failed"]), ("6", "0"))
+                stored = parse_mbox(read_bytes(mailbox_file(d, "bench@test.com")))
+                self.assertEqual(len(stored), 6)
+                act.kill()
 
     def test_floor_under_socket_activation(self):
         d = self.mkdir()
