@@ -188,10 +188,14 @@ void peer_of(int fd, char *out, size_t size)
 	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) ||
 	    getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
 		return;
-	if (strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.'))
-		snprintf(out, size, "%s", host + 7);
-	else
-		snprintf(out, size, "%s", host);
+	peer_unmapped(host, out, size);
+}
+
+void peer_unmapped(const char *host, char *out, size_t size)
+{
+	int mapped = strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.');
+
+	snprintf(out, size, "%s", mapped ? host + 7 : host);
 }
 
 static unsigned port_of(int fd)

@@ -165,7 +165,7 @@ static int peer_from_env(char *out, size_t size)
 
 		if (v && *v && strlen(v) < size && strlen(v) < 64 &&
 		    strspn(v, "0123456789abcdefABCDEF.:") == strlen(v)) {
-			snprintf(out, size, "%s", strncmp(v, "::ffff:", 7) == 0 && strchr(v, '.') ? v + 7 : v);
+			peer_unmapped(v, out, size);
 			return 1;
 		}
 	}
@@ -260,11 +260,11 @@ int main(int argc, char **argv)
 	if (!sv.hostname[0])
 		default_hostname(sv.hostname, sizeof sv.hostname);
 	sv.cfg.hostname = sv.hostname;
-	set_busy_line(&sv);
 	if (sv.listen || (listener_has_systemd_sockets() &&
 			  !(fstat(STDIN_FILENO, &in) == 0 && S_ISSOCK(in.st_mode)))) {
 		if (open_store(&sv) < 0)
 			return EX_TEMPFAIL;
+		set_busy_line(&sv);
 		return listener_run(sv.listen, sv.max_sessions, sv.busy, serve_socket, &sv);
 	}
 	return run_inetd(&sv);

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 enum state { FRESH, GREETED, IN_MAIL, IN_RCPT };
 

@@ -22,7 +22,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #define HELO_MAX 255
 
