@@ -397,6 +397,22 @@ class TcpSession(Conn):
             pass
 
 
+PR_SET_THP_DISABLE = 41
+
+
+def without_huge_pages(then=None):
+    """A preexec_fn that turns transparent huge pages off for the server (the
+    setting survives exec), then runs `then`. Where THP is "always", a first
+    touch maps 2 MiB at once, so peak RSS would measure the kernel's setting
+    (and the sanitizer runtime's own regions), not what the server keeps."""
+    def preexec():
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)
+        if then:
+            then()
+    return preexec
+
+
 def vm_hwm_kib(pid):
     """Peak resident set size of a live process, in KiB."""
     with open("/proc/%d/status" % pid) as f:

@@ -16,7 +16,7 @@ import time
 
 from support import (DATA_PROMPT, SLOW, STORED, FLAVOUR, ProtocolError, ServerTest,
                      index_file, mailbox_file, mboxrd_quote, parse_mbox, read_bytes,
-                     stuff, today_dates, tree, vm_hwm_kib)
+                     stuff, today_dates, tree, vm_hwm_kib, without_huge_pages)
 
 class StoreTest(ServerTest):
     pass
@@ -1037,7 +1037,7 @@ class Limits(StoreTest):
         self.assertGreaterEqual(rc, 0)
 
     def _hwm_baseline(self, d):
-        c = self.pipe_session(d)
+        c = self.pipe_session(d, preexec_fn=without_huge_pages())
         self.ok(c, "HELO test.com")
         base = vm_hwm_kib(c.server.pid)
         self.quit(c)
@@ -1046,7 +1046,7 @@ class Limits(StoreTest):
     def test_huge_command_line(self):
         d = self.mkdir()
         base = self._hwm_baseline(d)
-        c = self.pipe_session(d)
+        c = self.pipe_session(d, preexec_fn=without_huge_pages())
         c.send(b"A" * (10 << 20) + b"\r\nNOOP\r\n", timeout=30 * SLOW)
         self.assertEqual(c.reply(), "400 ERR line too long")
         self.assertEqual(c.reply(), "200 OK", "in step after the long line")
@@ -1076,7 +1076,7 @@ class Limits(StoreTest):
     def test_huge_message_bounded_memory(self):
         d = self.mkdir()
         base = self._hwm_baseline(d)
-        c = self.pipe_session(d, ["-s", "1048576"])
+        c = self.pipe_session(d, ["-s", "1048576"], preexec_fn=without_huge_pages())
         self.ok(c, "HELO test.com")
         self.ok(c, "MAIL FROM: john@test.com")
         self.ok(c, "RCPT TO: h@test.com")
