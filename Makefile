@@ -101,10 +101,10 @@ build/bench/floor: bench/floor.c | deps
 bench: mysmtpd build/static/mysmtpd build/bench/loadgen build/bench/floor | test-deps
 	bench/run
 
-# Every test, against the normal build and then against the sanitized one.
-check: all build/unit asan build/bench/loadgen build/bench/floor build/static/mysmtpd \
-       hardening | test-deps
-	tests/run plain asan
+# Every test, against the normal build, then against the sanitized one, then
+# the fuzzers; tests/run builds what each of them needs.
+check: test-deps
+	tests/run plain asan fuzz
 
 clean:
 	rm -rf build mysmtpd mysmtp mysmtp_server mysmtp_client
