@@ -3,7 +3,9 @@
    octet back between calls, so a message of any size takes constant memory.
    Strict framing (SMTP mode) also keeps a bare LF as data, flagged, and
    starts a line only after CRLF, so "\n.\n", "\r\n.\n" and "\n.\r\n" never
-   end the message. */
+   end the message. Strict with normalize takes a bare LF as a line end,
+   flagged, but ends the message only at a "." line that both follows and
+   ends in CRLF, so those three never end it either. */
 #include "data.h"
 
 enum {
@@ -20,7 +22,10 @@ void data_rx_init(struct data_rx *d, uint64_t max_size, data_out out, void *ctx)
 	d->done = 0;
 	d->has_nul = 0;
 	d->strict = 0;
+	d->normalize = 0;
 	d->bare_lf = 0;
+	d->after_crlf = 1;
+	d->dot_after_crlf = 0;
 	d->size = 0;
 	d->lines = 0;
 	d->max_size = max_size;
@@ -54,11 +59,20 @@ static void put(struct data_rx *d, char c)
 	d->obuf[d->olen++] = c;
 }
 
-/* The end of a line: LF, or (strict) CRLF. */
-static void end_line(struct data_rx *d)
+/* The end of a line: LF, or (strict) CRLF, or (normalize) a bare LF. */
+static void end_line(struct data_rx *d, int crlf)
 {
 	put(d, '\n');
+	d->after_crlf = crlf;
 	d->state = AT_LINE_START;
+}
+
+/* A bare LF: a line end, but for strict framing without normalize. */
+static int lf_ends_line(struct data_rx *d)
+{
+	if (d->strict)
+		d->bare_lf = 1;
+	return !d->strict || d->normalize;
 }
 
 /* An octet inside a line, after any leading dot was dealt with. */
@@ -66,12 +80,10 @@ static void in_line(struct data_rx *d, char c)
 {
 	if (c == '\r') {
 		d->state = AFTER_CR;
-	} else if (c == '\n' && !d->strict) {
-		end_line(d);
+	} else if (c == '\n' && lf_ends_line(d)) {
+		end_line(d, 0);
 	} else {
-		if (c == '\n')
-			d->bare_lf = 1;	/* data, and the line goes on */
-		put(d, c);
+		put(d, c);	/* a bare LF here is data, and the line goes on */
 		d->state = IN_LINE;
 	}
 }
@@ -87,10 +99,12 @@ size_t data_rx_feed(struct data_rx *d, const char *in, size_t len)
 			d->lines++;
 		switch (d->state) {
 		case AT_LINE_START:
-			if (c == '.')
+			if (c == '.') {
 				d->state = AFTER_DOT;
-			else
+				d->dot_after_crlf = d->after_crlf;
+			} else {
 				in_line(d, c);
+			}
 			break;
 		case AFTER_DOT:
 			if (c == '\n' && !d->strict)
@@ -101,8 +115,10 @@ size_t data_rx_feed(struct data_rx *d, const char *in, size_t len)
 				in_line(d, c);
 			break;
 		case AFTER_DOT_CR:
-			if (c == '\n') {
+			if (c == '\n' && (!d->normalize || d->dot_after_crlf)) {
 				d->done = 1;
+			} else if (c == '\n') {
+				end_line(d, 1);	/* "." after a bare LF: text, its dot unstuffed */
 			} else {
 				put(d, '\r');
 				in_line(d, c);
@@ -110,7 +126,7 @@ size_t data_rx_feed(struct data_rx *d, const char *in, size_t len)
 			break;
 		case AFTER_CR:
 			if (c == '\n') {
-				end_line(d);
+				end_line(d, 1);
 			} else {
 				put(d, '\r');
 				if (c != '\r')

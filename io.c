@@ -18,22 +18,24 @@ uint64_t io_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Wait for events on fd until deadline_ms: 1 ready, -ETIMEDOUT, or -errno. */
+/* Wait for events on fd until deadline_ms: 1 ready, -ETIMEDOUT, or -errno.
+   A descriptor that is ready already counts even past the deadline: what
+   the peer sent in time is never lost to the time the server took. */
 static int wait_fd(int fd, short events, uint64_t deadline_ms)
 {
 	for (;;) {
 		uint64_t now = io_now_ms();
 		struct pollfd p = { .fd = fd, .events = events };
-		int left, n;
+		int left = now >= deadline_ms ? 0 :
+			   deadline_ms - now > 60000 ? 60000 : (int)(deadline_ms - now);
+		int n = poll(&p, 1, left);
 
-		if (now >= deadline_ms)
-			return -ETIMEDOUT;
-		left = deadline_ms - now > 60000 ? 60000 : (int)(deadline_ms - now);
-		n = poll(&p, 1, left);
 		if (n > 0)
 			return 1;
 		if (n < 0 && errno != EINTR)
 			return -errno;
+		if (n == 0 && left == 0)
+			return -ETIMEDOUT;
 	}
 }
 

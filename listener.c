@@ -1,6 +1,7 @@
 /* listener.c: listening mode. It binds "[address:]port" itself, or takes the
    sockets systemd passes ($LISTEN_FDS), forks one child per connection up
-   to a cap, and on SIGTERM stops accepting and waits for its sessions.
+   to a cap in all and a cap per peer address, and on SIGTERM stops
+   accepting and waits for its sessions.
    libsystemd is loaded here with dlopen, only in this long-lived mode, so
    the per-connection (inetd) path never pays for loading it. */
 #define _GNU_SOURCE
@@ -24,6 +25,16 @@
 #include <unistd.h>
 
 #define MAX_LISTEN 16
+#define ACCEPT_BACKOFF_MS 100	/* after accept fails for want of descriptors */
+
+/* The sessions running: a child process and its peer address each. */
+struct children {
+	struct child {
+		pid_t pid;
+		char peer[NI_MAXHOST];
+	} *slot;
+	unsigned size, active;
+};
 
 struct systemd {
 	void *lib;
@@ -230,18 +241,35 @@ static void install_handlers(sigset_t *during_poll)
 	sigaction(SIGINT, &sa, NULL);
 }
 
-static unsigned reap(unsigned active, int block)
+/* Collect finished children (with block, all of them). */
+static void reap(struct children *ch, int block)
 {
-	while (active > 0 && waitpid(-1, NULL, block ? 0 : WNOHANG) > 0)
-		active--;
-	return active;
+	pid_t pid;
+
+	while (ch->active > 0 && (pid = waitpid(-1, NULL, block ? 0 : WNOHANG)) > 0) {
+		for (unsigned i = 0; i < ch->active; i++) {
+			if (ch->slot[i].pid == pid) {
+				ch->slot[i] = ch->slot[--ch->active];
+				break;
+			}
+		}
+	}
+}
+
+static unsigned sessions_from(const struct children *ch, const char *peer)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < ch->active; i++)
+		n += strcmp(ch->slot[i].peer, peer) == 0;
+	return n;
 }
 
 /* In the child: default signals, no listening sockets, then the session. */
-static void run_child(int conn, int *fds, int nfds, serve_fn serve, void *ctx)
+static void run_child(int conn, const char *peer, int *fds, int nfds, serve_fn serve, void *ctx)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	char peer[NI_MAXHOST], prefix[32];
+	char prefix[32];
 	sigset_t none;
 
 	sigaction(SIGCHLD, &dfl, NULL);
@@ -253,84 +281,141 @@ static void run_child(int conn, int *fds, int nfds, serve_fn serve, void *ctx)
 		close(fds[i]);
 	snprintf(prefix, sizeof prefix, "[%ld] ", (long)getpid());
 	log_set_prefix(prefix);
-	peer_of(conn, peer, sizeof peer);
 	_exit(serve(ctx, conn, peer));
 }
 
-static void refuse(int conn, const char *busy)
+/* Tell a connection we will not serve it why, as far as it listens. */
+static void refuse(int conn, const char *peer, const char *why, const char *busy)
 {
-	char peer[NI_MAXHOST];
-
-	peer_of(conn, peer, sizeof peer);
-	log_line("Too many connections; refused %s", peer);
+	log_line("%s; refused %s", why, peer);
 	if (send(conn, busy, strlen(busy), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_line("Cannot tell %s: %s", peer, strerror(errno));
-	close(conn);
 }
 
-/* Accept on every ready socket; returns the number of sessions running. */
-static unsigned accept_ready(struct pollfd *p, int *fds, int nfds, unsigned active,
-			     unsigned max_sessions, const char *busy, serve_fn serve, void *ctx)
+/* Serve conn in a new child, or refuse it: past a cap, or when fork fails. */
+static void start_session(struct children *ch, int conn, const struct listen_limits *lim,
+			  int *fds, int nfds, serve_fn serve, void *ctx)
+{
+	char peer[NI_MAXHOST];
+	pid_t pid;
+
+	peer_of(conn, peer, sizeof peer);
+	if (ch->active >= ch->size)	/* SIGCHLD may wait behind this accept */
+		reap(ch, 0);
+	if (ch->active >= ch->size) {
+		refuse(conn, peer, "Too many connections", lim->busy);
+		return;
+	}
+	if (sessions_from(ch, peer) >= lim->max_per_peer) {
+		refuse(conn, peer, "Too many connections from one address", lim->busy);
+		return;
+	}
+	pid = fork();
+	if (pid == 0)
+		run_child(conn, peer, fds, nfds, serve, ctx);
+	if (pid < 0) {
+		log_line("Cannot fork for %s: %s", peer, strerror(errno));
+		refuse(conn, peer, "Cannot start a session", lim->busy);
+		return;
+	}
+	ch->slot[ch->active].pid = pid;
+	memcpy(ch->slot[ch->active].peer, peer, sizeof peer);
+	ch->active++;
+}
+
+/* Accept on every ready socket. A failure for want of descriptors (or
+   memory) is logged once and answered with a short pause, so that the
+   loop does not spin; the connection waits in the backlog meanwhile. */
+static void accept_ready(struct pollfd *p, int *fds, int nfds, struct children *ch,
+			 const struct listen_limits *lim, serve_fn serve, void *ctx, int *starved)
 {
 	for (int i = 0; i < nfds; i++) {
 		int conn;
-		pid_t pid;
 
 		if (!(p[i].revents & POLLIN))
 			continue;
 		conn = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC);
-		if (conn < 0)
-			continue;
-		if (active >= max_sessions)	/* SIGCHLD may wait behind this accept */
-			active = reap(active, 0);
-		if (active >= max_sessions) {
-			refuse(conn, busy);
+		if (conn < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				if (!*starved)
+					log_line("Cannot accept: %s; pausing", strerror(errno));
+				*starved = 1;
+			}
 			continue;
 		}
-		pid = fork();
-		if (pid == 0)
-			run_child(conn, fds, nfds, serve, ctx);
-		if (pid < 0)
-			refuse(conn, busy);
-		else
-			active++;
+		*starved = 0;
+		start_session(ch, conn, lim, fds, nfds, serve, ctx);
 		close(conn);
 	}
-	return active;
 }
 
-static int serve_forever(int *fds, int nfds, unsigned max_sessions, const char *busy,
+/* "all addresses" when one socket takes every address, else the first's. */
+static void where(const int *fds, int nfds, char *out, size_t size)
+{
+	snprintf(out, size, "?");
+	for (int i = nfds - 1; i >= 0; i--) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		char host[NI_MAXHOST];
+
+		if (getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0 ||
+		    getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, NULL, 0,
+				NI_NUMERICHOST) != 0)
+			continue;
+		if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0) {
+			snprintf(out, size, "all addresses");
+			return;
+		}
+		snprintf(out, size, "%s", host);
+	}
+}
+
+static int serve_forever(int *fds, int nfds, const struct listen_limits *lim,
 			 serve_fn serve, void *ctx, const struct systemd *sd)
 {
+	struct children ch = { .size = lim->max_sessions };
 	struct pollfd p[MAX_LISTEN];
-	unsigned active = 0;
+	char at[NI_MAXHOST];
 	sigset_t during_poll;
+	int starved = 0;
 
+	ch.slot = calloc(lim->max_sessions, sizeof *ch.slot);
+	if (!ch.slot) {
+		log_line("Cannot listen: out of memory");
+		return EX_OSERR;
+	}
 	install_handlers(&during_poll);
-	log_line("Listening on port %u...", port_of(fds[0]));
+	where(fds, nfds, at, sizeof at);
+	log_line("Listening on port %u (%s)...", port_of(fds[0]), at);
 	systemd_notify(sd, "READY=1");
 	while (!got_term) {
+		struct timespec pause = { 0, ACCEPT_BACKOFF_MS * 1000000L };
+
 		for (int i = 0; i < nfds; i++)
 			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
-		if (ppoll(p, (nfds_t)nfds, NULL, &during_poll) > 0)
-			active = accept_ready(p, fds, nfds, active, max_sessions, busy, serve, ctx);
+		if (starved) {		/* wait without looking at the sockets */
+			ppoll(NULL, 0, &pause, &during_poll);
+			starved = 0;
+		} else if (ppoll(p, (nfds_t)nfds, NULL, &during_poll) > 0) {
+			accept_ready(p, fds, nfds, &ch, lim, serve, ctx, &starved);
+		}
 		if (got_child) {
 			got_child = 0;
-			active = reap(active, 0);
+			reap(&ch, 0);
 		}
 	}
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
-	active = reap(active, 0);
+	reap(&ch, 0);
 	systemd_notify(sd, "STOPPING=1");
-	log_line("Stopping: waiting for %u session(s) to finish.", active);
-	reap(active, 1);
+	log_line("Stopping: waiting for %u session(s) to finish.", ch.active);
+	reap(&ch, 1);
 	log_line("Stopped.");
+	free(ch.slot);
 	return 0;
 }
 
-int listener_run(const char *spec, unsigned max_sessions, const char *busy,
-		 serve_fn serve, void *ctx)
+int listener_run(const char *spec, const struct listen_limits *lim, serve_fn serve, void *ctx)
 {
 	struct systemd sd;
 	int fds[MAX_LISTEN], nfds;
@@ -351,5 +436,5 @@ int listener_run(const char *spec, unsigned max_sessions, const char *busy,
 	}
 	if (nfds <= 0)
 		return EX_OSERR;
-	return serve_forever(fds, nfds, max_sessions, busy, serve, ctx, &sd);
+	return serve_forever(fds, nfds, lim, serve, ctx, &sd);
 }

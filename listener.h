@@ -14,11 +14,16 @@ int listener_has_systemd_sockets(void);
 /* 1 when spec is "[address:]port" with a port from 1 to 65535. */
 int listen_spec_valid(const char *spec);
 
+struct listen_limits {
+	unsigned max_sessions;		/* at once, in all */
+	unsigned max_per_peer;		/* at once, from one peer address */
+	const char *busy;		/* the line (with its CRLF) for one past a cap */
+};
+
 /* Listen on spec ("[address:]port"; NULL for systemd's sockets only) and
-   serve until SIGTERM: the exit status. A connection past max_sessions is
-   sent the line busy (with its CRLF) and closed. */
-int listener_run(const char *spec, unsigned max_sessions, const char *busy,
-		 serve_fn serve, void *ctx);
+   serve until SIGTERM: the exit status. A connection past a cap is sent
+   the busy line and closed. */
+int listener_run(const char *spec, const struct listen_limits *lim, serve_fn serve, void *ctx);
 
 /* The numeric address of a connected socket's peer, or "local". */
 void peer_of(int fd, char *out, size_t size);

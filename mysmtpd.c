@@ -30,9 +30,12 @@ struct server {
 	struct config cfg;
 	struct store store;
 	const char *mailbox_dir;
+	int mailbox_dir_given;	/* -d: else the default, made when missing */
 	const char *listen;
-	unsigned max_sessions;
+	struct listen_limits limits;
 	unsigned lock_timeout;
+	uint64_t max_mailbox;
+	unsigned min_free;
 	const char *domains[MAX_DOMAINS];
 	char hostname[256];
 	int smtp;		/* -S: standard SMTP */
@@ -47,10 +50,18 @@ static const char usage[] =
 	"  -d, --mailbox-dir DIR      where mailboxes are kept [mailbox]\n"
 	"  -l, --listen [ADDR:]PORT   listen and fork per connection (PORT 2525 is usual)\n"
 	"  -c, --max-sessions N       sessions at once when listening [64]\n"
+	"  -p, --max-per-peer N       sessions at once from one address when listening [8]\n"
 	"  -s, --max-message-size N   largest message text, in octets [10485760]\n"
 	"  -r, --max-recipients N     recipients per message [100]\n"
 	"  -t, --timeout SECS         close after SECS without a complete line [300]\n"
+	"  -T, --max-session-time SECS  close a session after SECS in all [3600]\n"
 	"  -e, --max-errors N         close after N 400/403 replies in a row [20]\n"
+	"  -j, --max-junk-commands N  close after N commands in a row that neither\n"
+	"                             deliver nor read mail (NOOP, RSET, HELP...) [100]\n"
+	"  -m, --max-mailbox-size N   refuse mail that would take a mailbox past N\n"
+	"                             octets; 0: no limit [1073741824]\n"
+	"  -F, --min-free PERCENT     refuse mail that would leave less of the store's\n"
+	"                             file system free; 0: no reserve [1]\n"
 	"  -w, --lock-timeout SECS    wait this long for a mailbox lock [30]\n"
 	"  -A, --any-domain           let MAIL FROM, LIST and GET_MAIL name any domain,\n"
 	"                             not only the HELO domain\n"
@@ -58,6 +69,8 @@ static const char usage[] =
 	"  -n, --hostname NAME        name in the greeting and headers [host name]\n"
 	"  -S, --smtp                 speak standard SMTP (RFC 5321) instead of My_SMTP,\n"
 	"                             for curl, swaks, smtplib, msmtp, Postfix\n"
+	"  -B, --bare-lf MODE         SMTP mode: a line ending in a bare LF is taken as\n"
+	"                             CRLF (normalize) or refused (reject) [normalize]\n"
 	"  -h, --help                 show this help\n"
 	"  -V, --version              show the version\n"
 	"\n"
@@ -68,6 +81,12 @@ static const struct option long_options[] = {
 	{ "mailbox-dir", required_argument, NULL, 'd' },
 	{ "listen", required_argument, NULL, 'l' },
 	{ "max-sessions", required_argument, NULL, 'c' },
+	{ "max-per-peer", required_argument, NULL, 'p' },
+	{ "max-session-time", required_argument, NULL, 'T' },
+	{ "max-junk-commands", required_argument, NULL, 'j' },
+	{ "max-mailbox-size", required_argument, NULL, 'm' },
+	{ "min-free", required_argument, NULL, 'F' },
+	{ "bare-lf", required_argument, NULL, 'B' },
 	{ "max-message-size", required_argument, NULL, 's' },
 	{ "max-recipients", required_argument, NULL, 'r' },
 	{ "timeout", required_argument, NULL, 't' },
@@ -118,15 +137,25 @@ static void parse_options(struct server *sv, int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "d:l:c:s:r:t:e:w:AD:n:ShV", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:c:p:s:r:t:T:e:j:m:F:w:AD:n:SB:hV", long_options, NULL)) != -1) {
 		switch (c) {
-		case 'd': sv->mailbox_dir = optarg; break;
+		case 'd': sv->mailbox_dir = optarg; sv->mailbox_dir_given = 1; break;
 		case 'l':
 			if (!listen_spec_valid(optarg))
 				die_usage("-l wants [address:]port, the port from 1 to 65535", optarg);
 			sv->listen = optarg;
 			break;
-		case 'c': sv->max_sessions = (unsigned)number("-c", optarg, 1, 100000); break;
+		case 'c': sv->limits.max_sessions = (unsigned)number("-c", optarg, 1, 100000); break;
+		case 'p': sv->limits.max_per_peer = (unsigned)number("-p", optarg, 1, 100000); break;
+		case 'T': sv->cfg.max_session = (unsigned)number("-T", optarg, 1, 604800); break;
+		case 'j': sv->cfg.max_junk = (unsigned)number("-j", optarg, 1, 1000000); break;
+		case 'm': sv->max_mailbox = number("-m", optarg, 0, 1ULL << 50); break;
+		case 'F': sv->min_free = (unsigned)number("-F", optarg, 0, 99); break;
+		case 'B':
+			if (strcmp(optarg, "normalize") != 0 && strcmp(optarg, "reject") != 0)
+				die_usage("-B wants normalize or reject", optarg);
+			sv->cfg.bare_lf_reject = optarg[0] == 'r';
+			break;
 		case 's': sv->cfg.max_message = number("-s", optarg, 1, 1ULL << 40); break;
 		case 'r': sv->cfg.max_recipients = (unsigned)number("-r", optarg, 1, 100000); break;
 		case 't': sv->cfg.timeout = (unsigned)number("-t", optarg, 1, 86400); break;
@@ -203,12 +232,20 @@ static int serve_socket(void *ctx, int fd, const char *peer)
 	return serve(ctx, fd, fd, peer);
 }
 
+/* Open the mailbox directory; the default one (no -d) is made, mode 0700,
+   when it is missing, so a piped session runs from any directory. */
 static int open_store(struct server *sv)
 {
 	int rc = store_open(&sv->store, sv->mailbox_dir, sv->lock_timeout);
 
+	if (rc == -ENOENT && !sv->mailbox_dir_given && mkdir(sv->mailbox_dir, 0700) == 0) {
+		log_line("Created mailbox directory %s", sv->mailbox_dir);
+		rc = store_open(&sv->store, sv->mailbox_dir, sv->lock_timeout);
+	}
 	if (rc < 0)
 		log_line("Cannot open mailbox directory %s: %s", sv->mailbox_dir, strerror(-rc));
+	sv->store.max_mailbox = sv->max_mailbox;
+	sv->store.min_free = sv->min_free;
 	return rc;
 }
 
@@ -247,8 +284,10 @@ int main(int argc, char **argv)
 {
 	static struct server sv = {
 		.cfg = { .max_message = 10 * 1024 * 1024, .max_recipients = 100,
-			 .timeout = 300, .max_errors = 20 },
-		.mailbox_dir = "mailbox", .max_sessions = 64, .lock_timeout = 30,
+			 .timeout = 300, .max_errors = 20, .max_junk = 100, .max_session = 3600 },
+		.mailbox_dir = "mailbox", .lock_timeout = 30,
+		.limits = { .max_sessions = 64, .max_per_peer = 8 },
+		.max_mailbox = 1ULL << 30, .min_free = 1,
 	};
 	struct stat in;
 
@@ -265,7 +304,8 @@ int main(int argc, char **argv)
 		if (open_store(&sv) < 0)
 			return EX_TEMPFAIL;
 		set_busy_line(&sv);
-		return listener_run(sv.listen, sv.max_sessions, sv.busy, serve_socket, &sv);
+		sv.limits.busy = sv.busy;
+		return listener_run(sv.listen, &sv.limits, serve_socket, &sv);
 	}
 	return run_inetd(&sv);
 }

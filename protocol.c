@@ -29,8 +29,10 @@ struct session {
 	enum session_end end;
 	int done;
 	unsigned errors;		/* consecutive 400/403 replies */
-	uint64_t deadline;		/* for the next complete line */
+	unsigned junk;			/* commands in a row that neither delivered nor read mail */
+	uint64_t session_end;		/* io_now_ms() past which the session ends */
 	unsigned long messages;		/* for Message-IDs */
+	char verb[16];			/* of the command being answered, for the log */
 	char helo[256];
 	struct transaction tx;
 };
@@ -60,8 +62,18 @@ static void send_line(struct session *s, const char *text, size_t len)
 	writer_put(&s->out, "\r\n", 2);
 }
 
-/* Reply with code: "200 text", or "4xx WORD text" for an error. After
-   max_errors 400/403 replies in a row the session is closed. */
+/* End the session with a last line. */
+static void close_with(struct session *s, const char *line, const char *why, enum session_end end)
+{
+	send_line(s, line, strlen(line));
+	LOG(s, "%s; closing.", why);
+	s->end = end;
+	s->done = 1;
+}
+
+/* Reply with code: "200 text", or "4xx WORD text" for an error, which is
+   logged with the peer. After max_errors 400/403 replies in a row the
+   session is closed. */
 static void reply(struct session *s, int code, const char *text)
 {
 	char line[COMMAND_LINE_MAX];
@@ -75,20 +87,23 @@ static void reply(struct session *s, int code, const char *text)
 	if (n < 0 || (size_t)n >= sizeof line)
 		n = snprintf(line, sizeof line, "%d %s", code, word ? word : "OK");
 	send_line(s, line, (size_t)n);
-	if (code != 400 && code != 403) {
+	if (code == 400 || code == 401 || code == 403)
+		LOG(s, "Refused %s from %s: %s", s->verb, s->env->peer, line);
+	if (code != 400 && code != 403)
 		s->errors = 0;
-	} else if (++s->errors >= s->cfg->max_errors) {
-		send_line(s, "403 FORBIDDEN too many errors", 29);
-		LOG(s, "Too many errors; closing.");
-		s->end = END_ERRORS;
-		s->done = 1;
-	}
+	else if (++s->errors >= s->cfg->max_errors)
+		close_with(s, "403 FORBIDDEN too many errors", "Too many errors", END_ERRORS);
 }
 
-/* No complete line within the timeout: say so and end the session. */
+/* No complete line within the timeout, or the session's time is up: say
+   so and end the session. */
 static void time_out(struct session *s)
 {
-	reply(s, 500, "timeout");
+	int expired = session_expired(s->session_end);
+
+	reply(s, 500, expired ? "session time limit reached" : "timeout");
+	if (expired)
+		LOG(s, "Session time limit reached; closing.");
 	s->end = END_TIMEOUT;
 	s->done = 1;
 }
@@ -147,6 +162,7 @@ static void cmd_mail(struct session *s, char *arg)
 	else {
 		memcpy(s->tx.sender, address, sizeof address);
 		s->state = IN_MAIL;
+		s->junk = 0;
 		LOG(s, "MAIL FROM: %s", s->tx.sender);
 		reply(s, 200, "OK");
 	}
@@ -166,10 +182,13 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply(s, 200, "OK");
 	else if (s->tx.nrcpt >= s->cfg->max_recipients)
 		reply(s, 403, "too many recipients");
+	else if (store_mailbox_full(s->store, address))
+		reply(s, 403, "mailbox full");
 	else if (transaction_add(&s->tx, address) < 0)
 		reply(s, 500, "out of memory");
 	else {
 		s->state = IN_RCPT;
+		s->junk = 0;
 		LOG(s, "RCPT TO: %s", address);
 		reply(s, 200, "OK");
 	}
@@ -191,7 +210,7 @@ static int receive_text(struct session *s, struct data_rx *d)
 	spool_reset(&s->spool);
 	from_quoter_init(&q, +1, spool_sink, &s->spool);
 	data_rx_init(d, s->cfg->max_message, quoter_sink, &q);
-	rc = receive_data(&s->in, d, &s->deadline, s->cfg->timeout);
+	rc = receive_data(&s->in, d, s->cfg->timeout, s->session_end);
 	from_quoter_finish(&q);
 	return rc;
 }
@@ -205,14 +224,22 @@ static void store_message_now(struct session *s)
 	};
 	int rc = make_message_id(id, sizeof id, e.when, ++s->messages, s->cfg->hostname);
 
+	if (rc == 0 && (rc = store_has_room(s->store, s->spool.size, s->tx.nrcpt)) < 0) {
+		LOG(s, "DATA received, refused: the store's file system is nearly full.");
+		reply(s, 500, "not enough free space in the store");
+		return;
+	}
 	if (rc == 0)
 		rc = store_deliver(s->store, &e, &s->spool,
 				   (const char *const *)s->tx.rcpt, s->tx.nrcpt);
 
-	if (rc < 0) {
+	if (rc == -EDQUOT) {
+		reply(s, 403, "mailbox full");
+	} else if (rc < 0) {
 		LOG(s, "DATA received, store failed: %s", strerror(-rc));
 		reply(s, 500, "the store failed");
 	} else {
+		s->junk = 0;
 		LOG(s, "DATA received, message stored.");
 		reply(s, 200, "Message stored successfully");
 	}
@@ -256,6 +283,10 @@ static void cmd_data(struct session *s, char *arg)
    0, or the error already sent. */
 static int readable_mailbox(struct session *s, const char *arg, size_t len, char *address)
 {
+	if (len == 0) {
+		reply(s, 400, "syntax: LIST <user@domain>");
+		return -EINVAL;
+	}
 	if (address_unbracket(&arg, &len) < 0 || address_parse(arg, len, address) < 0) {
 		reply(s, 400, "bad address");
 		return -EINVAL;
@@ -321,6 +352,7 @@ static void cmd_list(struct session *s, char *arg)
 		return;
 	}
 	send_line(s, ".", 1);
+	s->junk = 0;
 	LOG(s, "Emails retrieved; list sent.");
 }
 
@@ -392,6 +424,7 @@ static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 	if (!t.line_start)
 		writer_put(&s->out, "\r\n", 2);
 	send_line(s, ".", 1);
+	s->junk = 0;
 	LOG(s, "Email with id %llu sent.", (unsigned long long)id);
 }
 
@@ -475,6 +508,7 @@ static void run_command(struct session *s, char *line, size_t len)
 	char *arg;
 
 	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
+		snprintf(s->verb, sizeof s->verb, "command");
 		reply(s, 400, "syntax: NUL or CR in a command");
 		return;
 	}
@@ -483,10 +517,11 @@ static void run_command(struct session *s, char *line, size_t len)
 	for (c = commands; c->verb; c++)
 		if (strlen(c->verb) == verb_len && strncasecmp(line, c->verb, verb_len) == 0)
 			break;
+	snprintf(s->verb, sizeof s->verb, "%.*s", (int)verb_len, line);
 	if (!c->verb)
 		reply(s, 400, "unknown command");
 	else if (s->state < c->needs)
-		reply(s, 403, missing_step[c->needs]);
+		reply(s, 403, missing_step[s->state + 1]);
 	else
 		c->run(s, arg);
 }
@@ -494,7 +529,8 @@ static void run_command(struct session *s, char *line, size_t len)
 static void read_command(struct session *s)
 {
 	char line[COMMAND_LINE_MAX + 1];
-	int n = reader_line(&s->in, line, COMMAND_LINE_MAX, s->deadline);
+	int n = reader_line(&s->in, line, COMMAND_LINE_MAX,
+			    line_deadline(s->cfg->timeout, s->session_end));
 
 	if (n == -ETIMEDOUT) {
 		time_out(s);
@@ -505,11 +541,16 @@ static void read_command(struct session *s)
 		s->done = 1;
 		return;
 	}
-	s->deadline = io_now_ms() + s->cfg->timeout * 1000ULL;
-	if (n == -E2BIG)
+	s->junk++;	/* a command that delivers or reads mail sets it back to 0 */
+	if (n == -E2BIG) {
+		snprintf(s->verb, sizeof s->verb, "command");
 		reply(s, 400, "line too long");
-	else
+	} else {
 		run_command(s, line, (size_t)n);
+	}
+	if (!s->done && s->junk >= s->cfg->max_junk)
+		close_with(s, "403 FORBIDDEN too many commands without mail",
+			   "Too many commands without mail", END_ERRORS);
 }
 
 enum session_end session_run(const struct config *cfg, struct store *st,
@@ -520,12 +561,12 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 	char greeting[320];
 	int n;
 
+	s.session_end = io_now_ms() + cfg->max_session * 1000ULL;
 	writer_init(&s.out, env->out_fd, cfg->timeout * 1000U);
 	reader_init(&s.in, env->in_fd, &s.out);
 	spool_init(&s.spool, st->dirfd);
 	n = snprintf(greeting, sizeof greeting, "%s My_SMTP ready", cfg->hostname);
 	reply(&s, 200, n < 0 || (size_t)n >= sizeof greeting ? "My_SMTP ready" : greeting);
-	s.deadline = io_now_ms() + cfg->timeout * 1000ULL;
 	while (!s.done && s.out.error == 0)
 		read_command(&s);
 	if (writer_flush(&s.out) < 0 && s.end == END_QUIT)

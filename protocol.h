@@ -16,6 +16,9 @@ struct config {
 	unsigned max_recipients;
 	unsigned timeout;		/* seconds without a complete line */
 	unsigned max_errors;		/* consecutive 400/403 replies */
+	unsigned max_junk;		/* commands in a row that neither deliver nor read mail */
+	unsigned max_session;		/* seconds a session may last in all */
+	int bare_lf_reject;		/* SMTP mode: refuse a bare LF, not take it as CRLF */
 	int any_domain;			/* no HELO-domain rule */
 	const char *const *domains;	/* served RCPT TO domains; none: any */
 	size_t ndomains;

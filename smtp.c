@@ -1,8 +1,9 @@
-/* smtp.c: one standard SMTP session (RFC 5321). Framing is strict: commands
-   and message lines end in CRLF; a command line ending in a bare LF, and a
-   message holding one, get "550 5.5.2 HOST Error: bare <LF> received" as
-   Postfix's smtpd_forbid_bare_newline = reject answers, and the session stays
-   in step: only CRLF "." CRLF ends DATA. A handler first checks state and
+/* smtp.c: one standard SMTP session (RFC 5321). Only CRLF "." CRLF ends
+   DATA. A bare LF ends a command or message line as CRLF would, as Postfix's
+   smtpd_forbid_bare_newline = normalize does; with bare_lf_reject a command
+   line ending in a bare LF, and a message holding one, get "550 5.5.2 HOST
+   Error: bare <LF> received" (= reject), and the session stays in step. Either
+   way "\n.\n", "\r\n.\n" and "\n.\r\n" never end a message. A handler first checks state and
    arguments and replies with the error, and only then acts; the table below
    says which commands exist and what each needs first. */
 #define _GNU_SOURCE
@@ -39,8 +40,10 @@ struct session {
 	int done;
 	int esmtp;			/* the client said EHLO */
 	unsigned errors;		/* refusals in a row */
-	uint64_t deadline;		/* for the next complete line */
+	unsigned junk;			/* commands in a row that neither delivered nor read mail */
+	uint64_t session_end;		/* io_now_ms() past which the session ends */
 	unsigned long messages;		/* for ids */
+	char verb[16];			/* of the command being answered, for the log */
 	char helo[HELO_MAX + 1];
 	struct transaction tx;		/* the sender "" is the null reverse-path */
 };
@@ -84,6 +87,8 @@ static void close_421(struct session *s, const char *status, const char *why,
 static void reply(struct session *s, int code, const char *text)
 {
 	send_line(s, code, ' ', text);
+	if (code >= 400)
+		LOG(s, "Refused %s from %s: %d %s", s->verb, s->env->peer, code, text);
 	if (code < 400) {
 		s->errors = 0;
 	} else if (code != 451 && ++s->errors >= s->cfg->max_errors) {
@@ -110,8 +115,11 @@ static void replyf(struct session *s, int code, const char *fmt, ...)
 
 static void time_out(struct session *s)
 {
-	LOG(s, "Timeout; closing.");
-	close_421(s, "4.4.2", "Error: timeout exceeded", END_TIMEOUT);
+	int expired = session_expired(s->session_end);
+
+	LOG(s, expired ? "Session time limit reached; closing." : "Timeout; closing.");
+	close_421(s, "4.4.2", expired ? "Error: session time limit exceeded" :
+		  "Error: timeout exceeded", END_TIMEOUT);
 }
 
 static void reset_transaction(struct session *s)
@@ -192,6 +200,7 @@ static void cmd_mail(struct session *s, char *arg)
 	else {
 		memcpy(s->tx.sender, p.address, sizeof p.address);
 		s->state = IN_MAIL;
+		s->junk = 0;
 		LOG(s, "MAIL FROM: <%s>", s->tx.sender);
 		reply(s, 250, "2.1.0 Ok");
 	}
@@ -223,9 +232,12 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply(s, 250, "2.1.5 Ok");
 	else if (s->tx.nrcpt >= s->cfg->max_recipients)
 		reply(s, 452, "4.5.3 Error: too many recipients");
+	else if (store_mailbox_full(s->store, p.address))
+		reply(s, 552, "5.2.2 Error: mailbox full");
 	else if (transaction_add(&s->tx, p.address) < 0)
 		reply(s, 451, "4.3.0 Error: out of memory");
 	else {
+		s->junk = 0;
 		LOG(s, "RCPT TO: %s", p.address);
 		reply(s, 250, "2.1.5 Ok");
 	}
@@ -247,7 +259,8 @@ static int receive_text(struct session *s, struct data_rx *d, struct msg_scan *s
 	msg_scan_init(scan, spool_sink, &s->spool);
 	from_quoter_init(&q, +1, msg_scan_sink, scan);
 	data_rx_init_strict(d, s->cfg->max_message, quoter_sink, &q);
-	rc = receive_data(&s->in, d, &s->deadline, s->cfg->timeout);
+	d->normalize = !s->cfg->bare_lf_reject;
+	rc = receive_data(&s->in, d, s->cfg->timeout, s->session_end);
 	from_quoter_finish(&q);
 	return rc;
 }
@@ -267,15 +280,25 @@ static void store_message_now(struct session *s, const struct msg_scan *scan)
 	int rc = make_message_id(id, sizeof id, e.when, ++s->messages, s->cfg->hostname);
 	int n;
 
+	if (rc == 0 && (rc = store_has_room(s->store, s->spool.size, s->tx.nrcpt)) < 0) {
+		LOG(s, "DATA received, refused: the store's file system is nearly full.");
+		reply(s, 452, "4.3.1 Error: insufficient system storage");
+		return;
+	}
 	if (rc == 0)
 		rc = store_deliver(s->store, &e, &s->spool,
 				   (const char *const *)s->tx.rcpt, s->tx.nrcpt);
 
+	if (rc == -EDQUOT) {
+		reply(s, 552, "5.2.2 Error: mailbox full");
+		return;
+	}
 	if (rc < 0) {
 		LOG(s, "DATA received, store failed: %s", strerror(-rc));
 		reply(s, 451, "4.3.0 Error: the store failed");
 		return;
 	}
+	s->junk = 0;
 	LOG(s, "DATA received, message stored.");
 	n = snprintf(text, sizeof text, "2.0.0 Ok: queued as %s", id);
 	reply(s, 250, n < 0 || (size_t)n >= sizeof text ? "2.0.0 Ok" : text);
@@ -291,7 +314,7 @@ static void judge_message(struct session *s, const struct data_rx *d,
 	if (size > s->cfg->max_message || d->size > s->cfg->max_message) {
 		LOG(s, "DATA received, too large.");
 		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
-	} else if (d->bare_lf) {
+	} else if (d->bare_lf && s->cfg->bare_lf_reject) {
 		LOG(s, "DATA received, bare <LF>; refused.");
 		replyf(s, 550, "5.5.2 %s Error: bare <LF> received", s->cfg->hostname);
 	} else if (d->has_nul) {
@@ -412,11 +435,12 @@ static void run_command(struct session *s, char *line, size_t len)
 	size_t verb_len;
 	char *arg;
 
+	verb_len = strcspn(line, " \t");
+	snprintf(s->verb, sizeof s->verb, "%.*s", (int)verb_len, line);
 	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
 		reply(s, 500, "5.5.2 Error: bad syntax");
 		return;
 	}
-	verb_len = strcspn(line, " \t");
 	arg = trim_blanks(line + verb_len);
 	for (c = commands; c->verb; c++)
 		if (strlen(c->verb) == verb_len && strncasecmp(line, c->verb, verb_len) == 0)
@@ -433,7 +457,8 @@ static void read_command(struct session *s)
 {
 	char line[COMMAND_LINE_MAX + 1];
 	int crlf;
-	int n = reader_line_crlf(&s->in, line, COMMAND_LINE_MAX, s->deadline, &crlf);
+	int n = reader_line_crlf(&s->in, line, COMMAND_LINE_MAX,
+				 line_deadline(s->cfg->timeout, s->session_end), &crlf);
 
 	if (n == -ETIMEDOUT) {
 		time_out(s);
@@ -444,14 +469,19 @@ static void read_command(struct session *s)
 		s->done = 1;
 		return;
 	}
-	s->deadline = io_now_ms() + s->cfg->timeout * 1000ULL;
+	s->junk++;	/* a command that delivers mail sets it back to 0 */
 	if (n == -E2BIG) {
+		snprintf(s->verb, sizeof s->verb, "command");
 		reply(s, 500, "5.5.2 Error: line too long");
-	} else if (!crlf) {
-		LOG(s, "Bare <LF> in a command; refused.");
+	} else if (!crlf && s->cfg->bare_lf_reject) {
+		snprintf(s->verb, sizeof s->verb, "command");
 		replyf(s, 550, "5.5.2 %s Error: bare <LF> received", s->cfg->hostname);
 	} else {
 		run_command(s, line, (size_t)n);
+	}
+	if (!s->done && s->junk >= s->cfg->max_junk) {
+		LOG(s, "Too many commands without mail; closing.");
+		close_421(s, "4.7.0", "Error: too many commands without mail", END_ERRORS);
 	}
 }
 
@@ -463,12 +493,12 @@ enum session_end smtp_session_run(const struct config *cfg, struct store *st,
 	char greeting[320];
 	int n;
 
+	s.session_end = io_now_ms() + cfg->max_session * 1000ULL;
 	writer_init(&s.out, env->out_fd, cfg->timeout * 1000U);
 	reader_init(&s.in, env->in_fd, &s.out);
 	spool_init(&s.spool, st->dirfd);
 	n = snprintf(greeting, sizeof greeting, "%s ESMTP My_SMTP", cfg->hostname);
 	send_line(&s, 220, ' ', n < 0 || (size_t)n >= sizeof greeting ? "ESMTP My_SMTP" : greeting);
-	s.deadline = io_now_ms() + cfg->timeout * 1000ULL;
 	while (!s.done && s.out.error == 0)
 		read_command(&s);
 	if (writer_flush(&s.out) < 0 && s.end == END_QUIT)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -29,6 +30,13 @@ struct box {
 	uint64_t old_size, new_size;
 };
 
+static int file_name(char *buf, size_t size, const char *address, const char *suffix)
+{
+	int n = snprintf(buf, size, "%s%s", address, suffix);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
 int store_open(struct store *st, const char *dir, unsigned lock_timeout)
 {
 	st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -36,18 +44,39 @@ int store_open(struct store *st, const char *dir, unsigned lock_timeout)
 	return st->dirfd < 0 ? -errno : 0;
 }
 
+int store_mailbox_full(struct store *st, const char *address)
+{
+	char name[ADDRESS_MAX + 8];
+	struct stat sb;
+
+	return st->max_mailbox > 0 && file_name(name, sizeof name, address, ".txt") == 0 &&
+	       fstatat(st->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       (uint64_t)sb.st_size >= st->max_mailbox;
+}
+
+/* The octets of one stored copy of a text of size octets, at most. */
+static uint64_t copy_size(uint64_t size)
+{
+	return MBOXRD_HEADER_MAX + size + 1;
+}
+
+int store_has_room(struct store *st, uint64_t size, size_t n)
+{
+	struct statvfs vfs;
+	uint64_t total, avail, need = copy_size(size) * n;
+
+	if (st->min_free == 0 || fstatvfs(st->dirfd, &vfs) < 0)
+		return 0;	/* a file system that cannot say is left to say ENOSPC */
+	total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	return avail >= need && (avail - need) * 100 >= total * st->min_free ? 0 : -ENOSPC;
+}
+
 void store_close(struct store *st)
 {
 	if (st->dirfd >= 0)
 		close(st->dirfd);
 	st->dirfd = -1;
-}
-
-static int file_name(char *buf, size_t size, const char *address, const char *suffix)
-{
-	int n = snprintf(buf, size, "%s%s", address, suffix);
-
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 static volatile sig_atomic_t lock_timed_out;
@@ -245,6 +274,16 @@ static int open_boxes(struct store *st, struct box *boxes, size_t n)
 	return 0;
 }
 
+/* Would any copy take its mailbox past max_mailbox? */
+static int over_limit(const struct store *st, const struct box *boxes, size_t n,
+		      const struct spool *text)
+{
+	for (size_t i = 0; st->max_mailbox > 0 && i < n; i++)
+		if (boxes[i].old_size + copy_size(text->size) > st->max_mailbox)
+			return 1;
+	return 0;
+}
+
 static int write_boxes(struct store *st, struct box *boxes, size_t n,
 		       const struct envelope *e, const struct spool *text)
 {
@@ -280,6 +319,8 @@ int store_deliver(struct store *st, const struct envelope *e,
 		boxes[i].fd = boxes[i].ix.fd = -1;
 	}
 	rc = open_boxes(st, boxes, n);
+	if (rc == 0 && over_limit(st, boxes, n, text))
+		rc = -EDQUOT;
 	if (rc == 0)
 		rc = write_boxes(st, boxes, n, e, text);
 	for (size_t i = 0; i < n; i++) {

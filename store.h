@@ -13,6 +13,8 @@
 struct store {
 	int dirfd;		/* the mailbox directory */
 	unsigned lock_timeout;	/* seconds to wait for a mailbox lock */
+	uint64_t max_mailbox;	/* octets a mailbox may grow to; 0: no limit */
+	unsigned min_free;	/* percent of the file system kept free */
 };
 
 /* A mailbox open for reading. Its lock is held only while the index is
@@ -40,8 +42,15 @@ struct stored_message {
 int store_open(struct store *st, const char *dir, unsigned lock_timeout);
 void store_close(struct store *st);
 
+/* 1 when the mailbox of address has reached max_mailbox already. */
+int store_mailbox_full(struct store *st, const char *address);
+/* 0 when n copies of a text of size octets leave min_free percent of the
+   file system free, else -ENOSPC. */
+int store_has_room(struct store *st, uint64_t size, size_t n);
+
 /* Append one copy of the spooled text (already mboxrd-quoted) to the mailbox
-   of each recipient, durably, or to none: 0 or -errno. */
+   of each recipient, durably, or to none: 0, -EDQUOT when a copy would take
+   a mailbox past max_mailbox, or -errno. */
 int store_deliver(struct store *st, const struct envelope *e,
 		  const struct spool *text, const char *const *recipients, size_t n);
 

@@ -77,10 +77,24 @@ int make_message_id(char *buf, size_t size, time_t when, unsigned long n, const 
 	return len < 0 || (size_t)len >= size ? -ENAMETOOLONG : 0;
 }
 
-int receive_data(struct reader *in, struct data_rx *d, uint64_t *deadline, unsigned timeout)
+uint64_t line_deadline(unsigned timeout, uint64_t session_end)
 {
+	uint64_t t = io_now_ms() + timeout * 1000ULL;
+
+	return t < session_end ? t : session_end;
+}
+
+int session_expired(uint64_t session_end)
+{
+	return io_now_ms() >= session_end;
+}
+
+int receive_data(struct reader *in, struct data_rx *d, unsigned timeout, uint64_t session_end)
+{
+	uint64_t deadline = line_deadline(timeout, session_end);
+
 	while (!d->done) {
-		int rc = reader_fill(in, *deadline);
+		int rc = reader_fill(in, deadline);
 		uint64_t lines = d->lines;
 		const char *p;
 		size_t len;
@@ -90,7 +104,7 @@ int receive_data(struct reader *in, struct data_rx *d, uint64_t *deadline, unsig
 		p = reader_data(in, &len);
 		reader_consume(in, data_rx_feed(d, p, len));
 		if (d->lines != lines)
-			*deadline = io_now_ms() + timeout * 1000ULL;
+			deadline = line_deadline(timeout, session_end);
 	}
 	return 0;
 }

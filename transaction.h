@@ -37,9 +37,16 @@ char *trim_blanks(char *arg);
 /* A Message-ID (without brackets) for the n-th message of this process. */
 int make_message_id(char *buf, size_t size, time_t when, unsigned long n, const char *host);
 
-/* Feed the client's input to d up to the end of the message: 0, -ETIMEDOUT,
-   or -ENODATA when the connection ended first. Each complete line moves
-   *deadline timeout seconds on. */
-int receive_data(struct reader *in, struct data_rx *d, uint64_t *deadline, unsigned timeout);
+/* The deadline for the next complete line: timeout seconds from now, but
+   never past the end of the session (both on the io_now_ms scale). */
+uint64_t line_deadline(unsigned timeout, uint64_t session_end);
+
+/* Feed the client's input to d up to the end of the message: 0, -ETIMEDOUT
+   (no complete line within timeout seconds, or the session's end came), or
+   -ENODATA when the connection ended first. */
+int receive_data(struct reader *in, struct data_rx *d, unsigned timeout, uint64_t session_end);
+
+/* How the client's time ran out: 1 when it was the session's own end. */
+int session_expired(uint64_t session_end);
 
 #endif

@@ -282,7 +282,8 @@ static const char *const served[] = { "test.com", "example.org" };
 static void pick_config(struct config *cfg, size_t size)
 {
 	*cfg = (struct config){ .max_message = 3000, .max_recipients = 4, .timeout = 10,
-				.max_errors = 20, .hostname = "fuzz.host" };
+				.max_errors = 20, .max_junk = 100, .max_session = 3600,
+				.hostname = "fuzz.host" };
 	switch (size % 4) {
 	case 1: cfg->any_domain = 1; break;
 	case 2: cfg->domains = served; cfg->ndomains = 2; cfg->max_recipients = 2; break;

@@ -644,7 +644,8 @@ static const char long_host[] =
 static void pick_config(struct config *cfg, size_t size)
 {
 	*cfg = (struct config){ .max_message = 3000, .max_recipients = 4, .timeout = 10,
-				.max_errors = 20, .hostname = "fuzz.host" };
+				.max_errors = 20, .max_junk = 100, .max_session = 3600,
+				.hostname = "fuzz.host", .bare_lf_reject = size % 2 };
 	switch (size % 4) {
 	case 1: cfg->domains = served; cfg->ndomains = 2; cfg->max_recipients = 2; break;
 	case 2: cfg->max_message = 40; cfg->max_errors = 3; break;

@@ -678,7 +678,7 @@ class ServerTest(unittest.TestCase):
             s = self.spawn(["-d", d, "-l", "127.0.0.1:%d" % port] + list(args),
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, **kw)
             try:
-                s.wait_log(r"Listening on port %d\.\.\.$" % port)
+                s.wait_log(r"Listening on port %d \(127\.0\.0\.1\)\.\.\.$" % port)
                 return s, port
             except AssertionError as e:   # the port was taken meanwhile: try another
                 last = e

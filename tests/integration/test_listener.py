@@ -55,8 +55,8 @@ class Listener(ServerTest):
         self.stop(server)
         lines = server.log_lines()
         self.assertTrue(lines, "no log lines")
-        self.assertIn(lines[0], ("Listening on port %d..." % port,
-                                 "[%d] Listening on port %d..." % (server.pid, port)),
+        self.assertIn(lines[0], ("Listening on port %d (127.0.0.1)..." % port,
+                                 "[%d] Listening on port %d (127.0.0.1)..." % (server.pid, port)),
                       "first log line")
         parsed = []
         for l in lines[1:]:

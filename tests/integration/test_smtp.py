@@ -209,7 +209,7 @@ class Replies(Smtp):
     def test_every_reply_code(self):
         """A transcript of every reply, in its exact text."""
         d = self.mkdir()
-        c = self.smtp(d, ["-r", "2", "-s", "1000", "-D", "test.com", "-e", "100"])
+        c = self.smtp(d, ["-r", "2", "-s", "1000", "-D", "test.com", "-e", "100", "-B", "reject"])
         for line, expect in (
                 ("MAIL FROM:<a@test.com>", "503 5.5.1 Error: send HELO/EHLO first"),
                 ("RCPT TO:<a@test.com>", "503 5.5.1 Error: need MAIL command"),
@@ -359,15 +359,15 @@ class Framing(Smtp):
     def test_smuggling_variants_never_end_a_message(self):
         """Each variant hides a second transaction for victim@test.com inside
         the message; only the final CRLF . CRLF ends it, so there is one reply:
-        550 when the message holds a bare LF, else 250 with the hidden lines
-        stored as text. Nothing reaches the victim."""
+        under -B reject 550 when the message holds a bare LF, else 250 with
+        the hidden lines stored as text. Nothing reaches the victim."""
         d = self.mkdir()
         hidden = (b"MAIL FROM:<evil@test.com>\r\nRCPT TO:<victim@test.com>\r\nDATA\r\n"
                   b"Subject: smuggled\r\n\r\nsmuggled")
         for variant, bare in ((b"\n.\n", True), (b"\r.\r", False),
                               (b"\r\n.\n", True), (b"\n.\r\n", True)):
             with self.subTest(variant=variant):
-                c = self.smtp(d)
+                c = self.smtp(d, ["-B", "reject"])
                 self.ehlo(c)
                 self.say(c, "MAIL FROM:<john@test.com>", "250 2.1.0 Ok")
                 self.say(c, "RCPT TO:<david@test.com>", "250 2.1.5 Ok")
@@ -385,9 +385,51 @@ class Framing(Smtp):
                 b"DATA\nSubject: smuggled\n\nsmuggled\n")
         self.check_stored(d, "david@test.com", [("john@test.com", text)])
 
-    def test_bare_lf_in_message_is_refused_in_step(self):
+    def test_smuggling_variants_are_text_when_bare_lf_is_normalized(self):
+        """The default, -B normalize: a bare LF ends a line as CRLF would, but
+        the same variants still never end the message: each is stored as
+        text (a "." line that does not end the message loses its dot, as
+        dot-stuffing says), and nothing reaches the victim."""
+        d = self.mkdir()
+        hidden = (b"MAIL FROM:<evil@test.com>\r\nRCPT TO:<victim@test.com>\r\nDATA\r\n"
+                  b"Subject: smuggled\r\n\r\nsmuggled")
+        stored = []
+        for variant, as_text in ((b"\n.\n", b"\n\n"), (b"\r.\r", b"\r.\r"),
+                                 (b"\r\n.\n", b"\n\n"), (b"\n.\r\n", b"\n\n"),
+                                 (b"\n..\n", b"\n.\n")):
+            with self.subTest(variant=variant):
+                c = self.smtp(d)
+                self.ehlo(c)
+                self.say(c, "MAIL FROM:<john@test.com>", "250 2.1.0 Ok")
+                self.say(c, "RCPT TO:<david@test.com>", "250 2.1.5 Ok")
+                self.say(c, "DATA", "354 End data with <CR><LF>.<CR><LF>")
+                c.send(b"Subject: innocent\r\n\r\nbefore" + variant + hidden + b"\r\n.\r\nQUIT\r\n")
+                got = self.replies(c, 2)
+                self.assertRegex(got[0][0], QUEUED_RE)
+                self.assertEqual(got[1], ["221 2.0.0 Bye"], "no reply to a hidden command")
+                c.expect_eof()
+                stored.append(("john@test.com", b"Subject: innocent\n\nbefore" + as_text +
+                               b"MAIL FROM:<evil@test.com>\nRCPT TO:<victim@test.com>\n"
+                               b"DATA\nSubject: smuggled\n\nsmuggled\n"))
+        self.assertFalse(os.path.exists(mailbox_file(d, "victim@test.com")))
+        self.check_stored(d, "david@test.com", stored)
+
+    def test_bare_lf_commands_and_text_are_taken_by_default(self):
+        """smtplib.sendmail with LF line ends, curl -T without --crlf: taken."""
         d = self.mkdir()
         c = self.smtp(d)
+        c.send(b"EHLO client.example\nMAIL FROM:<john@test.com>\nRCPT TO:<david@test.com>\nDATA\n")
+        got = self.replies(c, 4)
+        self.assertEqual([r[0] for r in got[1:]], ["250 2.1.0 Ok", "250 2.1.5 Ok",
+                                                   "354 End data with <CR><LF>.<CR><LF>"])
+        c.send(b"Subject: x\n\nunix line\nend\r\n.\r\n")
+        self.assertRegex(self.replies(c)[0][0], QUEUED_RE)
+        self.smtp_quit(c)
+        self.check_stored(d, "david@test.com", [("john@test.com", b"Subject: x\n\nunix line\nend\n")])
+
+    def test_bare_lf_in_message_is_refused_in_step(self):
+        d = self.mkdir()
+        c = self.smtp(d, ["-B", "reject"])
         self.ehlo(c)
         self.say(c, "MAIL FROM:<john@test.com>", "250 2.1.0 Ok")
         self.say(c, "RCPT TO:<david@test.com>", "250 2.1.5 Ok")
@@ -529,6 +571,24 @@ class Clients(Smtp):
         for addr in ("david@test.com", "eve@test.com"):
             self.check_stored(d, addr, [("john@test.com", MESSAGE)])
 
+    def test_curl_without_crlf(self):
+        """curl -T of a file with LF line ends, without --crlf: the bare LFs
+        are taken as CRLF (-B normalize, the default). curl dot-stuffs only
+        after CRLF, so a line of the file that starts with a dot loses it, as
+        it would in Postfix: the message here has none (mysmtpd(8) says so)."""
+        curl = self.tool("curl", "curl")
+        d = self.mkdir()
+        port = self.listener(d)
+        plain = b"".join(l + b"\n" for l in MESSAGE.split(b"\n")[:-1] if not l.startswith(b"."))
+        with open(self.msgfile, "wb") as f:
+            f.write(plain)
+        self.run_client([curl, "--silent", "--show-error", "--max-time", str(WAIT),
+                         "--url", "smtp://127.0.0.1:%d/client.example" % port,
+                         "--mail-from", "john@test.com", "--mail-rcpt", "david@test.com",
+                         "--upload-file", self.msgfile])
+        # curl ends the data with CRLF . CRLF: after a last bare LF, an empty line more
+        self.check_stored(d, "david@test.com", [("john@test.com", plain + b"\n")])
+
     def test_swaks(self):
         """swaks, plain and with --pipeline. swaks ends the data with a line
         end of its own, so the file holds the message but its last LF."""
@@ -548,7 +608,8 @@ class Clients(Smtp):
         """Python's smtplib: send_message (CRLF by its generator), sendmail of
         CRLF bytes with SIZE= (sent when offered), a recipient refused among
         accepted ones, the null sender, BODY=8BITMIME; and sendmail of bytes
-        with LF line ends, which smtplib sends as they are: bare LFs, refused."""
+        with LF line ends, which smtplib sends as they are: bare LFs, taken
+        by default and refused under -B reject."""
         d = self.mkdir()
         port = self.listener(d, ["-D", "test.com"])
         note = email.message.EmailMessage()
@@ -572,9 +633,14 @@ class Clients(Smtp):
                 s.sendmail("john@test.com", ["david@test.com"], b"x\r\n" * 10,
                            mail_options=["SIZE=20000000"])
             self.assertEqual(e.exception.smtp_code, 552)
+            # LF line ends, sent as they are: taken (smtplib ends them with CRLF . CRLF,
+            # so the message gains the empty line that its CRLF makes)
+            self.assertEqual(s.sendmail("john@test.com", ["david@test.com"], MESSAGE), {})
+        self.check_stored(d, "david@test.com", [("john@test.com", sent), ("john@test.com", MESSAGE),
+                                                ("", bounce), ("john@test.com", MESSAGE + b"\n")])
+        strict = self.listener(self.mkdir("strict"), ["-B", "reject"])
+        with smtplib.SMTP("127.0.0.1", strict, local_hostname="client.example", timeout=WAIT) as s:
             with self.assertRaises(smtplib.SMTPDataError) as e:
                 s.sendmail("john@test.com", ["david@test.com"], MESSAGE)
             self.assertEqual((e.exception.smtp_code, e.exception.smtp_error),
                              (550, b"5.5.2 test.host Error: bare <LF> received"))
-        self.check_stored(d, "david@test.com", [("john@test.com", sent), ("john@test.com", MESSAGE),
-                                                ("", bounce)])

@@ -501,7 +501,7 @@ class BadAddresses(StoreTest):
         # One valid message so LIST and GET_MAIL have something to refuse to reach.
         self.deliver(d, "john@test.com", ["john@test.com"], [b"hi"], args=["-A"], cwd=cwd)
         before = tree(top)
-        c = self.pipe_session(d, ["-A"], cwd=cwd)
+        c = self.pipe_session(d, ["-A", "-j", "100000"], cwd=cwd)
         self.ok(c, "HELO test.com")
         for addr in self.BAD:
             with self.subTest(addr=addr):
