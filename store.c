@@ -276,11 +276,16 @@ static int open_boxes(struct store *st, struct box *boxes, size_t n)
 
 /* Would any copy take its mailbox past max_mailbox? */
 static int over_limit(const struct store *st, const struct box *boxes, size_t n,
-		      const struct spool *text)
+		      const struct envelope *e, const struct spool *text)
 {
-	for (size_t i = 0; st->max_mailbox > 0 && i < n; i++)
-		if (boxes[i].old_size + copy_size(text->size) > st->max_mailbox)
+	char header[MBOXRD_HEADER_MAX];
+
+	for (size_t i = 0; st->max_mailbox > 0 && i < n; i++) {
+		int len = mboxrd_header(header, sizeof header, e, boxes[i].address, text->size);
+
+		if (len < 0 || boxes[i].old_size + (uint64_t)len + text->size + 1 > st->max_mailbox)
 			return 1;
+	}
 	return 0;
 }
 
@@ -319,7 +324,7 @@ int store_deliver(struct store *st, const struct envelope *e,
 		boxes[i].fd = boxes[i].ix.fd = -1;
 	}
 	rc = open_boxes(st, boxes, n);
-	if (rc == 0 && over_limit(st, boxes, n, text))
+	if (rc == 0 && over_limit(st, boxes, n, e, text))
 		rc = -EDQUOT;
 	if (rc == 0)
 		rc = write_boxes(st, boxes, n, e, text);
