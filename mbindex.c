@@ -17,7 +17,7 @@
 #define HEADER_SIZE 40
 #define ENTRY_SIZE 16
 #define READ_MAX 256		/* entries read at once */
-#define HEAD_READ 2048
+#define HEAD_READ (MBOXRD_HEADER_MAX + 1024)	/* all of our own header lines, always */
 #define BATCH 512
 
 struct header {
@@ -108,16 +108,38 @@ static int field_number(const char *head, size_t len, size_t *off, const char *n
 
 /* The first two header lines of an SMTP-mode record, at off: MBOXRD_PREPENDED
    N, then Content-Length. 1 when both are there, with h->length and
-   h->text_start (start + the end of the first line + N) set; else 0. */
+   h->text_start (start + the end of the first line + N) set; else 0.
+   A mail reader that rewrites the mailbox (mutt) moves Content-Length to
+   the end of the header block, after the message's own header lines: then
+   the message as sent begins that line's length sooner, and N is taken
+   less that line. */
 static int read_prepended(const char *head, size_t len, size_t off, uint64_t start,
 			  struct mbox_head *h)
 {
+	static const char cl[] = "\nContent-Length: ";
+	const char *blank, *moved;
 	uint64_t n;
+	size_t after, at;
 
 	if (!field_number(head, len, &off, MBOXRD_PREPENDED, &n))
 		return 0;
-	h->text_start = start + off + n;
-	return field_number(head, len, &off, "Content-Length: ", &h->length);
+	after = off;
+	if (field_number(head, len, &off, "Content-Length: ", &h->length)) {
+		h->text_start = start + after + n;
+		return 1;
+	}
+	blank = memmem(head + after - 1, len - (after - 1), "\n\n", 2);
+	moved = blank ? memmem(head + after - 1, (size_t)(blank - (head + after - 1)) + 1,
+			       cl, sizeof cl - 1) : NULL;
+	if (!moved)
+		return 0;
+	at = (size_t)(moved - head) + 1;
+	off = at;
+	if (!field_number(head, len, &off, "Content-Length: ", &h->length) ||
+	    off - at > n || after + n - (off - at) > at || head[after + n - (off - at) - 1] != '\n')
+		return 0;
+	h->text_start = start + after + n - (off - at);
+	return 1;
 }
 
 int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)

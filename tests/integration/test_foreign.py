@@ -62,3 +62,84 @@ class Foreign(ServerTest):
                 self.assertEqual([lines for _, _, lines in got], [[b"whole"]],
                                  "a torn message is never listed")
                 self.assertEqual(read_bytes(path), whole, "and is cut off under the lock")
+
+
+class MuttRewrite(ServerTest):
+    """A real mutt (under tmux) reads a mailbox and saves it, which rewrites
+    every message's header block: Status and Lines added, Content-Length
+    moved to its end. Then one message is deleted. GET_MAIL still gives
+    each message from its first line as sent, and nothing is lost."""
+
+    SMTP_ONE = b"From: John <john@test.com>\r\nSubject: one\r\n\r\nbody one\r\n"
+    SMTP_TWO = b"Subject: two\r\n\r\nbody two\r\n"
+
+    def smtp_deliver(self, d, text):
+        c = self.pipe_session(d, ["-S"], greet=False)
+        c.send(b"EHLO client.example\r\nMAIL FROM:<john@test.com>\r\nRCPT TO:<david@test.com>\r\n"
+               b"DATA\r\n" + text + b".\r\nQUIT\r\n")
+        replies = []
+        while not replies or not replies[-1].startswith("221"):
+            replies.append(c.reply())
+        self.assertTrue(any(r.startswith("250 2.0.0 Ok: queued") for r in replies), replies)
+
+    def mutt(self, box, keys):
+        """Open box in mutt on a tmux terminal, type keys, wait for it to exit."""
+        import shutil, subprocess, time
+        for tool in ("mutt", "tmux"):
+            self.assertTrue(shutil.which(tool), "%s is not installed (make check installs it)" % tool)
+        sock, done = os.path.join(self.root, "tmux.sock"), os.path.join(self.root, "mutt.done")
+        run = ["tmux", "-S", sock, "-f", "/dev/null"]
+        os.makedirs(os.path.join(self.root, "Mail"), exist_ok=True)   # mutt's $folder in $HOME
+        if os.path.exists(done):
+            os.unlink(done)
+        cmd = ("mutt -n -F /dev/null -e 'set move=no quit=yes mark_old=no delete=yes wait_key=no' "
+               "-f %s; touch %s" % (box, done))
+        subprocess.run(run + ["new-session", "-d", "-x", "120", "-y", "40", cmd], check=True,
+                       env=dict(os.environ, TERM="xterm", HOME=self.root))
+        self.addCleanup(subprocess.run, run + ["kill-server"], capture_output=True)
+
+        def screen():
+            return subprocess.run(run + ["capture-pane", "-p"], capture_output=True).stdout
+
+        def wait_for(text):
+            for _ in range(400):
+                if os.path.exists(done) or text in screen():
+                    return
+                time.sleep(0.025)
+            self.fail("mutt never showed %r: %r" % (text, screen()))
+        for key, shows in keys:
+            wait_for(shows)
+            time.sleep(0.2)     # mutt drops typeahead while it redraws
+            subprocess.run(run + ["send-keys", key], check=True)
+        for _ in range(400):
+            if os.path.exists(done):
+                return
+            time.sleep(0.025)
+        self.fail("mutt did not exit: %r" % screen())
+
+    def test_mutt_reads_saves_and_deletes(self):
+        d = self.mkdir()
+        self.smtp_deliver(d, self.SMTP_ONE)
+        self.deliver(d, "john@test.com", ["david@test.com"], [b"Hello David,", b"mine"])
+        self.smtp_deliver(d, self.SMTP_TWO)
+        box = mailbox_file(d, "david@test.com")
+        before = read_bytes(box)
+        index, pager = b"q:Quit", b"i:Exit"
+        self.mutt(box, [("Enter", index), ("i", pager), ("q", index)])   # read 1, index, quit
+        after = read_bytes(box)
+        self.assertNotEqual(after, before, "mutt rewrote the mailbox")
+        self.assertIn(b"Status: RO\n", after)
+        got = self.read_back(d, "david@test.com")
+        self.assertEqual(len(got), 3)
+        one, mine, two = (lines for _, _, lines in got)
+        self.assertEqual(one[:2], [b"From: John <john@test.com>", b"Subject: one"],
+                         "the message from its first header line")
+        self.assertEqual(one[-2:], [b"", b"body one"])
+        self.assertEqual(mine, [b"Hello David,", b"mine"])
+        self.assertEqual(two[0], b"Subject: two")
+        self.assertEqual(two[-2:], [b"", b"body two"])
+        self.mutt(box, [("2", index), ("Enter", b"Jump to message: 2"),   # to message 2,
+                        ("d", index), ("q", b" ND ")])                    # delete, quit: expunged
+        got = self.read_back(d, "david@test.com")
+        self.assertEqual([lines[0] for _, _, lines in got],
+                         [b"From: John <john@test.com>", b"Subject: two"])
