@@ -81,13 +81,15 @@ build/asan/unit: $(UNIT_SRCS:%.c=build/asan/%.o)
 
 asan: build/asan/mysmtpd build/asan/mysmtp build/asan/unit
 
-# Run the server in the foreground on port $(PORT), storing mail in ./mailbox.
+# Run the server in the foreground on port $(PORT) of every address, storing
+# mail in ./mailbox; PORT may name an address too: make rs PORT=127.0.0.1:2525.
 rs: mysmtpd
 	./mysmtpd -d mailbox -l $(PORT)
 
-# Talk to it.
+# Talk to it: $(HOST) $(PORT), or PORT alone when it names an address too
+# (make rc PORT=127.0.0.1:2525, make rc PORT=[::1]:2525).
 rc: mysmtp
-	./mysmtp $(HOST) $(PORT)
+	./mysmtp $(if $(findstring :,$(PORT)),$(PORT),$(HOST) $(PORT))
 
 # The benchmark: see bench/run for what it measures and README.md for figures.
 build/bench/loadgen: bench/loadgen.c | deps

@@ -6,10 +6,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <histedit.h>
 #include <limits.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,23 +20,32 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #define DEFAULT_HOST	"127.0.0.1"
 #define DEFAULT_PORT	"2525"
 #define DEFAULT_SECS	30
+#define DEFAULT_KEEPALIVE 60	/* seconds idle while a message is typed, then NOOP */
+#define VERSION		"1.0"
+#define DATA_PROMPT	"Enter your message (end with a single dot '.'):"
+#define HISTORY_FILE	".mysmtp_history"
+#define HISTORY_SIZE	500
 #define REPLY_MAX	1000	/* octets in a status line, CRLF not counted */
 #define PIECE_MAX	16384	/* longer lines are handled in pieces this long */
 #define NO_DEADLINE	(-1)	/* for reads from stdin or a file */
 
-/* What get_line found, besides -errno. */
-enum { LN_END, LN_MORE, LN_EOF };
+/* What get_line found, besides -errno; LN_INTR: the user pressed ^C. */
+enum { LN_END, LN_MORE, LN_EOF, LN_INTR };
+
+static volatile sig_atomic_t interrupted;	/* ^C at the terminal */
 
 /* The commands the shell must follow to stay in step with the server. */
-enum verb { V_OTHER, V_DATA, V_LIST, V_GET, V_QUIT };
+enum verb { V_OTHER, V_DATA, V_LIST, V_GET, V_QUIT, V_RCPT, V_NEW };
 
 /* A read buffer over a file descriptor. */
 struct lbuf {
@@ -60,9 +71,14 @@ struct conn {
 struct input {
 	EditLine *el;
 	History *hist;
+	char history_path[PATH_MAX];	/* "" when history is not kept */
 	char *prompt;			/* what libedit shows; never written */
 	bool remember;			/* put the lines read into the history */
 	bool show;			/* stdout is a terminal: mask control bytes */
+	struct conn *keepalive;		/* while a message is typed: NOOP it when idle */
+	int keepalive_secs;
+	bool ready;			/* the server took a RCPT TO: DATA would be taken */
+	const char *lost;		/* why the session ended while the user typed */
 	struct lbuf lb;
 	char piece[PIECE_MAX];
 };
@@ -74,14 +90,15 @@ struct job {
 	char **rcpt;
 	int nrcpt;
 	int secs;
+	int keepalive;
 };
 
 static const char usage_text[] =
-"usage: mysmtp [-s host] [-p port] [-t secs] [host [port]]\n"
-"       mysmtp [-s host] [-p port] [-t secs] send -f from [-H helo] [-i file] rcpt...\n"
-"       mysmtp [-s host] [-p port] [-t secs] list [-H helo] address\n"
-"       mysmtp [-s host] [-p port] [-t secs] get [-H helo] address id\n"
-"       mysmtp -h\n";
+"usage: mysmtp [-s host] [-p port] [-t secs] [-k secs] [host[:port] [port]]\n"
+"       mysmtp [options] send -f from [-H helo] [-i file] rcpt...\n"
+"       mysmtp [options] list [-H helo] address\n"
+"       mysmtp [options] get [-H helo] address id\n"
+"       mysmtp -h | --help | -V | --version\n";
 
 static const char help_text[] =
 "\n"
@@ -94,9 +111,14 @@ static const char help_text[] =
 "prompt without its code and reads the message up to a line holding only\n"
 "\".\" (a line starting with \".\" is sent with one more). The greeting is\n"
 "hidden unless it is an error; LIST and GET_MAIL replies are shown without\n"
-"their closing \".\" and extra dots. End of input (^D) sends QUIT; inside a\n"
-"message it drops the message instead. Control bytes from the server show\n"
-"as ^X on a terminal.\n"
+"their closing \".\" and extra dots. End of input (^D) sends QUIT. On a\n"
+"terminal a message is kept here until its \".\" and only then sent, so ^D\n"
+"or ^C inside it drops it and returns to the prompt (the transaction stays\n"
+"open), and while you type, a NOOP every -k seconds keeps the session from\n"
+"timing out. ^C at the prompt clears the line. Tab completes commands.\n"
+"Commands (not message text) are kept in ~/.mysmtp_history, or in\n"
+"$MYSMTP_HISTORY (empty: none). Control bytes from the server show as ^X\n"
+"on a terminal.\n"
 "When standard input is not a terminal, the shell reads the same lines\n"
 "from it without prompting and prints every reply but the DATA prompt, so a\n"
 "command file can be piped through it. Blank lines are skipped, a CR before\n"
@@ -115,13 +137,17 @@ static const char help_text[] =
 "  since the server shows only mailboxes in the HELO domain.\n"
 "\n"
 "Options:\n"
-"  -s host   server host (default 127.0.0.1); the shell also takes it as\n"
-"            its first operand\n"
-"  -p port   server port (default 2525); the shell also takes it as its\n"
-"            second operand\n"
-"  -t secs   give up connecting, or waiting for a reply line (or for the\n"
-"            next 16 KiB of a long one), after secs seconds (default 30)\n"
-"  -h        show this help\n"
+"Options may come before or after the subcommand:\n"
+"  -s, --server host   server host (default 127.0.0.1); the shell also takes\n"
+"            it as its first operand, as host or host:port ([v6]:port)\n"
+"  -p, --port port     server port (default 2525); the shell also takes it as\n"
+"            its second operand\n"
+"  -t, --timeout secs  give up connecting, or waiting for a reply line (or\n"
+"            for the next 16 KiB of a long one), after secs seconds (default 30)\n"
+"  -k, --keepalive secs  while a message is typed on a terminal, send NOOP\n"
+"            after secs seconds without a key (default 60)\n"
+"  -h, --help          show this help\n"
+"  -V, --version       show the version\n"
 "\n"
 "Exit status (sysexits.h); the shell's is that of its first failed reply,\n"
 "or of what ended the session:\n"
@@ -266,6 +292,9 @@ static int conn_fail(const struct conn *c, int err)
 		fputs("malformed reply: ", stderr);
 		put_text(stderr, c->line, c->linelen < 80 ? c->linelen : 80, true);
 		putc('\n', stderr);
+		if (c->linelen >= 4 && memcmp(c->line, "220", 3) == 0)
+			fputs("mysmtp: that is a standard SMTP server (mysmtpd -S, port 2526?);"
+			      " mysmtp speaks My_SMTP (port 2525)\n", stderr);
 		break;
 	default:
 		fprintf(stderr, "%s\n", strerror(-err));
@@ -642,7 +671,108 @@ static char *prompt_of(EditLine *el)
 	return ((struct input *)data)->prompt;
 }
 
-/* Sets up line editing and history on the terminal. */
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* Keeps the session alive while the user types a message: NOOP, 200. */
+static int send_keepalive(struct input *in)
+{
+	struct conn *c = in->keepalive;
+	int r = conn_line(c, "NOOP", 4);
+
+	if (r == 0 && (r = read_reply(c)) == 200)
+		return 0;
+	in->lost = r < 0 ? "the connection broke" : "the server ended the session";
+	return -1;
+}
+
+/* libedit's reader: one character from the terminal, waiting for it at
+   most keepalive_secs while a message is typed, then sending a NOOP.
+   1 with *wc, 0 at end of input, -1 on ^C or an error. */
+static int read_char(EditLine *el, wchar_t *wc)
+{
+	struct input *in = NULL;
+	mbstate_t mb;
+
+	el_get(el, EL_CLIENTDATA, &in);
+	memset(&mb, 0, sizeof mb);
+	while (!interrupted) {
+		struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+		int r = poll(&p, 1, in->keepalive ? in->keepalive_secs * 1000 : -1);
+		ssize_t n;
+		char ch;
+
+		if (r == 0 && send_keepalive(in) < 0)
+			return -1;
+		if (r <= 0)
+			continue;	/* a NOOP kept the session, or a signal came */
+		n = read(STDIN_FILENO, &ch, 1);
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			return -1;
+		if (n < 0)
+			continue;
+		size_t k = mbrtowc(wc, &ch, 1, &mb);
+		if (k == (size_t)-2)
+			continue;	/* more octets of one character to come */
+		if (k == (size_t)-1)
+			*wc = (unsigned char)ch;
+		return 1;
+	}
+	return -1;
+}
+
+/* Tab at the start of a line: complete the command being typed. */
+static unsigned char complete(EditLine *el, int ch)
+{
+	static const char *const words[] = { "HELO ", "MAIL FROM: ", "RCPT TO: ", "DATA",
+		"LIST ", "GET_MAIL ", "NOOP", "RSET", "HELP", "QUIT" };
+	const LineInfo *li = el_line(el);
+	size_t len = (size_t)(li->cursor - li->buffer), hits = 0, last = 0;
+
+	(void)ch;
+	if (memchr(li->buffer, ' ', len))
+		return CC_ERROR;		/* past the verb: nothing to complete */
+	for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+		if (strncasecmp(li->buffer, words[i], len) == 0)
+			hits++, last = i;
+	if (hits == 1) {
+		el_deletestr(el, (int)len);
+		el_insertstr(el, words[last]);
+		return CC_REFRESH;
+	}
+	if (hits > 1) {
+		putc('\n', stdout);
+		for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+			if (strncasecmp(li->buffer, words[i], len) == 0)
+				printf("%s  ", words[i]);
+		putc('\n', stdout);
+		return CC_REDISPLAY;
+	}
+	return CC_ERROR;
+}
+
+/* Where the history is kept: $MYSMTP_HISTORY ("" for nowhere), else
+   ~/.mysmtp_history. */
+static void history_path(struct input *in)
+{
+	const char *env = getenv("MYSMTP_HISTORY"), *home = getenv("HOME");
+	int n = 0;
+
+	in->history_path[0] = '\0';
+	if (env)
+		n = snprintf(in->history_path, sizeof in->history_path, "%s", env);
+	else if (home && *home)
+		n = snprintf(in->history_path, sizeof in->history_path, "%s/%s", home, HISTORY_FILE);
+	if (n < 0 || (size_t)n >= sizeof in->history_path)
+		in->history_path[0] = '\0';
+}
+
+/* Sets up line editing, completion and history on the terminal. */
 static int edit_open(struct input *in)
 {
 	HistEvent ev;
@@ -651,19 +781,35 @@ static int edit_open(struct input *in)
 	in->hist = history_init();
 	if (in->el == NULL || in->hist == NULL)
 		return -ENOMEM;
-	history(in->hist, &ev, H_SETSIZE, 200);
+	history(in->hist, &ev, H_SETSIZE, HISTORY_SIZE);
 	history(in->hist, &ev, H_SETUNIQUE, 1);
+	history_path(in);
+	if (in->history_path[0])
+		history(in->hist, &ev, H_LOAD, in->history_path);	/* none yet is fine */
 	el_set(in->el, EL_EDITOR, "emacs");
 	el_set(in->el, EL_SIGNAL, 1);
 	el_set(in->el, EL_HIST, history, in->hist);
 	el_set(in->el, EL_CLIENTDATA, (void *)in);
 	el_set(in->el, EL_PROMPT, prompt_of);
+	el_set(in->el, EL_GETCFN, read_char);
+	el_set(in->el, EL_ADDFN, "mysmtp-complete", "complete a command", complete);
+	el_set(in->el, EL_BIND, "^I", "mysmtp-complete", NULL);
 	el_source(in->el, NULL);
 	return 0;
 }
 
+/* Ends line editing; the history is saved, readable by its owner only. */
 static void edit_close(struct input *in)
 {
+	HistEvent ev;
+
+	if (in->hist && in->history_path[0]) {
+		mode_t old = umask(077);
+
+		if (history(in->hist, &ev, H_SAVE, in->history_path) < 0)
+			fprintf(stderr, "mysmtp: cannot save the history in %s\n", in->history_path);
+		umask(old);
+	}
 	if (in->el)
 		el_end(in->el);
 	if (in->hist)
@@ -684,6 +830,12 @@ static int input_piece(struct input *in, const char **p, size_t *n)
 	const char *s = el_gets(in->el, &count);
 	if (s == NULL || count <= 0) {
 		*n = 0;
+		if (in->lost)
+			return -ENOTCONN;
+		if (interrupted) {
+			interrupted = 0;
+			return LN_INTR;
+		}
 		return LN_EOF;
 	}
 	size_t len = (size_t)count;
@@ -705,7 +857,8 @@ static enum verb verb_of(const char *p, size_t n)
 {
 	static const struct { const char *name; enum verb verb; } verbs[] = {
 		{ "DATA", V_DATA }, { "LIST", V_LIST },
-		{ "GET_MAIL", V_GET }, { "QUIT", V_QUIT },
+		{ "GET_MAIL", V_GET }, { "QUIT", V_QUIT }, { "RCPT", V_RCPT },
+		{ "HELO", V_NEW }, { "MAIL", V_NEW }, { "RSET", V_NEW },
 	};
 	size_t i = 0, k;
 
@@ -772,6 +925,108 @@ static int shell_message(struct conn *c, struct input *in)
 	}
 }
 
+static void show_reply(const struct conn *c, const struct input *in)
+{
+	put_text(stdout, c->line, c->linelen, in->show);
+	putc('\n', stdout);
+}
+
+/* On a terminal, after DATA: the message is typed into a temporary file,
+   with a NOOP whenever the user is idle for keepalive_secs, and sent only
+   after its ".". EX_OK with *text open at its start, or EX_DATAERR when
+   the user dropped it (^D or ^C), or the status of what broke. */
+static int compose_message(struct conn *c, struct input *in, FILE **text)
+{
+	*text = tmpfile();
+	if (*text == NULL) {
+		fprintf(stderr, "mysmtp: cannot hold the message: %s\n", strerror(errno));
+		return EX_CANTCREAT;
+	}
+	in->prompt = "";
+	in->remember = false;
+	in->keepalive = c;
+	for (bool first = true;;) {
+		const char *p;
+		size_t n;
+		int got = input_piece(in, &p, &n);
+
+		if (got == -ENOTCONN) {
+			in->keepalive = NULL;
+			fprintf(stderr, "\nmysmtp: %s while the message was typed: ", in->lost);
+			put_text(stderr, c->line, c->linelen, true);
+			fputs("\nmysmtp: message not sent\n", stderr);
+			return EX_IOERR;
+		}
+		if (got < 0)
+			return input_fail("stdin", got);
+		if (got == LN_INTR || (got == LN_EOF && n == 0)) {
+			in->keepalive = NULL;
+			fputs("\nmysmtp: message dropped; the transaction is still open\n", stdout);
+			return EX_DATAERR;
+		}
+		if (first && n == 1 && p[0] == '.')
+			break;
+		if (fwrite(p, 1, n, *text) != n || (got != LN_MORE && putc('\n', *text) == EOF))
+			return input_fail("the message's temporary file", -errno);
+		first = got != LN_MORE;
+	}
+	in->keepalive = NULL;
+	if (fflush(*text) != 0 || fseek(*text, 0, SEEK_SET) != 0)
+		return input_fail("the message's temporary file", -errno);
+	return EX_OK;
+}
+
+/* Sends the composed text after DATA, dot-stuffed, then the final ".". */
+static int send_composed(struct conn *c, FILE *text)
+{
+	char buf[PIECE_MAX];
+	bool first = true;
+
+	while (fgets(buf, sizeof buf, text)) {
+		size_t n = strlen(buf);
+		bool end = n > 0 && buf[n - 1] == '\n';
+		int r = put_text_piece(c, buf, end ? n - 1 : n, first, end);
+
+		if (r < 0)
+			return conn_fail(c, r);
+		first = end;
+	}
+	int r = conn_line(c, ".", 1);
+	return r < 0 ? conn_fail(c, r) : EX_OK;
+}
+
+/* DATA typed on a terminal once a recipient was taken: the message first,
+   then DATA, its text and the final reply. */
+static int shell_data(struct conn *c, struct input *in, const char *p, size_t n, bool *stop)
+{
+	char line[64];		/* the DATA line: libedit reuses its buffer for the message */
+	FILE *text;
+	int st, code;
+
+	memcpy(line, p, n);
+	puts(DATA_PROMPT);
+	st = compose_message(c, in, &text);
+	*stop = st == EX_IOERR || st == EX_CANTCREAT;
+	if (st == EX_OK && (st = send_command(c, in, line, n, LN_END)) == EX_OK) {
+		code = read_reply(c);
+		if (code == 200)
+			st = send_composed(c, text);
+		else if (code < 0)
+			st = conn_fail(c, code);
+		if (st == EX_OK && code == 200 && (code = read_reply(c)) < 0)
+			st = conn_fail(c, code);
+		if (st == EX_OK) {
+			show_reply(c, in);
+			st = code_status(code);
+		}
+		in->ready = false;
+		*stop = st == EX_IOERR;
+	}
+	if (text)
+		fclose(text);
+	return st == EX_DATAERR ? EX_OK : st;	/* a message the user dropped is no failure */
+}
+
 /* After a refused DATA, skips the message that follows in a command file. */
 static int skip_message(struct input *in)
 {
@@ -787,12 +1042,6 @@ static int skip_message(struct input *in)
 			return EX_OK;
 		first = got != LN_MORE;
 	}
-}
-
-static void show_reply(const struct conn *c, const struct input *in)
-{
-	put_text(stdout, c->line, c->linelen, in->show);
-	putc('\n', stdout);
 }
 
 /*
@@ -822,6 +1071,9 @@ static int shell_command(struct conn *c, struct input *in, const char *p, size_t
 			 int got, bool *stop)
 {
 	enum verb verb = verb_of(p, n);
+
+	if (verb == V_DATA && in->el && in->ready && got == LN_END && n < 64)
+		return shell_data(c, in, p, n, stop);
 	int st = send_command(c, in, p, n, got);
 
 	*stop = true;
@@ -830,6 +1082,8 @@ static int shell_command(struct conn *c, struct input *in, const char *p, size_t
 	int code = read_reply(c);
 	if (code < 0)
 		return conn_fail(c, code);
+	if (code == 200 && (verb == V_RCPT || verb == V_NEW))
+		in->ready = verb == V_RCPT;
 	if (verb == V_DATA && code == 200) {
 		if (in->el && c->linelen > 4) {
 			put_text(stdout, c->line + 4, c->linelen - 4, in->show);
@@ -890,6 +1144,10 @@ static int run_shell(struct conn *c, struct input *in)
 		int got = input_piece(in, &p, &n);
 		if (got < 0)
 			return input_fail("stdin", got);
+		if (got == LN_INTR) {		/* ^C at the prompt: a fresh line */
+			putc('\n', stdout);
+			continue;
+		}
 		if (got == LN_EOF && n == 0)
 			return shell_end(c, in, status);
 		if (got != LN_MORE && n == 0)
@@ -934,18 +1192,59 @@ static const char *domain_of(const char *addr)
 	return at && at[1] ? at + 1 : NULL;
 }
 
+static const struct option long_options[] = {
+	{ "server", required_argument, NULL, 's' },
+	{ "port", required_argument, NULL, 'p' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "keepalive", required_argument, NULL, 'k' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* An option that may come before or after a subcommand: EX_OK, or the
+   exit status for a bad one; -1 when ch is not one of them. */
+static int common_option(struct job *j, int ch)
+{
+	switch (ch) {
+	case 'h':
+		fputs(usage_text, stdout);
+		fputs(help_text, stdout);
+		exit(flush_stdout());
+	case 'V':
+		puts("mysmtp " VERSION);
+		exit(flush_stdout());
+	case 's': j->host = optarg; return EX_OK;
+	case 'p': j->port = optarg; return EX_OK;
+	case 't':
+		j->secs = (int)number(optarg, 1, 86400);
+		return j->secs < 0 ? usage("-t wants whole seconds from 1 to 86400") : EX_OK;
+	case 'k':
+		j->keepalive = (int)number(optarg, 1, 86400);
+		return j->keepalive < 0 ? usage("-k wants whole seconds from 1 to 86400") : EX_OK;
+	default:
+		return -1;
+	}
+}
+
 /* Parses the subcommand in argv[0] and its arguments. */
 static int parse_job(struct job *j, int argc, char **argv)
 {
-	const char *opts = "H:";
+	const char *opts = "H:s:p:t:k:hV";
 
 	if (strcmp(argv[0], "send") == 0) {
 		j->kind = J_SEND;
-		opts = "f:H:i:";
+		opts = "f:H:i:s:p:t:k:hV";
 	} else
 		j->kind = strcmp(argv[0], "list") == 0 ? J_LIST : J_GET;
 	optind = 0;		/* glibc: start afresh on the new vector */
-	for (int ch; (ch = getopt(argc, argv, opts)) != -1; ) {
+	for (int ch; (ch = getopt_long(argc, argv, opts, long_options, NULL)) != -1; ) {
+		int st = common_option(j, ch);
+
+		if (st > 0)
+			return st;
+		if (st == EX_OK)
+			continue;
 		switch (ch) {
 		case 'f': j->from = optarg; break;
 		case 'H': j->helo = optarg; break;
@@ -973,27 +1272,31 @@ static int parse_job(struct job *j, int argc, char **argv)
 	return EX_OK;
 }
 
+/* The shell's first operand: "host", "host:port", "[v6]" or "[v6]:port"
+   (a bare IPv6 address has more than one colon and no port). */
+static void split_host_port(struct job *j, char *arg)
+{
+	char *colon = strrchr(arg, ':');
+
+	j->host = arg;
+	if (!colon || (arg[0] != '[' && strchr(arg, ':') != colon) ||
+	    (arg[0] == '[' && colon[-1] != ']'))
+		return;
+	*colon = '\0';
+	j->port = colon + 1;
+}
+
 /* Parses the whole command line into j; EX_OK, or the exit status. */
 static int parse_args(struct job *j, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
 		if (!printable(argv[i]))
 			return usage("control characters in an argument");
-	for (int ch; (ch = getopt(argc, argv, "+hs:p:t:")) != -1; ) {
-		switch (ch) {
-		case 'h':
-			fputs(usage_text, stdout);
-			fputs(help_text, stdout);
-			exit(flush_stdout());
-		case 's': j->host = optarg; break;
-		case 'p': j->port = optarg; break;
-		case 't':
-			j->secs = (int)number(optarg, 1, 86400);
-			if (j->secs < 0)
-				return usage("-t wants whole seconds from 1 to 86400");
-			break;
-		default: return usage(NULL);
-		}
+	for (int ch; (ch = getopt_long(argc, argv, "+hVs:p:t:k:", long_options, NULL)) != -1; ) {
+		int st = common_option(j, ch);
+
+		if (st != EX_OK)
+			return st > 0 ? st : usage(NULL);
 	}
 	argc -= optind;
 	argv += optind;
@@ -1006,7 +1309,7 @@ static int parse_args(struct job *j, int argc, char **argv)
 		return usage("too many operands");
 	else {
 		if (argc > 0)
-			j->host = argv[0];
+			split_host_port(j, argv[0]);
 		if (argc > 1)
 			j->port = argv[1];
 	}
@@ -1040,13 +1343,19 @@ static int open_conn(struct conn *c, const struct job *j, char *where, size_t si
 }
 
 /* Runs the shell on stdin: libedit on a terminal, else plain reads. */
-static int shell_main(struct conn *c)
+static int shell_main(struct conn *c, int keepalive_secs)
 {
 	static struct input in;		/* static: too big for a small stack */
 	int st;
 
 	in.show = isatty(STDOUT_FILENO);
 	in.lb.fd = STDIN_FILENO;
+	in.keepalive_secs = keepalive_secs;
+	if (isatty(STDIN_FILENO)) {
+		struct sigaction sa = { .sa_handler = on_interrupt };	/* no SA_RESTART */
+
+		sigaction(SIGINT, &sa, NULL);
+	}
 	if (isatty(STDIN_FILENO) && edit_open(&in) < 0) {
 		edit_close(&in);
 		fputs("mysmtp: cannot set up line editing\n", stderr);
@@ -1062,7 +1371,8 @@ static int shell_main(struct conn *c)
 int main(int argc, char **argv)
 {
 	static struct conn c;		/* static: too big for a small stack */
-	struct job j = { .host = DEFAULT_HOST, .port = DEFAULT_PORT, .secs = DEFAULT_SECS };
+	struct job j = { .host = DEFAULT_HOST, .port = DEFAULT_PORT, .secs = DEFAULT_SECS,
+			 .keepalive = DEFAULT_KEEPALIVE };
 	char where[300];
 	int text_fd = STDIN_FILENO;
 
@@ -1077,7 +1387,7 @@ int main(int argc, char **argv)
 	}
 	st = open_conn(&c, &j, where, sizeof where);
 	if (st == EX_OK && j.kind == J_SHELL)
-		st = shell_main(&c);
+		st = shell_main(&c, j.keepalive);
 	else if (st == EX_OK && j.kind == J_SEND)
 		st = run_send(&c, &j, text_fd);
 	else if (st == EX_OK)

@@ -114,6 +114,9 @@ AWKWARD = (b"\n"
            b"\n")
 
 
+DATA_PROMPT_TEXT = "Enter your message (end with a single dot '.'):"
+
+
 def masked(lines):
     return [DATE_RE.sub("DD-MM-YYYY", l) for l in lines]
 
@@ -334,6 +337,7 @@ class TerminalTest(WithServer):
                         capture_output=True, timeout=WAIT)
         env = " ".join("%s=%s" % (k, shlex.quote(os.environ[k]))
                        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS") if k in os.environ)
+        env += " MYSMTP_HISTORY="
         status_file = os.path.join(self.root, "status")
         cmd = "env %s %s 127.0.0.1 %d; echo $? >%s" % (env, shlex.quote(CLIENT), self.server.port,
                                                       shlex.quote(status_file))
@@ -364,6 +368,124 @@ class TerminalTest(WithServer):
         self.assertLessEqual(set(DATE_RE.findall("\n".join(screen))), today_dates())
         with open(status_file) as f:
             self.assertEqual(f.read().strip(), "0", "exit status on the terminal")
+
+
+class ShellOnATerminal(TerminalTest):
+    """The interactive shell as a person uses it, on a tmux terminal: ^D and
+    ^C inside a message, the keep-alive while a message is typed slowly,
+    Tab completion and the history file."""
+
+    server_args = ("-t", "2")       # the server gives up on a client silent for 2 s
+
+    def start(self, *args):
+        self.assertTrue(shutil.which("tmux"), "tmux is needed (make test-deps)")
+        self.tmux_sock = os.path.join(self.root, "tmux.sock")
+        self.tmux_conf = os.path.join(self.root, "tmux.conf")
+        with open(self.tmux_conf, "w") as f:
+            f.write("set -g remain-on-exit on\nset -g status off\n")
+        self.addCleanup(subprocess.run, ["tmux", "-S", self.tmux_sock, "kill-server"],
+                        capture_output=True, timeout=WAIT)
+        self.history = os.path.join(self.root, "history")
+        self.status_file = os.path.join(self.root, "status")
+        env = " ".join("%s=%s" % (k, shlex.quote(os.environ[k]))
+                       for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS") if k in os.environ)
+        cmd = "env %s MYSMTP_HISTORY=%s %s %s 127.0.0.1:%d; echo $? >%s" % (
+            env, shlex.quote(self.history), shlex.quote(CLIENT), " ".join(args),
+            self.server.port, shlex.quote(self.status_file))
+        self.tmux("new-session", "-d", "-x", "100", "-y", "40", "-s", "seed", cmd)
+        self.tty = self.tmux("display-message", "-p", "-t", "seed", "#{pane_tty}").strip()
+        self.want = []
+
+    def at_prompt(self, line, replies):
+        """Type line at the "> " prompt; the screen then shows replies."""
+        self.wait_screen(self.want + [">"])
+        self.type(line + "\n")
+        self.want += ["> " + line] + replies
+
+    def keys(self, *keys):
+        self.tmux("send-keys", "-t", "seed", *keys)
+
+    def quit(self):
+        self.at_prompt("QUIT", ["200 Goodbye"])
+        deadline = time.monotonic() + WAIT
+        while not os.path.exists(self.status_file) or os.path.getsize(self.status_file) == 0:
+            self.assertLess(time.monotonic(), deadline, "mysmtp did not exit: %r" % self.screen())
+            time.sleep(0.02)
+        self.wait_screen(self.want, editing=False)
+
+    def open_transaction(self):
+        for line in ("HELO test.com", "MAIL FROM: john@test.com", "RCPT TO: david@test.com"):
+            self.at_prompt(line, ["200 OK"])
+
+    def stored(self):
+        path = os.path.join(self.server.dir, "david@test.com.txt")
+        return open(path, "rb").read() if os.path.exists(path) else b""
+
+    def test_ctrl_d_and_ctrl_c_drop_the_message_and_keep_the_session(self):
+        self.start("-k", "1")
+        self.open_transaction()
+        dropped = "mysmtp: message dropped; the transaction is still open"
+        self.at_prompt("DATA", [DATA_PROMPT_TEXT])
+        self.wait_screen(self.want)
+        self.type("half a message\n")
+        self.want.append("half a message")
+        self.wait_screen(self.want)
+        self.keys("C-d")
+        self.want += ["^D", dropped]             # the terminal echoes ^D
+        self.at_prompt("DATA", [DATA_PROMPT_TEXT])
+        self.wait_screen(self.want)
+        self.type("another half")
+        self.want.append("another half")
+        self.wait_screen(self.want)
+        self.keys("C-c")
+        self.want.append(dropped)
+        self.wait_screen(self.want + [">"])
+        self.assertEqual(self.stored(), b"", "a dropped message is never sent")
+        self.at_prompt("DATA", [DATA_PROMPT_TEXT])
+        self.wait_screen(self.want)
+        self.type("whole\n.\n")
+        self.want += ["whole", ".", "200 Message stored successfully"]
+        self.quit()
+        self.assertIn(b"\nwhole\n", self.stored())
+        with open(self.status_file) as f:
+            self.assertEqual(f.read().strip(), "0")
+
+    def test_a_message_typed_slowly_is_kept_alive(self):
+        """The server closes a client silent for 2 s; typing a message over
+        5 s with -k 1 keeps the session, and the message is stored."""
+        self.start("-k", "1")
+        self.open_transaction()
+        self.at_prompt("DATA", [DATA_PROMPT_TEXT])
+        self.wait_screen(self.want)
+        for word in ("slowly", "typed", "lines"):
+            self.type(word + "\n")
+            self.want.append(word)
+            time.sleep(1.7)
+        self.type(".\n")
+        self.want += [".", "200 Message stored successfully"]
+        self.quit()
+        self.assertIn(b"\nslowly\ntyped\nlines\n", self.stored())
+
+    def test_tab_completes_and_history_keeps_commands_only(self):
+        self.start()
+        self.at_prompt("HELO test.com", ["200 OK"])
+        self.wait_screen(self.want + [">"])
+        self.type("mai")
+        self.keys("Tab")
+        self.type("john@test.com\n")
+        self.want += ["> MAIL FROM: john@test.com", "200 OK"]
+        self.at_prompt("RCPT TO: david@test.com", ["200 OK"])
+        self.at_prompt("DATA", [DATA_PROMPT_TEXT])
+        self.wait_screen(self.want)
+        self.type("secret text\n.\n")
+        self.want += ["secret text", ".", "200 Message stored successfully"]
+        self.quit()
+        with open(self.history, "rb") as f:
+            history = f.read()
+        for line in (b"HELO test.com", b"MAIL FROM: john@test.com", b"QUIT"):
+            self.assertIn(line.replace(b" ", b"\\040"), history)
+        self.assertNotIn(b"secret", history, "message text is not kept in the history")
+        self.assertEqual(os.stat(self.history).st_mode & 0o777, 0o600)
 
 
 class PipedTest(WithServer):
@@ -500,6 +622,26 @@ class ScriptedTest(WithServer):
         self.assertExit(r, EX_TEMPFAIL, "delivery to a directory")
         self.assertIn(b"500", r.stderr)
         self.assertExit(self.mysmtp(*self.opts, "list", "x@d.com"), EX_TEMPFAIL, "LIST of it")
+
+    def test_long_options_version_and_options_after_the_subcommand(self):
+        for args in (["--help"], ["-h"]):
+            r = self.mysmtp(*args)
+            self.assertExit(r, EX_OK)
+            self.assertIn(b"usage: mysmtp", r.stdout)
+        for args in (["-V"], ["--version"]):
+            r = self.mysmtp(*args)
+            self.assertExit(r, EX_OK)
+            self.assertRegex(r.stdout, rb"^mysmtp \d+\.\d+\n$")
+        self.run_ok("send", "-f", "john@test.com", "david@test.com", input=b"hi\n")
+        port = str(self.server.port)
+        for args in (["list", "-p", port, "david@test.com"],
+                     ["list", "--port", port, "--timeout", "5", "david@test.com"],
+                     ["-s", "127.0.0.1", "get", "-p", port, "david@test.com", "1"]):
+            with self.subTest(args=args):
+                self.assertExit(self.mysmtp(*args), EX_OK)
+        r = self.mysmtp("127.0.0.1:" + port, input=b"HELO test.com\nLIST david@test.com\n")
+        self.assertExit(r, EX_OK, "host:port as one operand")
+        self.assertIn(b"1: Email from john@test.com", r.stdout)
 
     def test_usage(self):
         r = self.mysmtp("-h")
@@ -647,6 +789,13 @@ class BrokenServerTest(ClientTest):
         self.assertExit(r, EX_OK)
         self.assertEqual(r.stdout, b"".join(l + b"\n" for l in text))
         self.assertEqual(f.received, [b"HELO b.c", b"GET_MAIL a@b.c 7", b"QUIT"])
+
+    def test_a_standard_smtp_server_is_named_as_such(self):
+        f = self.fake(lambda fake, conn: conn.sendall(b"220 mx.example ESMTP Postfix\r\n"))
+        r = self.mysmtp("-p", f.port, input=b"NOOP\n")
+        self.assertExit(r, EX_IOERR)
+        self.assertIn(b"malformed reply: 220 mx.example ESMTP Postfix", r.stderr)
+        self.assertIn(b"that is a standard SMTP server", r.stderr)
 
     def test_greeting_error(self):
         f = self.fake(lambda fake, conn: conn.sendall(b"500 SERVER ERROR too many connections\r\n"))
