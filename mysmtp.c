@@ -157,6 +157,8 @@ static const char help_text[] =
 "  66  the -i file cannot be opened (EX_NOINPUT)\n"
 "  67  a 401 reply: no such mailbox or message (EX_NOUSER)\n"
 "  69  no connection: unknown host, refused, timed out (EX_UNAVAILABLE)\n"
+"  73  a message typed on a terminal cannot be held in a temporary file\n"
+"      (EX_CANTCREAT)\n"
 "  74  connection closed mid-session, no reply in time, a malformed or\n"
 "      overlong reply, a read or write error (EX_IOERR)\n"
 "  75  a 500 reply (EX_TEMPFAIL)\n"
