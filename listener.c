@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -27,13 +28,24 @@
 #define MAX_LISTEN 16
 #define ACCEPT_BACKOFF_MS 100	/* after accept fails for want of descriptors */
 
-/* The sessions running: a child process and its peer address each. */
-struct children {
-	struct child {
-		pid_t pid;
-		char peer[NI_MAXHOST];
-	} *slot;
-	unsigned size, active;
+/* A session running: its child process and peer address; ending once the
+   child said (on the "over" pipe) that the session is over. */
+struct child {
+	pid_t pid;
+	int ending;
+	char peer[NI_MAXHOST];
+};
+
+/* The listening sockets, the sessions running and what serves them. */
+struct listener {
+	int fds[MAX_LISTEN], nfds;
+	const struct listen_limits *lim;
+	serve_fn serve;
+	void *ctx;
+	struct child *child;	/* lim->max_sessions slots */
+	unsigned active;
+	int over[2];		/* children write their pid here as their session ends */
+	int starved;		/* accept failed for want of descriptors: pause */
 };
 
 struct systemd {
@@ -242,31 +254,53 @@ static void install_handlers(sigset_t *during_poll)
 }
 
 /* Collect finished children (with block, all of them). */
-static void reap(struct children *ch, int block)
+static void reap(struct listener *l, int block)
 {
 	pid_t pid;
 
-	while (ch->active > 0 && (pid = waitpid(-1, NULL, block ? 0 : WNOHANG)) > 0) {
-		for (unsigned i = 0; i < ch->active; i++) {
-			if (ch->slot[i].pid == pid) {
-				ch->slot[i] = ch->slot[--ch->active];
+	while (l->active > 0 && (pid = waitpid(-1, NULL, block ? 0 : WNOHANG)) > 0) {
+		for (unsigned i = 0; i < l->active; i++) {
+			if (l->child[i].pid == pid) {
+				l->child[i] = l->child[--l->active];
 				break;
 			}
 		}
 	}
 }
 
-static unsigned sessions_from(const struct children *ch, const char *peer)
+/* Note the sessions whose children said they are over. */
+static void read_over(struct listener *l)
+{
+	pid_t pids[64];
+	ssize_t n;
+
+	while ((n = read(l->over[0], pids, sizeof pids)) > 0)
+		for (size_t k = 0; k < (size_t)n / sizeof *pids; k++)
+			for (unsigned i = 0; i < l->active; i++)
+				if (l->child[i].pid == pids[k])
+					l->child[i].ending = 1;
+}
+
+/* Sessions that still count against the caps: in all, or from peer. */
+static unsigned sessions_from(const struct listener *l, const char *peer)
 {
 	unsigned n = 0;
 
-	for (unsigned i = 0; i < ch->active; i++)
-		n += strcmp(ch->slot[i].peer, peer) == 0;
+	for (unsigned i = 0; i < l->active; i++)
+		n += !l->child[i].ending && (!peer || strcmp(l->child[i].peer, peer) == 0);
 	return n;
 }
 
+void listener_session_over(int over_fd)
+{
+	pid_t pid = getpid();
+
+	if (over_fd >= 0 && write(over_fd, &pid, sizeof pid) < 0)
+		return;		/* a full pipe: the listener counts it until it exits */
+}
+
 /* In the child: default signals, no listening sockets, then the session. */
-static void run_child(int conn, const char *peer, int *fds, int nfds, serve_fn serve, void *ctx)
+static void run_child(struct listener *l, int conn, const char *peer)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	char prefix[32];
@@ -277,11 +311,12 @@ static void run_child(int conn, const char *peer, int *fds, int nfds, serve_fn s
 	sigaction(SIGINT, &dfl, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
+	for (int i = 0; i < l->nfds; i++)
+		close(l->fds[i]);
+	close(l->over[0]);
 	snprintf(prefix, sizeof prefix, "[%ld] ", (long)getpid());
 	log_set_prefix(prefix);
-	_exit(serve(ctx, conn, peer));
+	_exit(l->serve(l->ctx, conn, peer, l->over[1]));
 }
 
 /* Tell a connection we will not serve it why, as far as it listens. */
@@ -292,73 +327,72 @@ static void refuse(int conn, const char *peer, const char *why, const char *busy
 		log_line("Cannot tell %s: %s", peer, strerror(errno));
 }
 
-/* Serve conn in a new child, or refuse it: past a cap, or when fork fails. */
-static void start_session(struct children *ch, int conn, const struct listen_limits *lim,
-			  int *fds, int nfds, serve_fn serve, void *ctx)
+/* Serve conn in a new child, or refuse it: past a cap, or when fork fails.
+   A session whose child said it is over no longer counts: its client may
+   connect again before the child has exited. */
+static void start_session(struct listener *l, int conn)
 {
 	char peer[NI_MAXHOST];
 	pid_t pid;
 
 	peer_of(conn, peer, sizeof peer);
-	if (ch->active >= ch->size)	/* SIGCHLD may wait behind this accept */
-		reap(ch, 0);
-	if (ch->active >= ch->size) {
-		refuse(conn, peer, "Too many connections", lim->busy);
+	reap(l, 0);		/* SIGCHLD may wait behind this accept */
+	read_over(l);
+	if (l->active >= l->lim->max_sessions || sessions_from(l, NULL) >= l->lim->max_sessions) {
+		refuse(conn, peer, "Too many connections", l->lim->busy);
 		return;
 	}
-	if (sessions_from(ch, peer) >= lim->max_per_peer) {
-		refuse(conn, peer, "Too many connections from one address", lim->busy);
+	if (sessions_from(l, peer) >= l->lim->max_per_peer) {
+		refuse(conn, peer, "Too many connections from one address", l->lim->busy);
 		return;
 	}
 	pid = fork();
 	if (pid == 0)
-		run_child(conn, peer, fds, nfds, serve, ctx);
+		run_child(l, conn, peer);
 	if (pid < 0) {
 		log_line("Cannot fork for %s: %s", peer, strerror(errno));
-		refuse(conn, peer, "Cannot start a session", lim->busy);
+		refuse(conn, peer, "Cannot start a session", l->lim->busy);
 		return;
 	}
-	ch->slot[ch->active].pid = pid;
-	memcpy(ch->slot[ch->active].peer, peer, sizeof peer);
-	ch->active++;
+	l->child[l->active] = (struct child){ .pid = pid };
+	memcpy(l->child[l->active].peer, peer, sizeof peer);
+	l->active++;
 }
 
 /* Accept on every ready socket. A failure for want of descriptors (or
    memory) is logged once and answered with a short pause, so that the
    loop does not spin; the connection waits in the backlog meanwhile. */
-static void accept_ready(struct pollfd *p, int *fds, int nfds, struct children *ch,
-			 const struct listen_limits *lim, serve_fn serve, void *ctx, int *starved)
+static void accept_ready(struct listener *l, const struct pollfd *p)
 {
-	for (int i = 0; i < nfds; i++) {
+	for (int i = 0; i < l->nfds; i++) {
 		int conn;
 
 		if (!(p[i].revents & POLLIN))
 			continue;
-		conn = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC);
+		conn = accept4(l->fds[i], NULL, NULL, SOCK_CLOEXEC);
 		if (conn < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				if (!*starved)
+				if (!l->starved)
 					log_line("Cannot accept: %s; pausing", strerror(errno));
-				*starved = 1;
+				l->starved = 1;
 			}
 			continue;
 		}
-		*starved = 0;
-		start_session(ch, conn, lim, fds, nfds, serve, ctx);
+		start_session(l, conn);
 		close(conn);
 	}
 }
 
 /* "all addresses" when one socket takes every address, else the first's. */
-static void where(const int *fds, int nfds, char *out, size_t size)
+static void where(const struct listener *l, char *out, size_t size)
 {
 	snprintf(out, size, "?");
-	for (int i = nfds - 1; i >= 0; i--) {
+	for (int i = l->nfds - 1; i >= 0; i--) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
 		char host[NI_MAXHOST];
 
-		if (getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0 ||
+		if (getsockname(l->fds[i], (struct sockaddr *)&ss, &len) < 0 ||
 		    getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, NULL, 0,
 				NI_NUMERICHOST) != 0)
 			continue;
@@ -370,71 +404,76 @@ static void where(const int *fds, int nfds, char *out, size_t size)
 	}
 }
 
-static int serve_forever(int *fds, int nfds, const struct listen_limits *lim,
-			 serve_fn serve, void *ctx, const struct systemd *sd)
+/* Wait for connections (or, starved, a moment) and serve them. */
+static void serve_round(struct listener *l, const sigset_t *during_poll)
 {
-	struct children ch = { .size = lim->max_sessions };
+	struct timespec pause = { 0, ACCEPT_BACKOFF_MS * 1000000L };
 	struct pollfd p[MAX_LISTEN];
+
+	for (int i = 0; i < l->nfds; i++)
+		p[i] = (struct pollfd){ .fd = l->fds[i], .events = POLLIN };
+	if (l->starved) {		/* wait without looking at the sockets */
+		ppoll(NULL, 0, &pause, during_poll);
+		l->starved = 0;
+	} else if (ppoll(p, (nfds_t)l->nfds, NULL, during_poll) > 0) {
+		accept_ready(l, p);
+	}
+	if (got_child) {
+		got_child = 0;
+		reap(l, 0);
+	}
+}
+
+static int serve_forever(struct listener *l, const struct systemd *sd)
+{
 	char at[NI_MAXHOST];
 	sigset_t during_poll;
-	int starved = 0;
 
-	ch.slot = calloc(lim->max_sessions, sizeof *ch.slot);
-	if (!ch.slot) {
-		log_line("Cannot listen: out of memory");
+	l->child = calloc(l->lim->max_sessions, sizeof *l->child);
+	if (!l->child || pipe2(l->over, O_CLOEXEC | O_NONBLOCK) < 0) {
+		log_line("Cannot listen: %s", strerror(l->child ? errno : ENOMEM));
+		free(l->child);
 		return EX_OSERR;
 	}
 	install_handlers(&during_poll);
-	where(fds, nfds, at, sizeof at);
-	log_line("Listening on port %u (%s)...", port_of(fds[0]), at);
+	where(l, at, sizeof at);
+	log_line("Listening on port %u (%s)...", port_of(l->fds[0]), at);
 	systemd_notify(sd, "READY=1");
-	while (!got_term) {
-		struct timespec pause = { 0, ACCEPT_BACKOFF_MS * 1000000L };
-
-		for (int i = 0; i < nfds; i++)
-			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
-		if (starved) {		/* wait without looking at the sockets */
-			ppoll(NULL, 0, &pause, &during_poll);
-			starved = 0;
-		} else if (ppoll(p, (nfds_t)nfds, NULL, &during_poll) > 0) {
-			accept_ready(p, fds, nfds, &ch, lim, serve, ctx, &starved);
-		}
-		if (got_child) {
-			got_child = 0;
-			reap(&ch, 0);
-		}
-	}
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
-	reap(&ch, 0);
+	while (!got_term)
+		serve_round(l, &during_poll);
+	for (int i = 0; i < l->nfds; i++)
+		close(l->fds[i]);
+	reap(l, 0);
 	systemd_notify(sd, "STOPPING=1");
-	log_line("Stopping: waiting for %u session(s) to finish.", ch.active);
-	reap(&ch, 1);
+	log_line("Stopping: waiting for %u session(s) to finish.", l->active);
+	reap(l, 1);
 	log_line("Stopped.");
-	free(ch.slot);
+	close(l->over[0]);
+	close(l->over[1]);
+	free(l->child);
 	return 0;
 }
 
 int listener_run(const char *spec, const struct listen_limits *lim, serve_fn serve, void *ctx)
 {
+	struct listener l = { .lim = lim, .serve = serve, .ctx = ctx, .over = { -1, -1 } };
 	struct systemd sd;
-	int fds[MAX_LISTEN], nfds;
 
 	if (systemd_load(&sd) < 0)
 		return EX_UNAVAILABLE;
 	if (listener_has_systemd_sockets() && sd.listen_fds)
-		nfds = systemd_sockets(&sd, fds);
+		l.nfds = systemd_sockets(&sd, l.fds);
 	else if (spec)
-		nfds = bind_spec(spec, fds);
+		l.nfds = bind_spec(spec, l.fds);
 	else
-		nfds = -1;
-	if (nfds == -2) {
+		l.nfds = -1;
+	if (l.nfds == -2) {
 		char peer[NI_MAXHOST];
 
-		peer_of(fds[0], peer, sizeof peer);
-		return serve(ctx, fds[0], peer);
+		peer_of(l.fds[0], peer, sizeof peer);
+		return serve(ctx, l.fds[0], peer, -1);
 	}
-	if (nfds <= 0)
+	if (l.nfds <= 0)
 		return EX_OSERR;
-	return serve_forever(fds, nfds, lim, serve, ctx, &sd);
+	return serve_forever(&l, &sd);
 }

@@ -5,8 +5,14 @@
 
 #include <stddef.h>
 
-/* Serve one connection, in a child process: the exit status. */
-typedef int (*serve_fn)(void *ctx, int fd, const char *peer);
+/* Serve one connection, in a child process: the exit status. over_fd
+   (-1 for none) is for listener_session_over(). */
+typedef int (*serve_fn)(void *ctx, int fd, const char *peer, int over_fd);
+
+/* In a child, once its session has decided to end and before its last
+   reply goes out: the listener stops counting the session against its
+   caps, so a client that connects again at once is not refused for it. */
+void listener_session_over(int over_fd);
 
 /* 1 when systemd passed us sockets ($LISTEN_FDS for this process). */
 int listener_has_systemd_sockets(void);

@@ -212,10 +212,18 @@ static int stderr_is_connection(void)
 	       in.st_dev == err.st_dev && in.st_ino == err.st_ino;
 }
 
-/* One session on in/out, logged from connect to disconnect: the exit status. */
-static int serve(struct server *sv, int in, int out, const char *peer)
+static void tell_listener(void *over_fd)
 {
-	struct session_env env = { .in_fd = in, .out_fd = out, .peer = peer, .log = log_session };
+	listener_session_over(*(int *)over_fd);
+}
+
+/* One session on in/out, logged from connect to disconnect: the exit
+   status. over_fd: where to say the session is over (-1: nowhere). */
+static int serve(struct server *sv, int in, int out, const char *peer, int over_fd)
+{
+	struct session_env env = { .in_fd = in, .out_fd = out, .peer = peer, .log = log_session,
+				   .ending = over_fd >= 0 ? tell_listener : NULL,
+				   .ending_ctx = &over_fd };
 	enum session_end end;
 
 	log_line("Client connected: %s", peer);
@@ -227,9 +235,9 @@ static int serve(struct server *sv, int in, int out, const char *peer)
 	return end == END_IO ? EX_IOERR : 0;
 }
 
-static int serve_socket(void *ctx, int fd, const char *peer)
+static int serve_socket(void *ctx, int fd, const char *peer, int over_fd)
 {
-	return serve(ctx, fd, fd, peer);
+	return serve(ctx, fd, fd, peer, over_fd);
 }
 
 /* Open the mailbox directory; the default one (no -d) is made, mode 0700,
@@ -265,7 +273,7 @@ static int run_inetd(struct server *sv)
 	}
 	if (!peer_from_env(peer, sizeof peer))
 		peer_of(STDIN_FILENO, peer, sizeof peer);
-	return serve(sv, STDIN_FILENO, STDOUT_FILENO, peer);
+	return serve(sv, STDIN_FILENO, STDOUT_FILENO, peer, -1);
 }
 
 /* What a connection past -c is told, in the protocol spoken. */

@@ -569,6 +569,8 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 	reply(&s, 200, n < 0 || (size_t)n >= sizeof greeting ? "My_SMTP ready" : greeting);
 	while (!s.done && s.out.error == 0)
 		read_command(&s);
+	if (env->ending)
+		env->ending(env->ending_ctx);
 	if (writer_flush(&s.out) < 0 && s.end == END_QUIT)
 		s.end = END_IO;
 	transaction_free(&s.tx);

@@ -33,6 +33,10 @@ struct session_env {
 	const char *peer;		/* address, or "local" */
 	session_log log;
 	void *log_ctx;
+	/* Called once the session has decided to end, before its last reply
+	   is sent (NULL: nothing to tell). */
+	void (*ending)(void *ctx);
+	void *ending_ctx;
 };
 
 enum session_end { END_QUIT, END_EOF, END_TIMEOUT, END_ERRORS, END_IO };

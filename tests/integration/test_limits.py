@@ -12,7 +12,7 @@ import struct
 import subprocess
 import time
 
-from support import (DATA_PROMPT, SLOW, STORED, ProtocolError, ServerTest, TcpSession,
+from support import (DATA_PROMPT, SLOW, STORED, TOP, ProtocolError, ServerTest, TcpSession,
                      mailbox_file, read_bytes)
 
 JUNK = "403 FORBIDDEN too many commands without mail"
@@ -132,6 +132,20 @@ class Limits(ServerTest):
         self.ok(again, "HELO test.com")
         for c in (second, again):
             self.quit(c)
+
+    def test_per_peer_cap_counts_sessions_not_exiting_processes(self):
+        """8 clients from one address, each connecting again the moment its
+        QUIT is answered, under the default -p 8: none is refused, because
+        a session counts until it is over, not until its process is gone."""
+        loadgen = os.path.join(TOP, "build", "bench", "loadgen")
+        self.assertTrue(os.access(loadgen, os.X_OK), "%s is missing (make build/bench/loadgen)" % loadgen)
+        d = self.mkdir()
+        server, port = self.start_listener(d)
+        r = subprocess.run([loadgen, "-c", "8", "-n", "400", "-T", str(int(60 * SLOW)),
+                            "127.0.0.1", str(port)], capture_output=True, timeout=90 * SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b" failed=0 ", r.stdout)
+        self.assertFalse([l for l in server.log_lines() if "refused" in l])
 
     # -- the mailbox size limit
     def sizes(self, d, addr):
