@@ -46,6 +46,7 @@ struct listener {
 	unsigned active;
 	int over[2];		/* children write their pid here as their session ends */
 	int starved;		/* accept failed for want of descriptors: pause */
+	int said_starved;	/* and that was logged, since the last accept */
 };
 
 struct systemd {
@@ -372,12 +373,13 @@ static void accept_ready(struct listener *l, const struct pollfd *p)
 		conn = accept4(l->fds[i], NULL, NULL, SOCK_CLOEXEC);
 		if (conn < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				if (!l->starved)
+				if (!l->said_starved)
 					log_line("Cannot accept: %s; pausing", strerror(errno));
-				l->starved = 1;
+				l->starved = l->said_starved = 1;
 			}
 			continue;
 		}
+		l->said_starved = 0;
 		start_session(l, conn);
 		close(conn);
 	}

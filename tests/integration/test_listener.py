@@ -142,3 +142,36 @@ class Listener(ServerTest):
         server.wait_log(r"Client disconnected\.$")
         self.assertFalse(read_bytes(mailbox_file(d, "v@test.com")), "half a message stored")
         self.stop(server)
+
+
+class OutOfDescriptors(ServerTest):
+    def test_accept_failing_does_not_spin_and_sigterm_still_stops_it(self):
+        """Under RLIMIT_NOFILE 7 the listener (stdio, the store, one socket, the pipe
+        its children report on) cannot accept: it logs that once, pauses
+        between tries instead of spinning (CPU time well under the wall
+        time), and SIGTERM still stops it."""
+        import resource
+
+        def few_fds():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (7, 7))
+        d = self.mkdir()
+        server, port = self.start_listener(d, preexec_fn=few_fds)
+        before = _cpu_seconds(server.pid)
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=5 * SLOW)
+        self.addCleanup(waiting.close)
+        server.wait_log(r"Cannot accept: Too many open files; pausing$")
+        time.sleep(1.0)
+        used = _cpu_seconds(server.pid) - before
+        self.assertLess(used, 0.5, "the listener used %.2f s of CPU in 1 s" % used)
+        self.assertEqual(len([l for l in server.log_lines() if "Cannot accept" in l]), 1,
+                         "logged once")
+        server.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(server.wait(), 0)
+
+
+def _cpu_seconds(pid):
+    """User and system CPU time of a live process, from /proc."""
+    import os
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
