@@ -81,9 +81,11 @@ static void close_421(struct session *s, const char *status, const char *why,
 	s->done = 1;
 }
 
-/* Reply "CODE text". A refusal (4xx or 5xx, but for 451, the server's own
-   trouble) counts, any other reply starts the count afresh; after
-   max_errors refusals in a row the session is closed with 421. */
+/* Reply "CODE text". A refusal (4xx or 5xx) counts, any other reply starts
+   the count afresh; after max_errors refusals in a row the session is
+   closed with 421. 451 and 452 do not count: the server's own trouble, or
+   a recipient past -r, which a pipelining client cannot know of before it
+   sends (Postfix's smtpd_recipient_overshoot_limit). */
 static void reply(struct session *s, int code, const char *text)
 {
 	send_line(s, code, ' ', text);
@@ -91,7 +93,7 @@ static void reply(struct session *s, int code, const char *text)
 		LOG(s, "Refused %s from %s: %d %s", s->verb, s->env->peer, code, text);
 	if (code < 400) {
 		s->errors = 0;
-	} else if (code != 451 && ++s->errors >= s->cfg->max_errors) {
+	} else if (code != 451 && code != 452 && ++s->errors >= s->cfg->max_errors) {
 		LOG(s, "Too many errors; closing.");
 		close_421(s, "4.7.0", "Error: too many errors", END_ERRORS);
 	}

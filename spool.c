@@ -1,6 +1,8 @@
 /* spool.c: where a message waits between DATA and delivery: in memory while
    small, in an unnamed temporary file (O_TMPFILE) in the mailbox directory
-   beyond that, so a 10 MiB message costs no more memory than a 1 KiB one. */
+   beyond that, so a 10 MiB message costs no more memory than a 1 KiB one.
+   Writes to the file go through the same 64 KiB, so a message of empty
+   lines costs a write per 64 KiB, not per line. */
 #define _GNU_SOURCE
 #include "spool.h"
 #include "io.h"
@@ -18,6 +20,7 @@ void spool_init(struct spool *s, int dirfd)
 	s->error = 0;
 	s->size = 0;
 	s->mem = NULL;
+	s->held = 0;
 }
 
 void spool_reset(struct spool *s)
@@ -27,6 +30,7 @@ void spool_reset(struct spool *s)
 	s->fd = -1;
 	s->error = 0;
 	s->size = 0;
+	s->held = 0;
 }
 
 void spool_free(struct spool *s)
@@ -36,41 +40,42 @@ void spool_free(struct spool *s)
 	s->mem = NULL;
 }
 
-/* Move the text from memory into a new temporary file. */
-static int spill(struct spool *s)
+/* Move what mem holds into the file, making the file first if need be:
+   one write for up to SPOOL_MEMORY octets, however short the lines. */
+static int flush_held(struct spool *s)
 {
-	int fd = openat(s->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	int rc;
 
-	if (fd < 0)
-		return -errno;
-	rc = write_full(fd, s->mem, (size_t)s->size);
-	if (rc < 0) {
-		close(fd);
-		return rc;
+	if (s->fd < 0) {
+		s->fd = openat(s->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (s->fd < 0)
+			return -errno;
 	}
-	s->fd = fd;
-	return 0;
+	rc = write_full(s->fd, s->mem, s->held);
+	s->held = 0;
+	return rc;
 }
 
 void spool_write(struct spool *s, const char *data, size_t len)
 {
 	if (s->error)
 		return;
-	if (s->fd < 0 && s->size + len <= SPOOL_MEMORY) {
-		if (!s->mem && !(s->mem = malloc(SPOOL_MEMORY))) {
-			s->error = -ENOMEM;
-			return;
-		}
-		memcpy(s->mem + s->size, data, len);
-		s->size += len;
+	if (!s->mem && !(s->mem = malloc(SPOOL_MEMORY))) {
+		s->error = -ENOMEM;
 		return;
 	}
-	if (s->fd < 0 && (s->error = spill(s)) < 0)
-		return;
-	s->error = write_full(s->fd, data, len);
-	if (s->error == 0)
-		s->size += len;
+	if (s->held + len > SPOOL_MEMORY) {
+		if ((s->error = flush_held(s)) < 0)
+			return;
+		if (len > SPOOL_MEMORY) {	/* too big to hold: straight to the file */
+			if ((s->error = write_full(s->fd, data, len)) == 0)
+				s->size += len;
+			return;
+		}
+	}
+	memcpy(s->mem + s->held, data, len);
+	s->held += len;
+	s->size += len;
 }
 
 void spool_sink(void *spool, const char *data, size_t len)
@@ -81,14 +86,13 @@ void spool_sink(void *spool, const char *data, size_t len)
 int spool_copy_to(const struct spool *s, int fd)
 {
 	char buf[16384];
-	uint64_t off = 0;
+	uint64_t off = 0, in_file = s->size - s->held;
 
 	if (s->error)
 		return s->error;
-	if (s->fd < 0)
-		return s->size ? write_full(fd, s->mem, (size_t)s->size) : 0;
-	while (off < s->size) {
-		ssize_t n = pread(s->fd, buf, sizeof buf, (off_t)off);
+	while (off < in_file) {
+		size_t want = in_file - off < sizeof buf ? (size_t)(in_file - off) : sizeof buf;
+		ssize_t n = pread(s->fd, buf, want, (off_t)off);
 		int rc;
 
 		if (n < 0 && errno == EINTR)
@@ -99,5 +103,5 @@ int spool_copy_to(const struct spool *s, int fd)
 			return rc;
 		off += (uint64_t)n;
 	}
-	return 0;
+	return s->held ? write_full(fd, s->mem, s->held) : 0;
 }

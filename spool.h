@@ -12,8 +12,10 @@ struct spool {
 	int dirfd;		/* where the temporary file is made */
 	int fd;			/* the temporary file, or -1 while in memory */
 	int error;		/* first error (-errno) */
-	uint64_t size;
-	char *mem;		/* SPOOL_MEMORY octets, allocated on first use */
+	uint64_t size;		/* octets spooled in all */
+	char *mem;		/* SPOOL_MEMORY octets, allocated on first use: the
+				   whole text while small, then the file's write buffer */
+	size_t held;		/* octets in mem not (yet) in the file */
 };
 
 void spool_init(struct spool *s, int dirfd);

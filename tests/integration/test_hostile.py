@@ -17,7 +17,7 @@ import resource
 import threading
 import time
 
-from support import (DATA_PROMPT, FLAVOUR, GOODBYE, SLOW, STORED, ProtocolError, ServerTest,
+from support import (DATA_PROMPT, FLAVOUR, GOODBYE, SERVER, SLOW, STORED, ProtocolError, ServerTest,
                      mailbox_file, parse_mbox, read_bytes, without_huge_pages)
 
 TIMEOUT = "500 SERVER ERROR timeout"
@@ -370,6 +370,34 @@ class Hostile(ServerTest):
         self.check_memory(base, w, "32 MiB message over 10 MiB")
         self.quit(c)
         self.assertEqual(os.listdir(d), [], "files left by a refused message")
+
+    # -- a message of empty lines
+    def test_ten_mib_of_empty_lines_is_written_in_large_pieces(self):
+        """10 MiB of empty lines: the spool and the mailbox are written at
+        most 64 KiB at a time (not once per line), counted with strace."""
+        import shutil, subprocess
+        strace = shutil.which("strace")
+        self.assertTrue(strace, "strace is not installed (make check installs it)")
+        d = self.mkdir()
+        counts = os.path.join(self.root, "strace.out")
+        lines = 10 * MiB // 2
+        c = self.pipe_session(d, ["-s", str(20 * MiB)], argv=[strace, "-f", "-c", "-e", "trace=write",
+                                                          "-o", counts, SERVER,
+                                                          "-d", d, "-s", str(20 * MiB)])
+        for line in ("HELO test.com", "MAIL FROM: john@test.com", "RCPT TO: empty@test.com"):
+            self.ok(c, line)
+        self.assertEqual(c.cmd("DATA"), DATA_PROMPT)
+        c.send(b"\r\n" * lines + b".\r\n", timeout=120 * SLOW)
+        self.assertEqual(c.reply(timeout=120 * SLOW), STORED)
+        self.quit(c)
+        with open(counts) as f:
+            m = re.search(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?write$", f.read(), re.M)
+        self.assertTrue(m, "no write count from strace")
+        writes = int(m.group(1))
+        print("[%d empty lines: %d write calls]" % (lines, writes), end=" ", flush=True)
+        self.assertLess(writes, 2 * (2 * lines // (64 << 10)) + 100)
+        (msg,) = parse_mbox(read_bytes(mailbox_file(d, "empty@test.com")))
+        self.assertEqual(len(msg.body), lines)
 
     # -- 10,000 RCPT TO
     def test_ten_thousand_recipients(self):

@@ -79,6 +79,25 @@ class Limits(ServerTest):
         self.assertEqual(c.reply(), SMTP_JUNK)
         c.expect_eof()
 
+    def test_smtp_recipients_past_the_limit_are_no_client_error(self):
+        """A pipelining client sends 121 RCPT TO under -r 100 -e 20: the 21
+        past the limit get 452, which is not a client error (they could not
+        know), so the session goes on and the 100 get the message."""
+        d = self.mkdir()
+        c = self.smtp(d)
+        c.send(b"EHLO client.example\r\nMAIL FROM:<john@test.com>\r\n" +
+               b"".join(b"RCPT TO:<r%03d@test.com>\r\n" % i for i in range(121)) + b"DATA\r\n")
+        while not c.reply().startswith("250 "):
+            pass
+        self.assertEqual(c.reply(), "250 2.1.0 Ok")
+        got = [c.reply() for _ in range(121)]
+        self.assertEqual(got, ["250 2.1.5 Ok"] * 100 + ["452 4.5.3 Error: too many recipients"] * 21)
+        self.assertEqual(c.reply(), "354 End data with <CR><LF>.<CR><LF>")
+        c.send(b"Subject: to a hundred\r\n\r\nhi\r\n.\r\n")
+        self.assertTrue(c.reply().startswith("250 2.0.0 Ok: queued as "))
+        self.quit_smtp(c)
+        self.assertEqual(len([f for f in os.listdir(d) if f.endswith(".txt")]), 100)
+
     # -- the session's lifetime
     def test_session_lifetime(self):
         """-T 2 under -t 30: a client that keeps busy is still closed after 2 s."""
