@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from support import (DATA_PROMPT, SLOW, STORED, FLAVOUR, ProtocolError, ServerTest,
+from support import (DATA_PROMPT, SERVER, SLOW, STORED, FLAVOUR, ProtocolError, ServerTest,
                      index_file, mailbox_file, mboxrd_quote, parse_mbox, read_bytes,
                      stuff, today_dates, tree, vm_hwm_kib, without_huge_pages)
 
@@ -1111,3 +1111,46 @@ class Limits(StoreTest):
         self.code(c, b"NO\x00OP", "400")
         self.ok(c, "NOOP")
         self.quit(c)
+
+
+class TornWithTheLongestHeader(StoreTest):
+    """PROTOCOL.md section 4 with the longest header block a client can
+    cause (a 318-octet sender, a 253-octet HELO domain, a 251-octet
+    recipient, a 253-octet host name: over 2.5 KiB): mysmtpd is killed at
+    every write of a delivery in turn (strace's fault injection), and after
+    each kill LIST and GET_MAIL show the messages that got their 200 and at
+    most one more, whole, never part of one."""
+
+    def test_kill9_at_every_write(self):
+        import shutil
+        strace = shutil.which("strace")
+        self.assertTrue(strace, "strace is not installed (make check installs it)")
+        domain = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+        host = ".".join(["h" * 63, "i" * 63, "j" * 63, "k" * 61])
+        sender = "s" * 64 + "@" + domain
+        rcpt = "r" * 64 + "@" + ".".join(["e" * 63, "f" * 63, "g" * 58])
+        self.assertEqual((len(domain), len(sender), len(rcpt)), (253, 318, 251))
+        d = self.mkdir()
+        whole = []
+        for k in range(1, 40):
+            text = [b"round %02d, line %d" % (k, i) for i in range(3)]
+            session = ("HELO %s\r\nMAIL FROM: %s\r\nRCPT TO: %s\r\nDATA\r\n" % (domain, sender, rcpt)
+                       ).encode() + b"".join(l + b"\r\n" for l in text) + b".\r\nQUIT\r\n"
+            r = subprocess.run([strace, "-f", "-o", "/dev/null", "-e",
+                                "inject=write:signal=SIGKILL:when=%d" % k, SERVER,
+                                "-d", d, "-n", host], input=session, capture_output=True,
+                               timeout=60 * SLOW)
+            if b"200 Message stored successfully" in r.stdout:
+                whole.append(text)
+            with self.subTest(kill_at_write=k):
+                got = [lines for _, _, lines in self.read_back(d, rcpt)]
+                self.assertIn(got, (whole, whole + [text]),
+                              "only messages that got their 200, and at most the one killed, whole")
+                if got == whole + [text]:
+                    whole.append(text)
+            if b"200 Goodbye" in r.stdout:
+                break
+        else:
+            self.fail("the session never got past the last write")
+        print("[killed at each of %d writes; %d messages whole]" % (k - 1, len(whole)), end=" ", flush=True)
+        self.assertGreater(k, 5, "the delivery's writes were reached")
