@@ -17,7 +17,7 @@ struct mbindex {
 
 /* The start of one stored message, as far as its first octets tell. */
 struct mbox_head {
-	char from_line[512];	/* its "From " line, cut short, without LF */
+	char from_line[1024];	/* its "From " line, cut short, without LF */
 	size_t from_len;
 	uint64_t body_start;	/* offset of the text after the blank line */
 	int has_length;		/* a Content-Length header was read */

@@ -250,11 +250,11 @@ void mboxrd_parse_from_line(const char *line, size_t len,
 	if (!sp)
 		sp = end;
 	n = (size_t)(sp - p);
-	if (n == 0 || n > FROM_SENDER_MAX)
-		return;
-	for (size_t i = 0; i < n; i++)
-		sender[i] = p[i] > ' ' && p[i] < 127 ? p[i] : '?';
-	sender[n] = '\0';
+	if (n > 0 && n <= FROM_SENDER_MAX) {	/* else "?", and the date all the same */
+		for (size_t i = 0; i < n; i++)
+			sender[i] = p[i] > ' ' && p[i] < 127 ? p[i] : '?';
+		sender[n] = '\0';
+	}
 	if (sp < end)
 		asctime_to_date(sp + 1, end, date);
 }

@@ -28,6 +28,8 @@ struct box {
 	int created;		/* this delivery made the file */
 	int touched;		/* bytes were written to it */
 	uint64_t old_size, new_size;
+	uint64_t start;		/* where the new record begins: old_size, or one
+				   more when an LF had to end the file first */
 };
 
 static int file_name(char *buf, size_t size, const char *address, const char *suffix)
@@ -203,23 +205,39 @@ static int open_locked(struct store *st, const char *address, int writable,
 	return -ESTALE;
 }
 
-/* Write one copy at the end of b's mailbox. */
+/* Does the mailbox end in an LF (or hold nothing)? 1, 0, or -errno. */
+static int ends_in_lf(const struct box *b)
+{
+	char last;
+	int rc;
+
+	if (b->old_size == 0)
+		return 1;
+	rc = pread_full(b->fd, &last, 1, b->old_size - 1);
+	return rc < 0 ? rc : last == '\n';
+}
+
+/* Write one copy at the end of b's mailbox. A file that another program
+   left without a final LF gets one first, in the same append, so that our
+   "From " line starts a line and no mail reader merges the two. */
 static int append_copy(struct box *b, const struct envelope *e, const struct spool *text)
 {
 	char header[MBOXRD_HEADER_MAX];
 	int len = mboxrd_header(header, sizeof header, e, b->address, text->size);
-	int rc;
+	int lf = ends_in_lf(b), rc;
 
-	if (len < 0)
-		return len;
+	if (len < 0 || lf < 0)
+		return len < 0 ? len : lf;
 	if (lseek(b->fd, (off_t)b->old_size, SEEK_SET) < 0)
 		return -errno;
 	b->touched = 1;
-	if ((rc = write_full(b->fd, header, (size_t)len)) < 0 ||
+	b->start = b->old_size + !lf;
+	if ((!lf && (rc = write_full(b->fd, "\n", 1)) < 0) ||
+	    (rc = write_full(b->fd, header, (size_t)len)) < 0 ||
 	    (rc = spool_copy_to(text, b->fd)) < 0 ||
 	    (rc = write_full(b->fd, "\n", 1)) < 0)
 		return rc;
-	b->new_size = b->old_size + (uint64_t)len + text->size + 1;
+	b->new_size = b->start + (uint64_t)len + text->size + 1;
 	return 0;
 }
 
@@ -334,7 +352,7 @@ int store_deliver(struct store *st, const struct envelope *e,
 		if (rc < 0 && b->fd >= 0)
 			take_back(st, b);
 		else if (rc == 0)
-			mbindex_append(&b->ix, b->old_size, b->new_size);
+			mbindex_append(&b->ix, b->start, b->new_size);
 		if (b->ix.fd >= 0)
 			close(b->ix.fd);
 		if (b->fd >= 0)
@@ -374,6 +392,14 @@ static int rebuild_index(struct mailbox *mb)
 	return rc;
 }
 
+static int is_empty(int fd)
+{
+	struct stat sb;
+
+	return fstat(fd, &sb) == 0 && sb.st_size == 0;
+}
+
+/* A mailbox file that holds nothing is no mailbox: no mail ever came. */
 int store_mailbox_open(struct store *st, const char *address, struct mailbox *mb)
 {
 	int created, rc;
@@ -386,6 +412,11 @@ int store_mailbox_open(struct store *st, const char *address, struct mailbox *mb
 	rc = open_locked(st, address, 0, &mb->fd, &mb->ix, &created);
 	if (rc < 0)
 		return rc;
+	if (is_empty(mb->fd)) {		/* what a delivery killed right after creating it leaves */
+		unlock_file(mb->fd);
+		store_mailbox_close(mb);
+		return -ENOENT;
+	}
 	rc = mbindex_check(&mb->ix, mb->fd);
 	if (rc == 0)
 		rc = refresh_index(mb, 0);
@@ -407,18 +438,20 @@ void store_mailbox_close(struct mailbox *mb)
 	mb->fd = mb->ix.fd = -1;
 }
 
-/* Read the sender and date of the message at offset. */
+/* Read the sender and date of the message at offset. A "From " line longer
+   than the buffer (another MDA's, with a long SRS or VERP sender) is read
+   cut short, as mbox_read_head reads it. */
 static int read_from_line(struct mailbox *mb, uint64_t offset, struct stored_message *m)
 {
-	char line[FROM_SENDER_MAX + 64];
+	char line[1024];
 	ssize_t got = pread(mb->fd, line, sizeof line, (off_t)offset);
 	char *lf = got > 5 ? memchr(line, '\n', (size_t)got) : NULL;
 
 	if (got < 0)
 		return -errno;
-	if (!lf || memcmp(line, "From ", 5) != 0)
+	if (got < 5 || memcmp(line, "From ", 5) != 0)
 		return -ESTALE;
-	mboxrd_parse_from_line(line, (size_t)(lf - line), m->sender, m->date);
+	mboxrd_parse_from_line(line, lf ? (size_t)(lf - line) : (size_t)got, m->sender, m->date);
 	return 0;
 }
 

@@ -143,3 +143,49 @@ class MuttRewrite(ServerTest):
         got = self.read_back(d, "david@test.com")
         self.assertEqual([lines[0] for _, _, lines in got],
                          [b"From: John <john@test.com>", b"Subject: two"])
+
+
+class TailsAndLines(ServerTest):
+    def plant(self, d, addr, data):
+        with open(mailbox_file(d, addr), "wb") as f:
+            f.write(data)
+
+    def test_delivery_onto_a_tail_without_a_final_lf(self):
+        """Another program left the file without its last LF: the delivery
+        ends that line first, in the same append, so the new message starts
+        a line, stays a message of its own, and survives an index rebuild."""
+        d = self.mkdir()
+        foreign = b"From alice@test.com Sat Aug 15 10:00:00 2025\nFrom: alice@test.com\n\nno final LF"
+        self.plant(d, "t@test.com", foreign)
+        self.deliver(d, "a@test.com", ["t@test.com"], [b"ours"])
+        data = read_bytes(mailbox_file(d, "t@test.com"))
+        self.assertTrue(data.startswith(foreign + b"\nFrom a@test.com "), data[:200])
+        for rebuilt in (False, True):
+            if rebuilt:
+                os.unlink(mailbox_file(d, "t@test.com")[:-4] + ".idx")
+            got = self.read_back(d, "t@test.com")
+            self.assertEqual([lines for _, _, lines in got], [[b"no final LF"], [b"ours"]])
+
+    def test_a_long_foreign_from_line_is_listed(self):
+        """An SRS or VERP sender makes a From line of 500 octets: LIST shows
+        the message (the sender cut to '?'), and goes on working."""
+        d = self.mkdir()
+        sender = b"SRS0=" + b"x" * 480 + b"@test.com"
+        self.plant(d, "l@test.com", b"From " + sender + b" Sat Aug 15 10:00:00 2025\n"
+                   b"Subject: long\n\nbody\n\n")
+        for _ in range(2):
+            got = self.read_back(d, "l@test.com")
+            self.assertEqual([(s, dt, lines) for s, dt, lines in got], [("?", "15-08-2025", [b"body"])])
+
+    def test_an_empty_mailbox_file_is_no_mailbox(self):
+        """What a delivery killed right after creating the file leaves: LIST
+        and GET_MAIL say 401, as for a mailbox that does not exist."""
+        d = self.mkdir()
+        self.plant(d, "new@test.com", b"")
+        c = self.pipe_session(d)
+        self.ok(c, "HELO test.com")
+        self.assertEqual(c.cmd("LIST new@test.com"), "401 NOT FOUND no such mailbox")
+        self.assertEqual(c.cmd("GET_MAIL new@test.com 1"), "401 NOT FOUND no such mailbox")
+        self.quit(c)
+        self.deliver(d, "a@test.com", ["new@test.com"], [b"first"])
+        self.assertEqual([l for _, _, l in self.read_back(d, "new@test.com")], [[b"first"]])
