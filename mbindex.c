@@ -142,6 +142,34 @@ static int read_prepended(const char *head, size_t len, size_t off, uint64_t sta
 	return 1;
 }
 
+/* Does p (up to end) start with word, or is all of it the start of word? */
+static int prefix_of(const char *p, const char *end, const char *word)
+{
+	size_t n = strlen(word), have = (size_t)(end - p);
+
+	return memcmp(p, word, have < n ? have : n) == 0;
+}
+
+/* Is the header block head[0..len) (from the "From " line on) in the shape
+   this server writes? An SMTP-mode record opens with MBOXRD_PREPENDED (read
+   by read_prepended); a My_SMTP one with Return-Path, then our Received
+   line. A block cut short (whole 0) counts when what there is of its
+   second line is ours so far. */
+static int our_shape(const char *head, size_t len, int whole, int prepended)
+{
+	static const char by[] = " (My_SMTP) with MYSMTP id ";
+	const char *end = head + len, *line2 = memchr(head, '\n', len), *line3;
+
+	if (prepended || !line2 || ++line2 == end)
+		return 1;		/* or cut short in its "From " line */
+	if (!whole)
+		return prefix_of(line2, end, MBOXRD_PREPENDED) || prefix_of(line2, end, "Return-Path: <");
+	line3 = memchr(line2, '\n', (size_t)(end - line2));
+	return prefix_of(line2, end, "Return-Path: <") && line3 && ++line3 < end &&
+	       prefix_of(line3, end, "Received: from ") &&
+	       memmem(line3, (size_t)(end - line3), by, sizeof by - 1) != NULL;
+}
+
 int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
 {
 	char head[HEAD_READ];
@@ -165,18 +193,20 @@ int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
 	h->has_length = 0;
 	h->prepended = lf && read_prepended(head, len, (size_t)(lf - head) + 1, start, h);
 	blank = memmem(head, len, "\n\n", 2);
+	h->ours = our_shape(head, blank ? (size_t)(blank - head) + 1 : len, blank != NULL,
+			    h->prepended);
 	if (blank) {
 		h->body_start = start + (uint64_t)(blank - head) + 2;
-		h->has_length = h->prepended ||
-				find_length(head, (size_t)(blank - head) + 1, &h->length);
+		h->has_length = h->ours && (h->prepended ||
+				find_length(head, (size_t)(blank - head) + 1, &h->length));
 		return HEAD_WHOLE;
 	}
 	h->has_length = h->prepended;
 	rc = file_find(fd, start, size, "\n\n", 2, &at);
-	if (rc <= 0)
-		return rc < 0 ? rc : HEAD_CUT;
-	h->body_start = at + 2;
-	return HEAD_WHOLE;
+	if (rc < 0)
+		return rc;
+	h->body_start = rc ? at + 2 : size;
+	return rc ? HEAD_WHOLE : HEAD_CUT;
 }
 
 /* Are the octets from start to the end of the file the first few of "From "? */
@@ -188,25 +218,53 @@ static int from_prefix_at(int fd, uint64_t start, uint64_t size)
 	       memcmp(few, "From ", (size_t)(size - start)) == 0;
 }
 
-/* Can a message start at off: a "From " line, the end of the file, or the
-   first octets of "From " that a cut-short append left at the end? */
+/* Can a message start at off: a "From " line at the start of a line, the
+   end of the file, or the first octets of "From " that a cut-short append
+   left at the end? */
 static int boundary_at(int fd, uint64_t off, uint64_t size)
 {
-	char five[5];
+	char six[6];
 
+	if (off > size)
+		return 0;
+	if (off > 0 && (pread_full(fd, six, 1, off - 1) < 0 || six[0] != '\n'))
+		return 0;
 	if (off + 5 > size)
-		return off <= size && from_prefix_at(fd, off, size);
-	return pread_full(fd, five, 5, off) == 0 && memcmp(five, "From ", 5) == 0;
+		return from_prefix_at(fd, off, size);
+	return pread_full(fd, six, 5, off) == 0 && memcmp(six, "From ", 5) == 0;
+}
+
+/* Does the file hold only NUL octets from start to its end (size)? What a
+   power loss can leave where an append had grown the file but its data
+   never reached the disk. */
+static int zeros_to_end(int fd, uint64_t start, uint64_t size)
+{
+	char buf[4096];
+
+	while (start < size) {
+		size_t want = size - start < sizeof buf ? (size_t)(size - start) : sizeof buf;
+
+		if (pread_full(fd, buf, want, start) < 0)
+			return 0;
+		for (size_t i = 0; i < want; i++)
+			if (buf[i])
+				return 0;
+		start += want;
+	}
+	return 1;
 }
 
 enum { TORN, WHOLE, SKIP };
 
 /* Where the message at start ends: WHOLE and *end; TORN when the file ends
-   inside one of our own messages (a write cut short); SKIP and *end at the
-   next message when start holds foreign junk, which is kept but not listed;
-   or -errno. Only what a cut-short append of ours can leave counts as torn:
-   "From" cut short, a header block without its end, or less text than its
-   Content-Length, and only at the end of the file. */
+   inside one of our own records (a write cut short); SKIP and *end at the
+   next message when start holds junk, or one of our records that another
+   program's append cut off, which are kept but not listed; or -errno.
+   Only a record recognizably ours (h.ours) has its Content-Length trusted
+   and may be torn: "From" cut short, a header block without its end, or
+   less text than its length, and only at the end of the file; so are NUL
+   octets up to the end (a power loss). Another program's message ends at
+   the next "From " line and is never cut. */
 static int message_end(int fd, uint64_t start, uint64_t size, uint64_t *end)
 {
 	struct mbox_head h;
@@ -216,9 +274,9 @@ static int message_end(int fd, uint64_t start, uint64_t size, uint64_t *end)
 
 	if (head < 0)
 		return head;
-	if (head == HEAD_WHOLE && h.has_length) {
-		e = h.body_start + h.length + 1;
-		if (e <= size && boundary_at(fd, e, size)) {
+	if (head != HEAD_NONE && h.has_length) {
+		e = h.body_start + h.length + 1;	/* past the end when cut in the header */
+		if (head == HEAD_WHOLE && e <= size && boundary_at(fd, e, size)) {
 			*end = e;
 			return WHOLE;
 		}
@@ -229,11 +287,16 @@ static int message_end(int fd, uint64_t start, uint64_t size, uint64_t *end)
 		return found;
 	*end = found ? next + 1 : size;
 	if (head == HEAD_NONE)
-		return !found && from_prefix_at(fd, start, size) ? TORN : SKIP;
-	if (found)
+		return !found && (from_prefix_at(fd, start, size) || zeros_to_end(fd, start, size)) ?
+		       TORN : SKIP;
+	if (!h.ours)
 		return WHOLE;
-	if (head == HEAD_CUT || (h.has_length && e > size))
-		return TORN;
+	if (head == HEAD_WHOLE && h.has_length && e <= size && !(found && next + 1 < e)) {
+		*end = e;	/* whole, and what follows is no message */
+		return WHOLE;	/* (our text is From-quoted: no "From " line inside) */
+	}
+	if (head == HEAD_CUT || h.has_length)	/* ours, and short of its length */
+		return found ? SKIP : TORN;
 	return WHOLE;
 }
 

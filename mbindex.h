@@ -24,13 +24,17 @@ struct mbox_head {
 	uint64_t length;	/* its value */
 	int prepended;		/* an SMTP-mode record (MBOXRD_PREPENDED, mboxrd.h) */
 	uint64_t text_start;	/* then: where the message as sent begins */
+	int ours;		/* a record this server wrote, by the shape of its
+				   first header lines: only its length is trusted,
+				   and only it may be found torn */
 };
 
 enum { HEAD_WHOLE = 1, HEAD_CUT, HEAD_NONE };
 /* Read the message at start (file size size): HEAD_WHOLE when its header
-   block is complete, HEAD_CUT when the file ends inside it, HEAD_NONE when
-   start holds no "From " line; or -errno. The Content-Length of an SMTP-mode
-   record is read from its fixed place, however long its header section. */
+   block is complete, HEAD_CUT when the file ends inside it (then body_start
+   is size), HEAD_NONE when start holds no "From " line; or -errno. The
+   Content-Length of an SMTP-mode record is read from its fixed place,
+   however long its header section; h->ours says whether it is ours. */
 int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h);
 
 /* Find needle in fd between from and size: 1 and *at, 0 when absent, -errno. */

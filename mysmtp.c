@@ -794,7 +794,8 @@ static int edit_open(struct input *in)
 	el_set(in->el, EL_CLIENTDATA, (void *)in);
 	el_set(in->el, EL_PROMPT, prompt_of);
 	el_set(in->el, EL_GETCFN, read_char);
-	el_set(in->el, EL_ADDFN, "mysmtp-complete", "complete a command", complete);
+	/* el_wset: el_set would keep a wide copy of the two names, never freed */
+	el_wset(in->el, EL_ADDFN, L"mysmtp-complete", L"complete a command", complete);
 	el_set(in->el, EL_BIND, "^I", "mysmtp-complete", NULL);
 	el_source(in->el, NULL);
 	return 0;

@@ -485,7 +485,8 @@ int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m)
 	char last;
 	int rc = mbindex_locate(&mb->ix, id, &start, &end);
 
-	if (rc == 0 && (rc = mbox_read_head(mb->fd, start, end, &h)) > 0 && rc != HEAD_WHOLE)
+	if (rc == 0 && (rc = mbox_read_head(mb->fd, start, end, &h)) > 0 &&
+	    rc != HEAD_WHOLE && !(rc == HEAD_CUT && !h.ours))	/* another's, headers only */
 		rc = -ESTALE;
 	if (rc == -ESTALE) {
 		if ((rc = rebuild_index(mb)) < 0)

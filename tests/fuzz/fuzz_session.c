@@ -249,7 +249,7 @@ static uint64_t check_and_empty_store(void)
 }
 
 /* A mailbox not all of our making: whole messages, foreign junk between
-   them, a torn last message; planted (for a third of the inputs) as the
+   them, a torn last record of ours; planted (for a third of the inputs) as the
    seed's david@test.com with no index, and as b@test.com with a bad one, so
    sessions also run the index's repair paths. */
 static const char planted[] =
@@ -258,7 +258,9 @@ static const char planted[] =
 	"junk that is not a message\n\n"
 	"From bob@test.com Tue Jan  7 12:00:00 2025\n"
 	"Return-Path: <bob@test.com>\n\n>From quoted\n.dot\n\n"
-	"From carol@test.com Wed Jan  8 12:00:00 2025\n"
+	"From carol@test.com Thu Jan  9 12:00:00 2025\n"
+	"Return-Path: <carol@test.com>\nReceived: from x (local)\n"
+	"\tby h (My_SMTP) with MYSMTP id 1.2.3@h\n\tfor <b@test.com>; today\n"
 	"Content-Length: 999\n\ntorn";
 
 static void plant(const char *name, const char *data, size_t len)

@@ -576,7 +576,7 @@ static int note_sender(void *ctx, uint64_t id, const char *sender, const char *d
 /* A mailbox not all of our making: a whole message, foreign junk, another,
    a record of an SMTP-mode server whose header section is longer than the
    index reads at once (and has a Content-Length of its own), a torn last
-   message. How many of them the store lists is measured here, once. */
+   record of ours (only ours may be cut). How many of them the store lists is measured here, once. */
 static void make_planted(void)
 {
 	static const char head[] =
@@ -591,6 +591,8 @@ static void make_planted(void)
 	static const char tail[] =
 		"\n\nbody\n\n"
 		"From carol@test.com Thu Jan  9 12:00:00 2025\n"
+		"Return-Path: <carol@test.com>\nReceived: from x (local)\n"
+		"\tby h (My_SMTP) with MYSMTP id 1.2.3@h\n\tfor <b@test.com>; today\n"
 		"Content-Length: 999\n\ntorn";
 	struct mailbox mb;
 	size_t len = sizeof head - 1;

@@ -400,6 +400,17 @@ class TcpSession(Conn):
 PR_SET_THP_DISABLE = 41
 
 
+def env_under_strace():
+    """The environment for a server run under strace: LeakSanitizer stops
+    the process with ptrace at exit, which a traced process cannot allow,
+    so the sanitized build runs there without its leak check."""
+    env = dict(os.environ)
+    if "ASAN_OPTIONS" in env:
+        env["ASAN_OPTIONS"] += ":detect_leaks=0"
+    return env
+
+
+
 def without_huge_pages(then=None):
     """A preexec_fn that turns transparent huge pages off for the server (the
     setting survives exec), then runs `then`. Where THP is "always", a first

@@ -189,3 +189,59 @@ class TailsAndLines(ServerTest):
         self.quit(c)
         self.deliver(d, "a@test.com", ["new@test.com"], [b"first"])
         self.assertEqual([l for _, _, l in self.read_back(d, "new@test.com")], [[b"first"]])
+
+
+class OnlyOursIsCut(ServerTest):
+    """Only records this server wrote have their length trusted or may be
+    found torn; another program's message ends at the next "From " line at
+    the start of a line, and is never cut."""
+
+    def plant(self, d, addr, data):
+        with open(mailbox_file(d, addr), "wb") as f:
+            f.write(data)
+
+    def listed(self, d, addr):
+        return [(s, lines) for s, _, lines in self.read_back(d, addr)]
+
+    def test_a_foreign_length_is_not_trusted(self):
+        d = self.mkdir()
+        for name, data, want in (
+                ("long", b"From a@test.com Sat Aug 15 10:00:00 2025\nContent-Length: 999999\n\nshort\n",
+                 [("a@test.com", [b"short"])]),
+                ("headers-only", b"From b@test.com Sat Aug 15 10:00:00 2025\nSubject: no body\n",
+                 [("b@test.com", [])]),
+                ("inside-a-line", b"From c@test.com Sat Aug 15 10:00:00 2025\nContent-Length: 8\n\n"
+                 b"forged: xFrom ceo@test.com Mon Jan  1 09:00:00 2024\nPay it.\n",
+                 [("c@test.com", [b"forged: xFrom ceo@test.com Mon Jan  1 09:00:00 2024", b"Pay it."])])):
+            with self.subTest(case=name):
+                addr = name + "@test.com"
+                self.plant(d, addr, data)
+                self.assertEqual(self.listed(d, addr), want)
+                self.assertEqual(read_bytes(mailbox_file(d, addr)), data, "not a byte cut")
+
+    def test_our_torn_record_under_another_program_s_append_is_not_served(self):
+        """Ours cut short mid-text, then another MDA appends: the half is
+        kept in the file but never listed as a message; the other's is."""
+        d = self.mkdir()
+        self.deliver(d, "a@test.com", ["t@test.com"], [b"Pay invoice 1 of 2.", b"And the second."])
+        ours = read_bytes(mailbox_file(d, "t@test.com"))
+        half = ours[:ours.index(b"And the second.")]
+        other = b"From mda@test.com Sat Aug 15 10:00:00 2025\nSubject: other\n\nfrom procmail\n\n"
+        self.plant(d, "t@test.com", half + b"\n" + other)
+        self.assertEqual(self.listed(d, "t@test.com"), [("mda@test.com", [b"from procmail"])])
+        self.assertEqual(read_bytes(mailbox_file(d, "t@test.com")), half + b"\n" + other)
+
+    def test_a_zero_filled_tail_is_torn(self):
+        """A power loss can leave an append's length without its data: NUL
+        octets at the end. They are never listed, and the next delivery
+        cuts them off instead of gluing onto them."""
+        d = self.mkdir()
+        self.deliver(d, "a@test.com", ["z@test.com"], [b"before"])
+        whole = read_bytes(mailbox_file(d, "z@test.com"))
+        self.plant(d, "z@test.com", whole + b"\0" * 5000)
+        self.assertEqual(self.listed(d, "z@test.com"), [("a@test.com", [b"before"])])
+        self.deliver(d, "a@test.com", ["z@test.com"], [b"after"])
+        data = read_bytes(mailbox_file(d, "z@test.com"))
+        self.assertTrue(data.startswith(whole + b"From a@test.com "), data[len(whole):len(whole) + 40])
+        self.assertNotIn(b"\0", data)
+        self.assertEqual(self.listed(d, "z@test.com"), [("a@test.com", [b"before"]), ("a@test.com", [b"after"])])

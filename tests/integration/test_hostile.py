@@ -18,7 +18,8 @@ import threading
 import time
 
 from support import (DATA_PROMPT, FLAVOUR, GOODBYE, SERVER, SLOW, STORED, ProtocolError, ServerTest,
-                     mailbox_file, parse_mbox, read_bytes, without_huge_pages)
+                     env_under_strace, mailbox_file, parse_mbox, read_bytes,
+                     without_huge_pages)
 
 TIMEOUT = "500 SERVER ERROR timeout"
 TOO_MANY_ERRORS = "403 FORBIDDEN too many errors"
@@ -383,7 +384,8 @@ class Hostile(ServerTest):
         lines = 10 * MiB // 2
         c = self.pipe_session(d, ["-s", str(20 * MiB)], argv=[strace, "-f", "-c", "-e", "trace=write",
                                                           "-o", counts, SERVER,
-                                                          "-d", d, "-s", str(20 * MiB)])
+                                                          "-d", d, "-s", str(20 * MiB)],
+                              env=env_under_strace())
         for line in ("HELO test.com", "MAIL FROM: john@test.com", "RCPT TO: empty@test.com"):
             self.ok(c, line)
         self.assertEqual(c.cmd("DATA"), DATA_PROMPT)

@@ -16,7 +16,8 @@ import time
 
 from support import (DATA_PROMPT, SERVER, SLOW, STORED, FLAVOUR, ProtocolError, ServerTest,
                      index_file, mailbox_file, mboxrd_quote, parse_mbox, read_bytes,
-                     stuff, today_dates, tree, vm_hwm_kib, without_huge_pages)
+                     stuff, today_dates, tree, vm_hwm_kib, without_huge_pages,
+                     env_under_strace)
 
 class StoreTest(ServerTest):
     pass
@@ -1139,7 +1140,7 @@ class TornWithTheLongestHeader(StoreTest):
             r = subprocess.run([strace, "-f", "-o", "/dev/null", "-e",
                                 "inject=write:signal=SIGKILL:when=%d" % k, SERVER,
                                 "-d", d, "-n", host], input=session, capture_output=True,
-                               timeout=60 * SLOW)
+                               timeout=60 * SLOW, env=env_under_strace())
             if b"200 Message stored successfully" in r.stdout:
                 whole.append(text)
             with self.subTest(kill_at_write=k):
