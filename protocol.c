@@ -402,7 +402,7 @@ static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 	struct stored_message m;
 	struct text_out t = { .s = s, .line_start = 1 };
 	char line[FROM_SENDER_MAX + 16];
-	int rc = store_message(mb, id, &m);
+	int rc = store_message_copy(mb, id, &m, &s->spool);
 
 	if (rc == -ENOENT) {
 		reply(s, 401, "no such message");
@@ -416,7 +416,8 @@ static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 	reply(s, 200, "OK");
 	send_line(s, line, (size_t)snprintf(line, sizeof line, "From: %s", m.sender));
 	send_line(s, line, (size_t)snprintf(line, sizeof line, "Date: %s", m.date));
-	rc = store_message_text(mb, &m, text_sink, &t);
+	rc = spool_feed(&s->spool, text_sink, &t);
+	spool_reset(&s->spool);
 	if (rc < 0) {
 		abort_reply(s, rc);
 		return;

@@ -83,7 +83,8 @@ void spool_sink(void *spool, const char *data, size_t len)
 	spool_write(spool, data, len);
 }
 
-int spool_copy_to(const struct spool *s, int fd)
+int spool_feed(const struct spool *s, void (*out)(void *ctx, const char *data, size_t len),
+	       void *ctx)
 {
 	char buf[16384];
 	uint64_t off = 0, in_file = s->size - s->held;
@@ -93,15 +94,36 @@ int spool_copy_to(const struct spool *s, int fd)
 	while (off < in_file) {
 		size_t want = in_file - off < sizeof buf ? (size_t)(in_file - off) : sizeof buf;
 		ssize_t n = pread(s->fd, buf, want, (off_t)off);
-		int rc;
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
-		if ((rc = write_full(fd, buf, (size_t)n)) < 0)
-			return rc;
+		out(ctx, buf, (size_t)n);
 		off += (uint64_t)n;
 	}
-	return s->held ? write_full(fd, s->mem, s->held) : 0;
+	if (s->held)
+		out(ctx, s->mem, s->held);
+	return 0;
+}
+
+struct fd_sink {
+	int fd;
+	int error;
+};
+
+static void write_sink(void *ctx, const char *data, size_t len)
+{
+	struct fd_sink *w = ctx;
+
+	if (w->error == 0)
+		w->error = write_full(w->fd, data, len);
+}
+
+int spool_copy_to(const struct spool *s, int fd)
+{
+	struct fd_sink w = { .fd = fd };
+	int rc = spool_feed(s, write_sink, &w);
+
+	return rc < 0 ? rc : w.error;
 }

@@ -25,6 +25,9 @@ void spool_free(struct spool *s);
 void spool_write(struct spool *s, const char *data, size_t len);
 /* Write the whole spooled text to fd at its current offset: 0 or -errno. */
 int spool_copy_to(const struct spool *s, int fd);
+/* Pass the whole spooled text to out() in pieces: 0 or -errno. */
+int spool_feed(const struct spool *s, void (*out)(void *ctx, const char *data, size_t len),
+	       void *ctx);
 /* Append a spool_write-shaped callback for from_quoter and data_rx. */
 void spool_sink(void *spool, const char *data, size_t len);
 

@@ -478,7 +478,9 @@ int store_list(struct mailbox *mb,
 	return 0;
 }
 
-int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m)
+/* Where message id and its text lie: 0, -ENOENT, -ESTALE when the index
+   is damaged there, or -errno. */
+static int locate_message(struct mailbox *mb, uint64_t id, struct stored_message *m)
 {
 	struct mbox_head h;
 	uint64_t start, end;
@@ -488,11 +490,6 @@ int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m)
 	if (rc == 0 && (rc = mbox_read_head(mb->fd, start, end, &h)) > 0 &&
 	    rc != HEAD_WHOLE && !(rc == HEAD_CUT && !h.ours))	/* another's, headers only */
 		rc = -ESTALE;
-	if (rc == -ESTALE) {
-		if ((rc = rebuild_index(mb)) < 0)
-			return rc;
-		return store_message(mb, id, m);
-	}
 	if (rc < 0)
 		return rc;
 	mboxrd_parse_from_line(h.from_line, h.from_len, m->sender, m->date);
@@ -506,6 +503,46 @@ int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m)
 	else
 		m->text_end = end > h.body_start ? end : h.body_start;
 	return 0;
+}
+
+int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m)
+{
+	int rc = locate_message(mb, id, m);
+
+	if (rc == -ESTALE && (rc = rebuild_index(mb)) == 0)
+		return store_message(mb, id, m);
+	return rc;
+}
+
+int store_message_copy(struct mailbox *mb, uint64_t id, struct stored_message *m,
+		       struct spool *out)
+{
+	for (int tries = 0; tries < OPEN_TRIES; tries++) {
+		int rc = lock_file(mb->fd, F_RDLCK, mb->lock_timeout), fresh;
+
+		if (rc < 0)
+			return rc;
+		if ((rc = check_regular(mb->fd)) < 0) {
+			unlock_file(mb->fd);
+			return rc;
+		}
+		fresh = mbindex_check(&mb->ix, mb->fd);
+		rc = fresh < 0 ? fresh : fresh == 0 ? -EAGAIN : locate_message(mb, id, m);
+		if (rc == 0) {
+			spool_reset(out);
+			rc = store_message_text(mb, m, spool_sink, out);
+			rc = rc < 0 ? rc : out->error;
+		}
+		unlock_file(mb->fd);
+		if (rc != -ESTALE && rc != -EAGAIN)
+			return rc;
+		if (rc == -ESTALE && mb->rebuilt)
+			return -EIO;
+		mb->rebuilt |= rc == -ESTALE;
+		if ((rc = refresh_index(mb, rc == -ESTALE)) < 0)	/* behind, or damaged */
+			return rc;
+	}
+	return -EIO;
 }
 
 int store_message_text(struct mailbox *mb, const struct stored_message *m,

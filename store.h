@@ -18,7 +18,8 @@ struct store {
 };
 
 /* A mailbox open for reading. Its lock is held only while the index is
-   checked: stored messages never change, so they are read without it. */
+   checked and while a message is copied out (store_message_copy): a mail
+   reader may rewrite the file between. */
 struct mailbox {
 	int fd;
 	struct mbindex ix;
@@ -63,6 +64,12 @@ int store_list(struct mailbox *mb,
 	       void *ctx);
 /* Find message id: 0, -ENOENT when there is no such id, or -errno. */
 int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m);
+/* Find message id and copy its text, unquoted, into out, all under the
+   shared lock, so that another program rewriting the mailbox under its
+   lock (mutt saving it) can never splice what is sent: 0, -ENOENT, or
+   -errno. The lock is held for a disk read, not for the client. */
+int store_message_copy(struct mailbox *mb, uint64_t id, struct stored_message *m,
+		       struct spool *out);
 /* Pass the message's text, unquoted, to out() in pieces. */
 int store_message_text(struct mailbox *mb, const struct stored_message *m,
 		       mboxrd_out out, void *ctx);

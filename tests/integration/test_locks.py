@@ -125,3 +125,48 @@ class Locks(ServerTest):
         print("[%d simultaneous pairs in %.1fs, slowest delivery %.3fs]"
               % (rounds, time.monotonic() - t0, slowest[0]), end=" ", flush=True)
         self.assertLess(slowest[0], 5 * SLOW, "a delivery waited long for a lock")
+
+
+class RewriteDuringGetMail(ServerTest):
+    """A mail reader that takes the fcntl lock and rewrites the mailbox in
+    place (as mutt does on saving) while a slow client is fetching a large
+    message: the client gets the message as it was, whole, never a splice
+    of the old file and the new (GET_MAIL copies it out under the lock)."""
+
+    def test_slow_get_mail_and_an_in_place_rewrite(self):
+        import fcntl
+        import struct
+        d = self.mkdir()
+        lines = [b"line %06d " % i + b"o" * 40 for i in range(40000)]     # about 2 MiB
+        self.deliver(d, "john@test.com", ["big@test.com"], lines)
+        path = mailbox_file(d, "big@test.com")
+        c = self.pipe_session(d)
+        self.ok(c, "HELO test.com")
+        c.send(b"GET_MAIL big@test.com 1\r\n")
+        # Part of the reply is in the pipe, which we do not read: the server
+        # is in the middle of sending it.
+        deadline = time.monotonic() + 10 * SLOW
+        while _unread(c.rfd) < 32768:
+            self.assertLess(time.monotonic(), deadline, "the server never began the reply")
+            time.sleep(0.01)
+        with open(path, "r+b") as f:
+            fcntl.fcntl(f, fcntl.F_SETLKW, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0))
+            data = f.read()
+            f.seek(0)
+            f.write(data.replace(b"line ", b"LINE "))      # same length, every line changed
+            f.flush()
+            fcntl.fcntl(f, fcntl.F_SETLK, struct.pack("hhqqi", fcntl.F_UNLCK, 0, 0, 0, 0))
+        self.assertEqual(c.reply(), "200 OK")
+        got = c.multiline(timeout=60 * SLOW)
+        self.assertEqual(got[2:], lines, "the message as it was when it was asked for")
+        self.quit(c)
+
+
+def _unread(fd):
+    """Octets waiting in a pipe or socket."""
+    import array
+    import fcntl
+    import termios
+    n = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, n)
+    return n[0]
