@@ -42,7 +42,8 @@ struct listener {
 	const struct listen_limits *lim;
 	serve_fn serve;
 	void *ctx;
-	struct child *child;	/* lim->max_sessions slots */
+	struct child *child;	/* 2 * lim->max_sessions slots: sessions that are
+				   over may wait a moment to be reaped */
 	unsigned active;
 	int over[2];		/* children write their pid here as their session ends */
 	int starved;		/* accept failed for want of descriptors: pause */
@@ -339,7 +340,7 @@ static void start_session(struct listener *l, int conn)
 	peer_of(conn, peer, sizeof peer);
 	reap(l, 0);		/* SIGCHLD may wait behind this accept */
 	read_over(l);
-	if (l->active >= l->lim->max_sessions || sessions_from(l, NULL) >= l->lim->max_sessions) {
+	if (l->active >= 2 * l->lim->max_sessions || sessions_from(l, NULL) >= l->lim->max_sessions) {
 		refuse(conn, peer, "Too many connections", l->lim->busy);
 		return;
 	}
@@ -431,7 +432,7 @@ static int serve_forever(struct listener *l, const struct systemd *sd)
 	char at[NI_MAXHOST];
 	sigset_t during_poll;
 
-	l->child = calloc(l->lim->max_sessions, sizeof *l->child);
+	l->child = calloc(2 * (size_t)l->lim->max_sessions, sizeof *l->child);
 	if (!l->child || pipe2(l->over, O_CLOEXEC | O_NONBLOCK) < 0) {
 		log_line("Cannot listen: %s", strerror(l->child ? errno : ENOMEM));
 		free(l->child);
