@@ -6,7 +6,8 @@ import socket
 import struct
 import time
 
-from support import (DATA_PROMPT, SEED_BODY, SEED_LOG, SLOW, STORED,
+from support import (DATA_PROMPT, SEED_BODY, SEED_LOG, SERVER, SLOW, STORED, TcpSession,
+                     env_under_strace,
                      ServerTest, is_subsequence, mailbox_file, read_bytes, seed_session)
 
 PREFIX_RE = re.compile(r"^\[(\d+)\] (.*)$")
@@ -175,3 +176,41 @@ def _cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ForkFails(ServerTest):
+    def test_a_failed_fork_is_logged_and_the_connection_closed_once(self):
+        """The listener as an unprivileged user under RLIMIT_NPROC 1: fork
+        fails, the client gets the busy line and the end of the connection,
+        the log says why, and no descriptor is closed twice (strace)."""
+        import os
+        import resource
+        import shutil
+        setpriv, strace = shutil.which("setpriv"), shutil.which("strace")
+        self.assertTrue(setpriv and strace, "setpriv (util-linux) and strace are needed")
+        d = self.mkdir()
+        os.chmod(self.root, 0o777)
+        os.chmod(d, 0o777)
+        trace = os.path.join(self.root, "close.trace")
+        port = __import__("support").free_port()
+
+        def one_process():
+            resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))
+        server = self.spawn([], argv=[strace, "-o", trace, "-e", "trace=close", setpriv,
+                                      "--reuid=65534", "--regid=65534", "--clear-groups",
+                                      SERVER, "-d", d, "-l", "127.0.0.1:%d" % port],
+                            stdin=__import__("subprocess").DEVNULL,
+                            stdout=__import__("subprocess").DEVNULL,
+                            preexec_fn=one_process, env=env_under_strace())
+        server.wait_log(r"Listening on port %d " % port)
+        c = TcpSession(port)
+        self.closers.append(c.close)
+        self.assertEqual(c.reply(), "500 SERVER ERROR too many connections")
+        c.expect_eof()
+        server.wait_log(r"Cannot fork for 127\.0\.0\.1: Resource temporarily unavailable$")
+        with open("/proc/%d/task/%d/children" % (server.pid, server.pid)) as f:
+            (listener,) = [int(p) for p in f.read().split()]     # strace's child
+        os.kill(listener, signal.SIGTERM)
+        server.wait()
+        with open(trace) as f:
+            self.assertNotIn("EBADF", f.read(), "a descriptor closed twice")
