@@ -178,6 +178,9 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+LONELY_UID = 64917     # a user id no account has: no other process counts against its NPROC
+
+
 class ForkFails(ServerTest):
     def test_a_failed_fork_is_logged_and_the_connection_closed_once(self):
         """The listener as an unprivileged user under RLIMIT_NPROC 1: fork
@@ -197,20 +200,29 @@ class ForkFails(ServerTest):
         def one_process():
             resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))
         server = self.spawn([], argv=[strace, "-o", trace, "-e", "trace=close", setpriv,
-                                      "--reuid=65534", "--regid=65534", "--clear-groups",
+                                      "--reuid=%d" % LONELY_UID, "--regid=%d" % LONELY_UID, "--clear-groups",
                                       SERVER, "-d", d, "-l", "127.0.0.1:%d" % port],
                             stdin=__import__("subprocess").DEVNULL,
                             stdout=__import__("subprocess").DEVNULL,
                             preexec_fn=one_process, env=env_under_strace())
         server.wait_log(r"Listening on port %d " % port)
+        with open("/proc/%d/task/%d/children" % (server.pid, server.pid)) as f:
+            (listener,) = [int(p) for p in f.read().split()]     # strace's child
+        self.addCleanup(_kill_quietly, listener)
         c = TcpSession(port)
         self.closers.append(c.close)
         self.assertEqual(c.reply(), "500 SERVER ERROR too many connections")
         c.expect_eof()
         server.wait_log(r"Cannot fork for 127\.0\.0\.1: Resource temporarily unavailable$")
-        with open("/proc/%d/task/%d/children" % (server.pid, server.pid)) as f:
-            (listener,) = [int(p) for p in f.read().split()]     # strace's child
         os.kill(listener, signal.SIGTERM)
         server.wait()
         with open(trace) as f:
             self.assertNotIn("EBADF", f.read(), "a descriptor closed twice")
+
+
+def _kill_quietly(pid):
+    import os
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
