@@ -326,8 +326,9 @@ class TerminalTest(WithServer):
         """Type text in one burst (a single write to the terminal)."""
         self.tmux("send-keys", "-t", "seed", "-l", text.replace("\n", "\r"))
 
-    def test_seed_session_on_a_terminal(self):
-        """The seed's example typed into mysmtp on a terminal gives section 6's screen."""
+    def start_terminal(self, args, history=""):
+        """Run mysmtp ARGS on a new tmux terminal, its history in history
+        ("": none); returns the file its exit status goes to."""
         self.assertTrue(shutil.which("tmux"), "tmux is needed (make test-deps)")
         self.tmux_sock = os.path.join(self.root, "tmux.sock")
         self.tmux_conf = os.path.join(self.root, "tmux.conf")
@@ -337,12 +338,16 @@ class TerminalTest(WithServer):
                         capture_output=True, timeout=WAIT)
         env = " ".join("%s=%s" % (k, shlex.quote(os.environ[k]))
                        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS") if k in os.environ)
-        env += " MYSMTP_HISTORY="
         status_file = os.path.join(self.root, "status")
-        cmd = "env %s %s 127.0.0.1 %d; echo $? >%s" % (env, shlex.quote(CLIENT), self.server.port,
-                                                      shlex.quote(status_file))
+        cmd = "env %s MYSMTP_HISTORY=%s %s %s; echo $? >%s" % (
+            env, shlex.quote(history), shlex.quote(CLIENT), args, shlex.quote(status_file))
         self.tmux("new-session", "-d", "-x", "100", "-y", "40", "-s", "seed", cmd)
         self.tty = self.tmux("display-message", "-p", "-t", "seed", "#{pane_tty}").strip()
+        return status_file
+
+    def test_seed_session_on_a_terminal(self):
+        """The seed's example typed into mysmtp on a terminal gives section 6's screen."""
+        status_file = self.start_terminal("127.0.0.1 %d" % self.server.port)
         want = masked(SEED_SCREEN)
         i = 0
         while i < len(want):
@@ -378,22 +383,9 @@ class ShellOnATerminal(TerminalTest):
     server_args = ("-t", "2")       # the server gives up on a client silent for 2 s
 
     def start(self, *args):
-        self.assertTrue(shutil.which("tmux"), "tmux is needed (make test-deps)")
-        self.tmux_sock = os.path.join(self.root, "tmux.sock")
-        self.tmux_conf = os.path.join(self.root, "tmux.conf")
-        with open(self.tmux_conf, "w") as f:
-            f.write("set -g remain-on-exit on\nset -g status off\n")
-        self.addCleanup(subprocess.run, ["tmux", "-S", self.tmux_sock, "kill-server"],
-                        capture_output=True, timeout=WAIT)
         self.history = os.path.join(self.root, "history")
-        self.status_file = os.path.join(self.root, "status")
-        env = " ".join("%s=%s" % (k, shlex.quote(os.environ[k]))
-                       for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS") if k in os.environ)
-        cmd = "env %s MYSMTP_HISTORY=%s %s %s 127.0.0.1:%d; echo $? >%s" % (
-            env, shlex.quote(self.history), shlex.quote(CLIENT), " ".join(args),
-            self.server.port, shlex.quote(self.status_file))
-        self.tmux("new-session", "-d", "-x", "100", "-y", "40", "-s", "seed", cmd)
-        self.tty = self.tmux("display-message", "-p", "-t", "seed", "#{pane_tty}").strip()
+        self.status_file = self.start_terminal(
+            "%s 127.0.0.1:%d" % (" ".join(args), self.server.port), self.history)
         self.want = []
 
     def at_prompt(self, line, replies):

@@ -356,6 +356,17 @@ class Replies(Smtp):
 
 
 class Framing(Smtp):
+    def smuggle(self, d, args, variant, hidden):
+        """A message to david@test.com with variant then hidden in its text,
+        then QUIT: the session and its next two replies."""
+        c = self.smtp(d, args)
+        self.ehlo(c)
+        self.say(c, "MAIL FROM:<john@test.com>", "250 2.1.0 Ok")
+        self.say(c, "RCPT TO:<david@test.com>", "250 2.1.5 Ok")
+        self.say(c, "DATA", "354 End data with <CR><LF>.<CR><LF>")
+        c.send(b"Subject: innocent\r\n\r\nbefore" + variant + hidden + b"\r\n.\r\nQUIT\r\n")
+        return c, self.replies(c, 2)
+
     def test_smuggling_variants_never_end_a_message(self):
         """Each variant hides a second transaction for victim@test.com inside
         the message; only the final CRLF . CRLF ends it, so there is one reply:
@@ -367,13 +378,7 @@ class Framing(Smtp):
         for variant, bare in ((b"\n.\n", True), (b"\r.\r", False),
                               (b"\r\n.\n", True), (b"\n.\r\n", True)):
             with self.subTest(variant=variant):
-                c = self.smtp(d, ["-B", "reject"])
-                self.ehlo(c)
-                self.say(c, "MAIL FROM:<john@test.com>", "250 2.1.0 Ok")
-                self.say(c, "RCPT TO:<david@test.com>", "250 2.1.5 Ok")
-                self.say(c, "DATA", "354 End data with <CR><LF>.<CR><LF>")
-                c.send(b"Subject: innocent\r\n\r\nbefore" + variant + hidden + b"\r\n.\r\nQUIT\r\n")
-                got = self.replies(c, 2)
+                c, got = self.smuggle(d, ["-B", "reject"], variant, hidden)
                 if bare:
                     self.assertEqual(got[0], [BARE_LF])
                 else:
@@ -398,13 +403,7 @@ class Framing(Smtp):
                                  (b"\r\n.\n", b"\n\n"), (b"\n.\r\n", b"\n\n"),
                                  (b"\n..\n", b"\n.\n")):
             with self.subTest(variant=variant):
-                c = self.smtp(d)
-                self.ehlo(c)
-                self.say(c, "MAIL FROM:<john@test.com>", "250 2.1.0 Ok")
-                self.say(c, "RCPT TO:<david@test.com>", "250 2.1.5 Ok")
-                self.say(c, "DATA", "354 End data with <CR><LF>.<CR><LF>")
-                c.send(b"Subject: innocent\r\n\r\nbefore" + variant + hidden + b"\r\n.\r\nQUIT\r\n")
-                got = self.replies(c, 2)
+                c, got = self.smuggle(d, [], variant, hidden)
                 self.assertRegex(got[0][0], QUEUED_RE)
                 self.assertEqual(got[1], ["221 2.0.0 Bye"], "no reply to a hidden command")
                 c.expect_eof()
