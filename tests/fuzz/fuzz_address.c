@@ -6,8 +6,10 @@
    (or, when NAME.txt is longer than a file name may be, fails and makes
    nothing). HELO ids and domains are parsed too, for crashes. */
 #define _GNU_SOURCE
+#define FUZZ_NAME "fuzz_address"
 #include "../../address.h"
 #include "../../store.h"
+#include "fuzz_store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,30 +21,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char parent[4096], store_dir[4200];
-static int parent_fd = -1;
-static struct store st;
-
-#define REQUIRE(cond, ...) do { if (!(cond)) { \
-	fprintf(stderr, "fuzz_address: invariant broken: " __VA_ARGS__); \
-	fputc('\n', stderr); abort(); } } while (0)
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *tmp = getenv("TMPDIR");
-
 	(void)argc;
 	(void)argv;
-	snprintf(parent, sizeof parent, "%s/fuzz-address-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(parent) || (parent_fd = open(parent, O_RDONLY | O_DIRECTORY)) < 0) {
-		perror("fuzz_address: temporary directory");
-		exit(1);
-	}
-	snprintf(store_dir, sizeof store_dir, "%s/mailbox", parent);
-	if (mkdir(store_dir, 0700) < 0 || store_open(&st, store_dir, 0) < 0) {
-		perror("fuzz_address: store");
-		exit(1);
-	}
+	fuzz_store_init();
 	return 0;
 }
 

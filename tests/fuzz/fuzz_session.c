@@ -10,9 +10,11 @@
    with mailboxes not of our making, are picked from the input's length, so
    one input always runs the same way and the mutator reaches them all. */
 #define _GNU_SOURCE
+#define FUZZ_NAME "fuzz_session"
 #include "../../address.h"
 #include "../../protocol.h"
 #include "../../store.h"
+#include "fuzz_store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -24,14 +26,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static char parent[4096], store_dir[4200];
-static int parent_fd = -1;
-static struct store st;
-
-#define REQUIRE(cond, ...) do { if (!(cond)) { \
-	fprintf(stderr, "fuzz_session: invariant broken: " __VA_ARGS__); \
-	fputc('\n', stderr); abort(); } } while (0)
 
 static void quiet_log(void *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -49,44 +43,10 @@ static void quiet_log(void *ctx, const char *fmt, ...)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *tmp = getenv("TMPDIR");
-
 	(void)argc;
 	(void)argv;
-	snprintf(parent, sizeof parent, "%s/fuzz-session-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(parent) || (parent_fd = open(parent, O_RDONLY | O_DIRECTORY)) < 0) {
-		perror("fuzz_session: temporary directory");
-		exit(1);
-	}
-	snprintf(store_dir, sizeof store_dir, "%s/mailbox", parent);
-	if (mkdir(store_dir, 0700) < 0 || store_open(&st, store_dir, 0) < 0) {
-		perror("fuzz_session: store");
-		exit(1);
-	}
+	fuzz_store_init();
 	return 0;
-}
-
-static int memfd_with(const uint8_t *data, size_t size)
-{
-	int fd = memfd_create("fuzz-in", MFD_CLOEXEC);
-
-	REQUIRE(fd >= 0, "memfd_create: %s", strerror(errno));
-	REQUIRE(size == 0 || write(fd, data, size) == (ssize_t)size, "memfd write");
-	lseek(fd, 0, SEEK_SET);
-	return fd;
-}
-
-/* Everything session_run wrote to fd, NUL-terminated; *len its length. */
-static char *slurp(int fd, size_t *len)
-{
-	off_t end = lseek(fd, 0, SEEK_END);
-	char *buf = malloc((size_t)end + 1);
-
-	REQUIRE(end >= 0 && buf, "output memfd");
-	REQUIRE(pread(fd, buf, (size_t)end, 0) == end, "output read");
-	buf[end] = '\0';
-	*len = (size_t)end;
-	return buf;
 }
 
 static int is_reply(const char *line, size_t len)
@@ -210,41 +170,17 @@ static uint64_t check_mailbox(const char *address)
 
 /* Only "mailbox" beside the store; in it, only NAME.txt and NAME.idx for
    valid addresses, regular files with one link. Empties the store. */
+static void count_mailbox(const char *address, void *messages)
+{
+	*(uint64_t *)messages += check_mailbox(address);
+}
+
 static uint64_t check_and_empty_store(void)
 {
-	DIR *d = fdopendir(dup(parent_fd));
-	struct dirent *e;
 	uint64_t messages = 0;
 
-	REQUIRE(d, "opendir parent");
-	while ((e = readdir(d)))
-		REQUIRE(!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
-			!strcmp(e->d_name, "mailbox"), "made outside the store: %s", e->d_name);
-	closedir(d);
-	d = fdopendir(dup(st.dirfd));
-	REQUIRE(d, "opendir store");
-	rewinddir(d);
-	while ((e = readdir(d))) {
-		char address[ADDRESS_MAX + 1];
-		size_t n = strlen(e->d_name);
-		struct stat sb;
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		REQUIRE(n > 4 && (!strcmp(e->d_name + n - 4, ".txt") || !strcmp(e->d_name + n - 4, ".idx")),
-			"stray file in the store: %s", e->d_name);
-		REQUIRE(address_parse(e->d_name, n - 4, address) == 0 &&
-			strncmp(address, e->d_name, n - 4) == 0, "file name not a valid address: %s", e->d_name);
-		REQUIRE(fstatat(st.dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-			S_ISREG(sb.st_mode) && sb.st_nlink == 1, "not a regular file: %s", e->d_name);
-		if (!strcmp(e->d_name + n - 4, ".txt"))
-			messages += check_mailbox(address);
-	}
-	rewinddir(d);
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(st.dirfd, e->d_name, 0);
-	closedir(d);
+	fuzz_store_walk(count_mailbox, &messages);
+	fuzz_store_empty();
 	return messages;
 }
 
@@ -262,14 +198,6 @@ static const char planted[] =
 	"Return-Path: <carol@test.com>\nReceived: from x (local)\n"
 	"\tby h (My_SMTP) with MYSMTP id 1.2.3@h\n\tfor <b@test.com>; today\n"
 	"Content-Length: 999\n\ntorn";
-
-static void plant(const char *name, const char *data, size_t len)
-{
-	int fd = openat(st.dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-
-	REQUIRE(fd >= 0 && write(fd, data, len) == (ssize_t)len, "planting %s", name);
-	close(fd);
-}
 
 static void plant_mailboxes(void)
 {

@@ -33,12 +33,14 @@
    index) are picked from the input's length, so one input always runs the
    same way. Seeds: tests/fuzz/seeds-smtp/; words: tests/fuzz/smtp.dict. */
 #define _GNU_SOURCE
+#define FUZZ_NAME "fuzz_smtp"
 #include "../../address.h"
 #include "../../mbindex.h"
 #include "../../mboxrd.h"
 #include "../../protocol.h"
 #include "../../smtp.h"
 #include "../../store.h"
+#include "fuzz_store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -55,14 +57,6 @@
 #define RCPT_MAX 8		/* the largest -r of the configurations */
 #define ID_MAX 400
 #define BLOCK_MAX 8192		/* our header lines of one record, and more */
-
-static char parent[4096], store_dir[4200];
-static int parent_fd = -1;
-static struct store st;
-
-#define REQUIRE(cond, ...) do { if (!(cond)) { \
-	fprintf(stderr, "fuzz_smtp: invariant broken: " __VA_ARGS__); \
-	fputc('\n', stderr); abort(); } } while (0)
 
 /* What the session said it did, from its log, and what its replies said. */
 struct delivery {
@@ -148,29 +142,6 @@ static void tally_log(void *ctx, const char *fmt, ...)
 	}
 	if (starts(line, len, "DATA received"))
 		t->in_mail = 0;		/* whatever became of it, the transaction is over */
-}
-
-static int memfd_with(const uint8_t *data, size_t size)
-{
-	int fd = memfd_create("fuzz-in", MFD_CLOEXEC);
-
-	REQUIRE(fd >= 0, "memfd_create: %s", strerror(errno));
-	REQUIRE(size == 0 || write(fd, data, size) == (ssize_t)size, "memfd write");
-	lseek(fd, 0, SEEK_SET);
-	return fd;
-}
-
-/* Everything the session wrote to fd, NUL-terminated; *len its length. */
-static char *slurp(int fd, size_t *len)
-{
-	off_t end = lseek(fd, 0, SEEK_END);
-	char *buf = malloc((size_t)end + 1);
-
-	REQUIRE(end >= 0 && buf, "output memfd");
-	REQUIRE(pread(fd, buf, (size_t)end, 0) == end, "output read");
-	buf[end] = '\0';
-	*len = (size_t)end;
-	return buf;
 }
 
 /* "C.SSS.DDD " with C the class of code: 1; no enhanced code: 0; else -1. */
@@ -506,53 +477,29 @@ static void check_list(const char *address)
 /* Only "mailbox" beside the store; in it, only NAME.txt and NAME.idx for
    valid addresses, regular files with one link, each mailbox holding what
    was planted and then what was delivered to it. Empties the store. */
+struct walk {
+	int was_planted;
+	struct tally *t;
+	const struct config *cfg;
+};
+
+static void check_one(const char *address, void *ctx)
+{
+	struct walk *w = ctx;
+
+	check_mailbox(address, w->was_planted, w->t, w->cfg);
+	check_list(address);
+}
+
 static void check_and_empty_store(int was_planted, struct tally *t, const struct config *cfg)
 {
-	DIR *d = fdopendir(dup(parent_fd));
-	struct dirent *e;
+	struct walk w = { was_planted, t, cfg };
 
-	REQUIRE(d, "opendir parent");
-	while ((e = readdir(d)))
-		REQUIRE(!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
-			!strcmp(e->d_name, "mailbox"), "made outside the store: %s", e->d_name);
-	closedir(d);
-	d = fdopendir(dup(st.dirfd));
-	REQUIRE(d, "opendir store");
-	rewinddir(d);
-	while ((e = readdir(d))) {
-		char address[ADDRESS_MAX + 1];
-		size_t n = strlen(e->d_name);
-		struct stat sb;
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		REQUIRE(n > 4 && (!strcmp(e->d_name + n - 4, ".txt") || !strcmp(e->d_name + n - 4, ".idx")),
-			"stray file in the store: %s", e->d_name);
-		REQUIRE(address_parse(e->d_name, n - 4, address) == 0 &&
-			strncmp(address, e->d_name, n - 4) == 0, "file name not a valid address: %s", e->d_name);
-		REQUIRE(fstatat(st.dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-			S_ISREG(sb.st_mode) && sb.st_nlink == 1, "not a regular file: %s", e->d_name);
-		if (!strcmp(e->d_name + n - 4, ".txt")) {
-			check_mailbox(address, was_planted, t, cfg);
-			check_list(address);
-		}
-	}
+	fuzz_store_walk(check_one, &w);
 	for (size_t k = 0; k < t->n; k++)
 		REQUIRE(t->d[k].copies == t->d[k].nrcpt, "message %s: %u copies for %zu recipients",
 			t->d[k].id, t->d[k].copies, t->d[k].nrcpt);
-	rewinddir(d);
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(st.dirfd, e->d_name, 0);
-	closedir(d);
-}
-
-static void plant(const char *name, const char *data, size_t len)
-{
-	int fd = openat(st.dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-
-	REQUIRE(fd >= 0 && write(fd, data, len) == (ssize_t)len, "planting %s", name);
-	close(fd);
+	fuzz_store_empty();
 }
 
 /* b@test.com with no index, c@test.com with a bad one. */
@@ -615,20 +562,9 @@ static void make_planted(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *tmp = getenv("TMPDIR");
-
 	(void)argc;
 	(void)argv;
-	snprintf(parent, sizeof parent, "%s/fuzz-smtp-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(parent) || (parent_fd = open(parent, O_RDONLY | O_DIRECTORY)) < 0) {
-		perror("fuzz_smtp: temporary directory");
-		exit(1);
-	}
-	snprintf(store_dir, sizeof store_dir, "%s/mailbox", parent);
-	if (mkdir(store_dir, 0700) < 0 || store_open(&st, store_dir, 0) < 0) {
-		perror("fuzz_smtp: store");
-		exit(1);
-	}
+	fuzz_store_init();
 	make_planted();
 	return 0;
 }

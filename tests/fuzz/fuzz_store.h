@@ -1,0 +1,129 @@
+/* tests/fuzz/fuzz_store.h: what the fuzz harnesses share: REQUIRE, a store in
+   a fresh temporary directory, a client's input in a memfd, the server's
+   output read back, and planting a mailbox file. Each harness defines
+   FUZZ_NAME ("fuzz_session", ...) before it includes this. */
+#ifndef MYSMTP_FUZZ_STORE_H
+#define MYSMTP_FUZZ_STORE_H
+
+#include "../../address.h"
+#include "../../store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define REQUIRE(cond, ...) do { if (!(cond)) { \
+	fprintf(stderr, FUZZ_NAME ": invariant broken: " __VA_ARGS__); \
+	fputc('\n', stderr); abort(); } } while (0)
+
+static char parent[4096], store_dir[4200];
+static int parent_fd = -1;
+static struct store st;
+
+/* Make parent (in $TMPDIR), the store in it, and open the store; exit on failure. */
+static void fuzz_store_init(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(parent, sizeof parent, "%s/" FUZZ_NAME "-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(parent) || (parent_fd = open(parent, O_RDONLY | O_DIRECTORY)) < 0) {
+		perror(FUZZ_NAME ": temporary directory");
+		exit(1);
+	}
+	snprintf(store_dir, sizeof store_dir, "%s/mailbox", parent);
+	if (mkdir(store_dir, 0700) < 0 || store_open(&st, store_dir, 0) < 0) {
+		perror(FUZZ_NAME ": store");
+		exit(1);
+	}
+}
+
+/* A memfd holding data, at its start: the client's input. */
+static inline int memfd_with(const uint8_t *data, size_t size)
+{
+	int fd = memfd_create("fuzz-in", MFD_CLOEXEC);
+
+	REQUIRE(fd >= 0, "memfd_create: %s", strerror(errno));
+	REQUIRE(size == 0 || write(fd, data, size) == (ssize_t)size, "memfd write");
+	lseek(fd, 0, SEEK_SET);
+	return fd;
+}
+
+/* Everything the session wrote to fd, NUL-terminated; *len its length. */
+static inline char *slurp(int fd, size_t *len)
+{
+	off_t end = lseek(fd, 0, SEEK_END);
+	char *buf = malloc((size_t)end + 1);
+
+	REQUIRE(end >= 0 && buf, "output memfd");
+	REQUIRE(pread(fd, buf, (size_t)end, 0) == end, "output read");
+	buf[end] = '\0';
+	*len = (size_t)end;
+	return buf;
+}
+
+/* A file of the store, made with data. */
+static inline void plant(const char *name, const char *data, size_t len)
+{
+	int fd = openat(st.dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	REQUIRE(fd >= 0 && write(fd, data, len) == (ssize_t)len, "planting %s", name);
+	close(fd);
+}
+
+/* Check that nothing was made beside the store and that the store holds
+   only mailbox files (ADDRESS.txt, ADDRESS.idx with a valid address, regular,
+   one link); call each(address, ctx) for every mailbox. */
+static inline void fuzz_store_walk(void (*each)(const char *address, void *ctx), void *ctx)
+{
+	DIR *d = fdopendir(dup(parent_fd));
+	struct dirent *e;
+
+	REQUIRE(d, "opendir parent");
+	while ((e = readdir(d)))
+		REQUIRE(!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+			!strcmp(e->d_name, "mailbox"), "made outside the store: %s", e->d_name);
+	closedir(d);
+	d = fdopendir(dup(st.dirfd));
+	REQUIRE(d, "opendir store");
+	rewinddir(d);
+	while ((e = readdir(d))) {
+		char address[ADDRESS_MAX + 1];
+		size_t n = strlen(e->d_name);
+		struct stat sb;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		REQUIRE(n > 4 && (!strcmp(e->d_name + n - 4, ".txt") || !strcmp(e->d_name + n - 4, ".idx")),
+			"stray file in the store: %s", e->d_name);
+		REQUIRE(address_parse(e->d_name, n - 4, address) == 0 &&
+			strncmp(address, e->d_name, n - 4) == 0, "file name not a valid address: %s", e->d_name);
+		REQUIRE(fstatat(st.dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			S_ISREG(sb.st_mode) && sb.st_nlink == 1, "not a regular file: %s", e->d_name);
+		if (!strcmp(e->d_name + n - 4, ".txt"))
+			each(address, ctx);
+	}
+	closedir(d);
+}
+
+/* Remove every file of the store, for the next input. */
+static inline void fuzz_store_empty(void)
+{
+	DIR *d = fdopendir(dup(st.dirfd));
+	struct dirent *e;
+
+	REQUIRE(d, "opendir store");
+	rewinddir(d);
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			unlinkat(st.dirfd, e->d_name, 0);
+	closedir(d);
+}
+
+#endif
