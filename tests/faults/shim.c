@@ -327,49 +327,23 @@ static mode_t mode_arg(int flags, va_list ap)
 	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
 }
 
-int openat(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
+/* openat, open, openat64 and open64: take the mode argument, then open_common. */
+#define VARIADIC_OPEN(name, dirfd, params)				\
+	int name params							\
+	{								\
+		va_list ap;						\
+		mode_t mode;						\
+									\
+		va_start(ap, flags);					\
+		mode = mode_arg(flags, ap);				\
+		va_end(ap);						\
+		return open_common(dirfd, path, flags, mode);		\
+	}
 
-	va_start(ap, flags);
-	mode = mode_arg(flags, ap);
-	va_end(ap);
-	return open_common(dirfd, path, flags, mode);
-}
-
-int open(const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-
-	va_start(ap, flags);
-	mode = mode_arg(flags, ap);
-	va_end(ap);
-	return open_common(AT_FDCWD, path, flags, mode);
-}
-
-int openat64(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-
-	va_start(ap, flags);
-	mode = mode_arg(flags, ap);
-	va_end(ap);
-	return open_common(dirfd, path, flags, mode);
-}
-
-int open64(const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-
-	va_start(ap, flags);
-	mode = mode_arg(flags, ap);
-	va_end(ap);
-	return open_common(AT_FDCWD, path, flags, mode);
-}
+VARIADIC_OPEN(openat, dirfd, (int dirfd, const char *path, int flags, ...))
+VARIADIC_OPEN(openat64, dirfd, (int dirfd, const char *path, int flags, ...))
+VARIADIC_OPEN(open, AT_FDCWD, (const char *path, int flags, ...))
+VARIADIC_OPEN(open64, AT_FDCWD, (const char *path, int flags, ...))
 
 /* The _FORTIFY_SOURCE forms, called for an open without a mode argument. */
 int __openat_2(int dirfd, const char *path, int flags)
