@@ -7,6 +7,9 @@
    flagged, but ends the message only at a "." line that both follows and
    ends in CRLF, so those three never end it either. */
 #include "data.h"
+#include "io.h"
+
+#include <errno.h>
 
 enum {
 	AT_LINE_START,	/* nothing of this line seen yet */
@@ -139,4 +142,24 @@ size_t data_rx_feed(struct data_rx *d, const char *in, size_t len)
 	}
 	flush(d);
 	return i;
+}
+
+int data_receive(struct reader *in, struct data_rx *d, unsigned timeout, uint64_t end_ms)
+{
+	uint64_t deadline = io_deadline(timeout, end_ms);
+
+	while (!d->done) {
+		int rc = reader_fill(in, deadline);
+		uint64_t lines = d->lines;
+		const char *p;
+		size_t len;
+
+		if (rc <= 0)
+			return rc == -ETIMEDOUT ? -ETIMEDOUT : -ENODATA;
+		p = reader_data(in, &len);
+		reader_consume(in, data_rx_feed(d, p, len));
+		if (d->lines != lines)
+			deadline = io_deadline(timeout, end_ms);
+	}
+	return 0;
 }

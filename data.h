@@ -36,4 +36,10 @@ void data_rx_init_strict(struct data_rx *d, uint64_t max_size, data_out out, voi
 /* Consume input up to the end of the message: the number of octets used. */
 size_t data_rx_feed(struct data_rx *d, const char *in, size_t len);
 
+struct reader;
+/* Feed the client's input from in to d up to the end of the message: 0,
+   -ETIMEDOUT (no complete line within timeout seconds, or end_ms, the
+   session's end, came), or -ENODATA when the connection ended first. */
+int data_receive(struct reader *in, struct data_rx *d, unsigned timeout, uint64_t end_ms);
+
 #endif

@@ -18,6 +18,13 @@ uint64_t io_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t io_deadline(unsigned seconds, uint64_t cap_ms)
+{
+	uint64_t t = io_now_ms() + seconds * 1000ULL;
+
+	return t < cap_ms ? t : cap_ms;
+}
+
 /* Wait for events on fd until deadline_ms: 1 ready, -ETIMEDOUT, or -errno.
    A descriptor that is ready already counts even past the deadline: what
    the peer sent in time is never lost to the time the server took. */

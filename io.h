@@ -26,6 +26,8 @@ struct reader {
 };
 
 uint64_t io_now_ms(void);
+/* The deadline seconds from now, but never past cap_ms (io_now_ms scale). */
+uint64_t io_deadline(unsigned seconds, uint64_t cap_ms);
 
 void writer_init(struct writer *w, int fd, unsigned timeout_ms);
 void writer_put(struct writer *w, const char *data, size_t len);

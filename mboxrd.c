@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char from_[] = "From ";
 static const char many_gt[] = ">>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>";
@@ -181,6 +182,13 @@ int mboxrd_header(char *buf, size_t size, const struct envelope *e,
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
 	return n;
+}
+
+int mboxrd_message_id(char *buf, size_t size, time_t when, unsigned long n, const char *host)
+{
+	int len = snprintf(buf, size, "%lld.%ld.%lu@%s", (long long)when, (long)getpid(), n, host);
+
+	return len < 0 || (size_t)len >= size ? -ENAMETOOLONG : 0;
 }
 
 static int month_number(const char *name)

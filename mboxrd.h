@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "address.h"
+
 typedef void (*mboxrd_out)(void *ctx, const char *data, size_t len);
 
 /* A streaming filter that adds (delta +1) or removes (delta -1) one '>' on
@@ -61,6 +63,12 @@ struct envelope {
    line), into buf: its length, or -ENOSPC when it would not fit. */
 int mboxrd_header(char *buf, size_t size, const struct envelope *e,
 		  const char *recipient, uint64_t text_len);
+
+/* A Message-ID: three numbers of up to 20 digits, two dots, '@', the host name. */
+#define MESSAGE_ID_MAX (3 * 20 + 3 + DOMAIN_MAX)
+/* A Message-ID (without brackets) for the n-th message of this process:
+   0, or -ENAMETOOLONG. */
+int mboxrd_message_id(char *buf, size_t size, time_t when, unsigned long n, const char *host);
 
 #define FROM_SENDER_MAX 320
 /* Read the sender and the day of delivery (DD-MM-YYYY) from a "From " line

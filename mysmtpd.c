@@ -227,10 +227,7 @@ static int serve(struct server *sv, int in, int out, const char *peer, int over_
 	enum session_end end;
 
 	log_line("Client connected: %s", peer);
-	if (sv->smtp)
-		end = smtp_session_run(&sv->cfg, &sv->store, &env);
-	else
-		end = session_run(&sv->cfg, &sv->store, &env);
+	end = session_run(&sv->cfg, &sv->store, &env, sv->smtp ? &smtp_dialect : &mysmtp_dialect);
 	log_line(end == END_TIMEOUT ? "Client timed out; disconnected." : "Client disconnected.");
 	return end == END_IO ? EX_IOERR : 0;
 }

@@ -1,13 +1,14 @@
-/* protocol.c: one My_SMTP session. A handler first checks state and
-   arguments and replies with the error, and only then acts; the table below
-   says which commands exist and what each needs first. */
+/* protocol.c: the My_SMTP dialect (PROTOCOL.md sections 1-2) on the session
+   engine (session.h): its command table, its handlers and every reply. A
+   handler first checks state and arguments and replies with the error, and
+   only then acts; the table says which commands exist, the state each
+   needs, and which take no argument. */
 #define _GNU_SOURCE
 #include "protocol.h"
 #include "address.h"
 #include "data.h"
 #include "io.h"
 #include "mboxrd.h"
-#include "transaction.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,35 +16,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-enum state { FRESH, GREETED, IN_MAIL, IN_RCPT };
-
-struct session {
-	const struct config *cfg;
-	struct store *store;
-	const struct session_env *env;
-	struct reader in;
-	struct writer out;
-	struct spool spool;
-	enum state state;
-	enum session_end end;
-	int done;
-	unsigned errors;		/* consecutive 400/403 replies */
-	unsigned junk;			/* commands in a row that neither delivered nor read mail */
-	uint64_t session_end;		/* io_now_ms() past which the session ends */
-	unsigned long messages;		/* for Message-IDs */
-	char verb[16];			/* of the command being answered, for the log */
-	char helo[256];
-	struct transaction tx;
-};
-
-struct command {
-	const char *verb;
-	enum state needs;
-	void (*run)(struct session *s, char *arg);
-};
-
-#define LOG(s, ...) (s)->env->log((s)->env->log_ctx, __VA_ARGS__)
 
 static const char *code_word(int code)
 {
@@ -56,20 +28,7 @@ static const char *code_word(int code)
 	}
 }
 
-static void send_line(struct session *s, const char *text, size_t len)
-{
-	writer_put(&s->out, text, len);
-	writer_put(&s->out, "\r\n", 2);
-}
-
-/* End the session with a last line. */
-static void close_with(struct session *s, const char *line, const char *why, enum session_end end)
-{
-	send_line(s, line, strlen(line));
-	LOG(s, "%s; closing.", why);
-	s->end = end;
-	s->done = 1;
-}
+#define send_line session_send_line
 
 /* Reply with code: "200 text", or "4xx WORD text" for an error, which is
    logged with the peer. After max_errors 400/403 replies in a row the
@@ -87,32 +46,8 @@ static void reply(struct session *s, int code, const char *text)
 	if (n < 0 || (size_t)n >= sizeof line)
 		n = snprintf(line, sizeof line, "%d %s", code, word ? word : "OK");
 	send_line(s, line, (size_t)n);
-	if (code == 400 || code == 401 || code == 403)
-		LOG(s, "Refused %s from %s: %s", s->verb, s->env->peer, line);
-	if (code != 400 && code != 403)
-		s->errors = 0;
-	else if (++s->errors >= s->cfg->max_errors)
-		close_with(s, "403 FORBIDDEN too many errors", "Too many errors", END_ERRORS);
-}
-
-/* No complete line within the timeout, or the session's time is up: say
-   so and end the session. */
-static void time_out(struct session *s)
-{
-	int expired = session_expired(s->session_end);
-
-	reply(s, 500, expired ? "session time limit reached" : "timeout");
-	if (expired)
-		LOG(s, "Session time limit reached; closing.");
-	s->end = END_TIMEOUT;
-	s->done = 1;
-}
-
-static void reset_transaction(struct session *s)
-{
-	transaction_clear(&s->tx);
-	if (s->state > GREETED)
-		s->state = GREETED;
+	session_replied(s, line, code == 400 || code == 401 || code == 403,
+			code == 400 || code == 403);
 }
 
 /* "PREFIX address" or "PREFIX<address>", PREFIX matched without case. */
@@ -142,7 +77,7 @@ static void cmd_helo(struct session *s, char *arg)
 		reply(s, 400, "HELO needs a host name or [address]");
 		return;
 	}
-	reset_transaction(s);
+	session_reset_transaction(s);
 	memcpy(s->helo, arg, strlen(arg) + 1);
 	s->state = GREETED;
 	LOG(s, "HELO received from %s", s->helo);
@@ -162,7 +97,7 @@ static void cmd_mail(struct session *s, char *arg)
 	else {
 		memcpy(s->tx.sender, address, sizeof address);
 		s->state = IN_MAIL;
-		s->junk = 0;
+		session_did_mail_work(s);
 		LOG(s, "MAIL FROM: %s", s->tx.sender);
 		reply(s, 200, "OK");
 	}
@@ -174,7 +109,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 
 	if (parse_prefixed_address(arg, "TO:", address) < 0)
 		reply(s, 400, "syntax: RCPT TO: <user@domain>");
-	else if (!domain_served(s->cfg, address))
+	else if (!session_domain_served(s->cfg, address))
 		reply(s, 403, "domain not served here");
 	else if (strlen(address) > STORE_ADDRESS_MAX)
 		reply(s, 403, "address too long for a mailbox file");
@@ -188,7 +123,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply(s, 500, "out of memory");
 	else {
 		s->state = IN_RCPT;
-		s->junk = 0;
+		session_did_mail_work(s);
 		LOG(s, "RCPT TO: %s", address);
 		reply(s, 200, "OK");
 	}
@@ -199,18 +134,17 @@ static void quoter_sink(void *quoter, const char *text, size_t len)
 	from_quoter_feed(quoter, text, len);
 }
 
-/* Read the message up to its final dot into the spool: 0, or the end of the
-   session (timeout or lost connection). */
+/* Read the message up to its final dot into the spool: 0, or -1 when the
+   session is over (timeout or lost connection). */
 static int receive_text(struct session *s, struct data_rx *d)
 {
 	struct from_quoter q;
-
 	int rc;
 
 	spool_reset(&s->spool);
 	from_quoter_init(&q, +1, spool_sink, &s->spool);
 	data_rx_init(d, s->cfg->max_message, quoter_sink, &q);
-	rc = receive_data(&s->in, d, s->cfg->timeout, s->session_end);
+	rc = session_receive(s, d);
 	from_quoter_finish(&q);
 	return rc;
 }
@@ -220,26 +154,24 @@ static void store_message_now(struct session *s)
 	char id[MESSAGE_ID_MAX + 1];
 	struct envelope e = {
 		.sender = s->tx.sender, .helo = s->helo, .peer = s->env->peer,
-		.hostname = s->cfg->hostname, .message_id = id, .when = time(NULL),
+		.hostname = s->cfg->hostname,
 	};
-	int rc = make_message_id(id, sizeof id, e.when, ++s->messages, s->cfg->hostname);
+	int err;
 
-	if (rc == 0 && (rc = store_has_room(s->store, s->spool.size, s->tx.nrcpt)) < 0) {
+	switch (session_deliver(s, &e, id, &err)) {
+	case NO_ROOM:
 		LOG(s, "DATA received, refused: the store's file system is nearly full.");
 		reply(s, 500, "not enough free space in the store");
-		return;
-	}
-	if (rc == 0)
-		rc = store_deliver(s->store, &e, &s->spool,
-				   (const char *const *)s->tx.rcpt, s->tx.nrcpt);
-
-	if (rc == -EDQUOT) {
+		break;
+	case MAILBOX_FULL:
 		reply(s, 403, "mailbox full");
-	} else if (rc < 0) {
-		LOG(s, "DATA received, store failed: %s", strerror(-rc));
+		break;
+	case STORE_FAILED:
+		LOG(s, "DATA received, store failed: %s", strerror(-err));
 		reply(s, 500, "the store failed");
-	} else {
-		s->junk = 0;
+		break;
+	case DELIVERED:
+		session_did_mail_work(s);
 		LOG(s, "DATA received, message stored.");
 		reply(s, 200, "Message stored successfully");
 	}
@@ -249,20 +181,11 @@ static void cmd_data(struct session *s, char *arg)
 {
 	struct data_rx d;
 	char why[64];
-	int rc;
 
-	if (*arg) {
-		reply(s, 400, "syntax: DATA takes no argument");
-		return;
-	}
+	(void)arg;
 	reply(s, 200, "Enter your message (end with a single dot '.'):");
-	rc = receive_text(s, &d);
-	if (rc == -ETIMEDOUT)
-		time_out(s);
-	if (rc < 0) {
-		s->done = 1;
+	if (receive_text(s, &d) < 0)
 		return;
-	}
 	if (d.size > s->cfg->max_message) {
 		snprintf(why, sizeof why, "message larger than %llu octets",
 			 (unsigned long long)s->cfg->max_message);
@@ -276,7 +199,7 @@ static void cmd_data(struct session *s, char *arg)
 		store_message_now(s);
 	}
 	spool_reset(&s->spool);
-	reset_transaction(s);
+	session_reset_transaction(s);
 }
 
 /* Parse the mailbox argument of LIST and GET_MAIL and check it may be read:
@@ -352,7 +275,7 @@ static void cmd_list(struct session *s, char *arg)
 		return;
 	}
 	send_line(s, ".", 1);
-	s->junk = 0;
+	session_did_mail_work(s);
 	LOG(s, "Emails retrieved; list sent.");
 }
 
@@ -425,7 +348,7 @@ static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 	if (!t.line_start)
 		writer_put(&s->out, "\r\n", 2);
 	send_line(s, ".", 1);
-	s->junk = 0;
+	session_did_mail_work(s);
 	LOG(s, "Email with id %llu sent.", (unsigned long long)id);
 }
 
@@ -457,11 +380,8 @@ static void cmd_noop(struct session *s, char *arg)
 
 static void cmd_rset(struct session *s, char *arg)
 {
-	if (*arg) {
-		reply(s, 400, "syntax: RSET takes no argument");
-		return;
-	}
-	reset_transaction(s);
+	(void)arg;
+	session_reset_transaction(s);
 	reply(s, 200, "OK");
 }
 
@@ -473,108 +393,77 @@ static void cmd_help(struct session *s, char *arg)
 
 static void cmd_quit(struct session *s, char *arg)
 {
-	if (*arg) {
-		reply(s, 400, "syntax: QUIT takes no argument");
-		return;
-	}
+	(void)arg;
 	reply(s, 200, "Goodbye");
-	s->end = END_QUIT;
-	s->done = 1;
+	session_quit(s);
 }
 
 static const struct command commands[] = {
-	{ "HELO",     FRESH,   cmd_helo },
-	{ "MAIL",     GREETED, cmd_mail },
-	{ "RCPT",     IN_MAIL, cmd_rcpt },
-	{ "DATA",     IN_RCPT, cmd_data },
-	{ "LIST",     GREETED, cmd_list },
-	{ "GET_MAIL", GREETED, cmd_get_mail },
-	{ "NOOP",     FRESH,   cmd_noop },
-	{ "RSET",     FRESH,   cmd_rset },
-	{ "HELP",     FRESH,   cmd_help },
-	{ "QUIT",     FRESH,   cmd_quit },
-	{ NULL,       FRESH,   NULL },
+	{ "HELO",     FRESH,   0, cmd_helo },
+	{ "MAIL",     GREETED, 0, cmd_mail },
+	{ "RCPT",     IN_MAIL, 0, cmd_rcpt },
+	{ "DATA",     IN_RCPT, 1, cmd_data },
+	{ "LIST",     GREETED, 0, cmd_list },
+	{ "GET_MAIL", GREETED, 0, cmd_get_mail },
+	{ "NOOP",     FRESH,   0, cmd_noop },
+	{ "RSET",     FRESH,   1, cmd_rset },
+	{ "HELP",     FRESH,   0, cmd_help },
+	{ "QUIT",     FRESH,   1, cmd_quit },
+	{ NULL,       FRESH,   0, NULL },
 };
 
-static const char *const missing_step[] = {
-	[GREETED] = "send HELO first",
-	[IN_MAIL] = "send MAIL FROM first",
-	[IN_RCPT] = "send RCPT TO first",
+/* The step a command sent too early is missing: the one after the state. */
+static const char *const next_step[] = {
+	[FRESH] = "send HELO first",
+	[GREETED] = "send MAIL FROM first",
+	[IN_MAIL] = "send RCPT TO first",
 };
 
-static void run_command(struct session *s, char *line, size_t len)
+static void refuse(struct session *s, enum refusal why, const struct command *c)
 {
-	const struct command *c;
-	size_t verb_len;
-	char *arg;
+	char text[64];
 
-	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
-		snprintf(s->verb, sizeof s->verb, "command");
-		reply(s, 400, "syntax: NUL or CR in a command");
-		return;
-	}
-	verb_len = strcspn(line, " \t");
-	arg = trim_blanks(line + verb_len);
-	for (c = commands; c->verb; c++)
-		if (strlen(c->verb) == verb_len && strncasecmp(line, c->verb, verb_len) == 0)
-			break;
-	snprintf(s->verb, sizeof s->verb, "%.*s", (int)verb_len, line);
-	if (!c->verb)
-		reply(s, 400, "unknown command");
-	else if (s->state < c->needs)
-		reply(s, 403, missing_step[s->state + 1]);
-	else
-		c->run(s, arg);
-}
-
-static void read_command(struct session *s)
-{
-	char line[COMMAND_LINE_MAX + 1];
-	int n = reader_line(&s->in, line, COMMAND_LINE_MAX,
-			    line_deadline(s->cfg->timeout, s->session_end));
-
-	if (n == -ETIMEDOUT) {
-		time_out(s);
-		return;
-	}
-	if (n < 0 && n != -E2BIG) {
-		s->end = END_EOF;
-		s->done = 1;
-		return;
-	}
-	s->junk++;	/* a command that delivers or reads mail sets it back to 0 */
-	if (n == -E2BIG) {
-		snprintf(s->verb, sizeof s->verb, "command");
+	switch (why) {
+	case REFUSE_TOO_LONG:
 		reply(s, 400, "line too long");
-	} else {
-		run_command(s, line, (size_t)n);
+		break;
+	case REFUSE_BAD_OCTET:
+	case REFUSE_BARE_LF:
+		reply(s, 400, "syntax: NUL or CR in a command");
+		break;
+	case REFUSE_UNKNOWN:
+		reply(s, 400, "unknown command");
+		break;
+	case REFUSE_STATE:
+		reply(s, 403, next_step[s->state]);
+		break;
+	case REFUSE_ARGUMENT:
+		snprintf(text, sizeof text, "syntax: %s takes no argument", c->verb);
+		reply(s, 400, text);
 	}
-	if (!s->done && s->junk >= s->cfg->max_junk)
-		close_with(s, "403 FORBIDDEN too many commands without mail",
-			   "Too many commands without mail", END_ERRORS);
 }
 
-enum session_end session_run(const struct config *cfg, struct store *st,
-			     const struct session_env *env)
+static void last_words(struct session *s, enum ending why)
 {
-	struct session s = { .cfg = cfg, .store = st, .env = env, .state = FRESH,
-			     .end = END_EOF };
-	char greeting[320];
-	int n;
+	static const char *const line[] = {
+		[ENDING_ERRORS] = "403 FORBIDDEN too many errors",
+		[ENDING_JUNK] = "403 FORBIDDEN too many commands without mail",
+	};
 
-	s.session_end = io_now_ms() + cfg->max_session * 1000ULL;
-	writer_init(&s.out, env->out_fd, cfg->timeout * 1000U);
-	reader_init(&s.in, env->in_fd, &s.out);
-	spool_init(&s.spool, st->dirfd);
-	n = snprintf(greeting, sizeof greeting, "%s My_SMTP ready", cfg->hostname);
-	reply(&s, 200, n < 0 || (size_t)n >= sizeof greeting ? "My_SMTP ready" : greeting);
-	while (!s.done && s.out.error == 0)
-		read_command(&s);
-	if (env->ending)
-		env->ending(env->ending_ctx);
-	if (writer_flush(&s.out) < 0 && s.end == END_QUIT)
-		s.end = END_IO;
-	transaction_free(&s.tx);
-	spool_free(&s.spool);
-	return s.end;
+	if (why == ENDING_TIMEOUT || why == ENDING_LIFETIME)
+		reply(s, 500, why == ENDING_TIMEOUT ? "timeout" : "session time limit reached");
+	else
+		send_line(s, line[why], strlen(line[why]));
 }
+
+static void greet(struct session *s)
+{
+	char greeting[320];
+	int n = snprintf(greeting, sizeof greeting, "%s My_SMTP ready", s->cfg->hostname);
+
+	reply(s, 200, n < 0 || (size_t)n >= sizeof greeting ? "My_SMTP ready" : greeting);
+}
+
+const struct dialect mysmtp_dialect = {
+	.commands = commands, .greet = greet, .refuse = refuse, .last_words = last_words,
+};

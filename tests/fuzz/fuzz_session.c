@@ -237,7 +237,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	env.in_fd = memfd_with(data, size);
 	env.out_fd = memfd_create("fuzz-out", MFD_CLOEXEC);
 	REQUIRE(env.out_fd >= 0, "memfd_create");
-	end = session_run(&cfg, &st, &env);
+	end = session_run(&cfg, &st, &env, &mysmtp_dialect);
 	REQUIRE(end == END_QUIT || end == END_EOF || end == END_ERRORS, "session ended %d", (int)end);
 	out = slurp(env.out_fd, &len);
 	stored = check_replies(out, len);

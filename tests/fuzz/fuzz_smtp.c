@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_smtp.c: libFuzzer harness over one whole standard SMTP
-   session (mysmtpd -S). The input is what a client sends; smtp_session_run()
+   session (mysmtpd -S). The input is what a client sends; session_run() with smtp_dialect
    reads it from a memfd and answers into another, with the store in a fresh
    directory. Whatever the input, it checks:
    - the replies: every line a code 2xx-5xx, then ' ' or '-', printable text,
@@ -610,7 +610,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	env.in_fd = memfd_with(data, size);
 	env.out_fd = memfd_create("fuzz-out", MFD_CLOEXEC);
 	REQUIRE(env.out_fd >= 0, "memfd_create");
-	end = smtp_session_run(&cfg, &st, &env);
+	end = session_run(&cfg, &st, &env, &smtp_dialect);
 	REQUIRE(end == END_QUIT || end == END_EOF || end == END_ERRORS, "session ended %d", (int)end);
 	out = slurp(env.out_fd, &len);
 	check_replies(out, len, &cfg, end, &t);

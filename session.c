@@ -1,0 +1,211 @@
+/* session.c: the session engine (session.h): the command loop with its
+   deadlines, the table look-up and the checks every dialect shares, the
+   counts that end a session, the transaction, and delivery. */
+#define _GNU_SOURCE
+#include "session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+void session_send_line(struct session *s, const char *line, size_t len)
+{
+	writer_put(&s->out, line, len);
+	writer_put(&s->out, "\r\n", 2);
+}
+
+void session_end_by(struct session *s, enum ending why)
+{
+	static const char *const said[] = {
+		[ENDING_LIFETIME] = "Session time limit reached; closing.",
+		[ENDING_ERRORS] = "Too many errors; closing.",
+		[ENDING_JUNK] = "Too many commands without mail; closing.",
+	};
+
+	if (said[why])
+		LOG(s, "%s", said[why]);
+	s->dialect->last_words(s, why);
+	s->end = why == ENDING_ERRORS || why == ENDING_JUNK ? END_ERRORS : END_TIMEOUT;
+	s->done = 1;
+}
+
+void session_time_out(struct session *s)
+{
+	session_end_by(s, io_now_ms() >= s->session_end ? ENDING_LIFETIME : ENDING_TIMEOUT);
+}
+
+void session_replied(struct session *s, const char *line, int refusal, int client_error)
+{
+	if (refusal)
+		LOG(s, "Refused %s from %s: %s", s->verb, s->env->peer, line);
+	if (!client_error)
+		s->errors = 0;
+	else if (++s->errors >= s->cfg->max_errors && !s->done)
+		session_end_by(s, ENDING_ERRORS);
+}
+
+static void transaction_clear(struct transaction *t)
+{
+	for (size_t i = 0; i < t->nrcpt; i++)
+		free(t->rcpt[i]);
+	t->nrcpt = 0;
+	t->sender[0] = '\0';
+}
+
+void session_reset_transaction(struct session *s)
+{
+	transaction_clear(&s->tx);
+	if (s->state > GREETED)
+		s->state = GREETED;
+}
+
+int transaction_has(const struct transaction *t, const char *address)
+{
+	for (size_t i = 0; i < t->nrcpt; i++)
+		if (strcmp(t->rcpt[i], address) == 0)
+			return 1;
+	return 0;
+}
+
+int transaction_add(struct transaction *t, const char *address)
+{
+	char **grown, *copy;
+
+	if (t->nrcpt % 16 == 0) {
+		grown = realloc(t->rcpt, (t->nrcpt + 16) * sizeof *grown);
+		if (!grown)
+			return -ENOMEM;
+		t->rcpt = grown;
+	}
+	if (!(copy = strdup(address)))
+		return -ENOMEM;
+	t->rcpt[t->nrcpt++] = copy;
+	return 0;
+}
+
+int session_domain_served(const struct config *cfg, const char *address)
+{
+	if (cfg->ndomains == 0)
+		return 1;
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		if (address_in_domain(address, cfg->domains[i]))
+			return 1;
+	return 0;
+}
+
+enum delivery_outcome session_deliver(struct session *s, struct envelope *e,
+			      char id[MESSAGE_ID_MAX + 1], int *err)
+{
+	e->message_id = id;
+	e->when = time(NULL);
+	*err = mboxrd_message_id(id, MESSAGE_ID_MAX + 1, e->when, ++s->messages, s->cfg->hostname);
+	if (*err == 0 && store_has_room(s->store, s->spool.size, s->tx.nrcpt) < 0)
+		return NO_ROOM;
+	if (*err == 0)
+		*err = store_deliver(s->store, e, &s->spool, (const char *const *)s->tx.rcpt,
+				     s->tx.nrcpt);
+	return *err == 0 ? DELIVERED : *err == -EDQUOT ? MAILBOX_FULL : STORE_FAILED;
+}
+
+int session_receive(struct session *s, struct data_rx *d)
+{
+	int rc = data_receive(&s->in, d, s->cfg->timeout, s->session_end);
+
+	if (rc == -ETIMEDOUT)
+		session_time_out(s);
+	if (rc < 0)
+		s->done = 1;
+	return rc < 0 ? -1 : 0;
+}
+
+/* Skip leading blanks of a command argument; cut trailing ones. */
+static char *trim_blanks(char *arg)
+{
+	size_t len;
+
+	while (*arg == ' ' || *arg == '\t')
+		arg++;
+	len = strlen(arg);
+	while (len > 0 && (arg[len - 1] == ' ' || arg[len - 1] == '\t'))
+		arg[--len] = '\0';
+	return arg;
+}
+
+static void run_command(struct session *s, char *line, size_t len)
+{
+	const struct dialect *d = s->dialect;
+	const struct command *c;
+	size_t verb_len = strcspn(line, " \t");
+	char *arg;
+
+	snprintf(s->verb, sizeof s->verb, "%.*s", (int)verb_len, line);
+	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
+		d->refuse(s, REFUSE_BAD_OCTET, NULL);
+		return;
+	}
+	arg = trim_blanks(line + verb_len);
+	for (c = d->commands; c->verb; c++)
+		if (strlen(c->verb) == verb_len && strncasecmp(line, c->verb, verb_len) == 0)
+			break;
+	if (!c->verb)
+		d->refuse(s, REFUSE_UNKNOWN, NULL);
+	else if (s->state < c->needs)
+		d->refuse(s, REFUSE_STATE, c);
+	else if (c->no_argument && *arg)
+		d->refuse(s, REFUSE_ARGUMENT, c);
+	else
+		c->run(s, arg);
+}
+
+static void read_command(struct session *s)
+{
+	char line[COMMAND_LINE_MAX + 1];
+	int crlf;
+	int n = reader_line_crlf(&s->in, line, COMMAND_LINE_MAX,
+				 io_deadline(s->cfg->timeout, s->session_end), &crlf);
+
+	if (n == -ETIMEDOUT) {
+		session_time_out(s);
+		return;
+	}
+	if (n < 0 && n != -E2BIG) {
+		s->end = END_EOF;
+		s->done = 1;
+		return;
+	}
+	s->junk++;	/* a command that delivers or reads mail sets it back to 0 */
+	if (n == -E2BIG || (s->dialect->strict && !crlf && s->cfg->bare_lf_reject)) {
+		snprintf(s->verb, sizeof s->verb, "command");
+		s->dialect->refuse(s, n == -E2BIG ? REFUSE_TOO_LONG : REFUSE_BARE_LF, NULL);
+	} else {
+		run_command(s, line, (size_t)n);
+	}
+	if (!s->done && s->junk >= s->cfg->max_junk)
+		session_end_by(s, ENDING_JUNK);
+}
+
+enum session_end session_run(const struct config *cfg, struct store *st,
+			     const struct session_env *env, const struct dialect *d)
+{
+	struct session s = { .cfg = cfg, .store = st, .env = env, .dialect = d,
+			     .state = FRESH, .end = END_EOF };
+
+	s.session_end = io_now_ms() + cfg->max_session * 1000ULL;
+	writer_init(&s.out, env->out_fd, cfg->timeout * 1000U);
+	reader_init(&s.in, env->in_fd, &s.out);
+	spool_init(&s.spool, st->dirfd);
+	d->greet(&s);
+	while (!s.done && s.out.error == 0)
+		read_command(&s);
+	if (env->ending)
+		env->ending(env->ending_ctx);
+	if (writer_flush(&s.out) < 0 && s.end == END_QUIT)
+		s.end = END_IO;
+	transaction_clear(&s.tx);
+	free(s.tx.rcpt);
+	spool_free(&s.spool);
+	return s.end;
+}

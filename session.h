@@ -1,0 +1,160 @@
+/* session.h: the session engine that every dialect runs on (the My_SMTP
+   dialect in protocol.c, standard SMTP in smtp.c): it reads each command
+   line with its deadline, looks its verb up in the dialect's table, checks
+   the state the command needs and whether it takes an argument, counts
+   errors and commands that do no mail work, ends the session by its limits,
+   and keeps the transaction. A dialect is its table and a struct dialect;
+   the engine keeps no globals and touches only the descriptors it is given. */
+#ifndef MYSMTP_SESSION_H
+#define MYSMTP_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "address.h"
+#include "data.h"
+#include "io.h"
+#include "mboxrd.h"
+#include "spool.h"
+#include "store.h"
+
+#define COMMAND_LINE_MAX 512	/* octets, with the line end */
+
+struct config {
+	uint64_t max_message;		/* octets of text */
+	unsigned max_recipients;
+	unsigned timeout;		/* seconds without a complete line */
+	unsigned max_errors;		/* consecutive client errors */
+	unsigned max_junk;		/* commands in a row that neither deliver nor read mail */
+	unsigned max_session;		/* seconds a session may last in all */
+	int bare_lf_reject;		/* SMTP mode: refuse a bare LF, not take it as CRLF */
+	int any_domain;			/* no HELO-domain rule */
+	const char *const *domains;	/* served RCPT TO domains; none: any */
+	size_t ndomains;
+	const char *hostname;
+};
+
+typedef void (*session_log)(void *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+struct session_env {
+	int in_fd, out_fd;
+	const char *peer;		/* address, or "local" */
+	session_log log;
+	void *log_ctx;
+	/* Called once the session has decided to end, before its last reply
+	   is sent (NULL: nothing to tell). */
+	void (*ending)(void *ctx);
+	void *ending_ctx;
+};
+
+enum session_end { END_QUIT, END_EOF, END_TIMEOUT, END_ERRORS, END_IO };
+
+/* Where a session is: each command says which state it needs at least. */
+enum session_state { FRESH, GREETED, IN_MAIL, IN_RCPT };
+
+/* What one mail transaction keeps: the sender and the recipients. */
+struct transaction {
+	char sender[ADDRESS_MAX + 1];	/* "" before MAIL, or SMTP's null reverse-path */
+	char **rcpt;			/* distinct recipients, in the order given */
+	size_t nrcpt;
+};
+
+struct session;
+
+struct command {
+	const char *verb;
+	enum session_state needs;
+	int no_argument;		/* an argument is refused (REFUSE_ARGUMENT) */
+	void (*run)(struct session *s, char *arg);
+};
+
+/* Why the engine refuses a command line, and why it ends a session: the
+   dialect says each in its own words. */
+enum refusal { REFUSE_TOO_LONG, REFUSE_BAD_OCTET, REFUSE_BARE_LF, REFUSE_UNKNOWN,
+	       REFUSE_STATE, REFUSE_ARGUMENT };
+enum ending { ENDING_TIMEOUT, ENDING_LIFETIME, ENDING_ERRORS, ENDING_JUNK };
+
+struct dialect {
+	const struct command *commands;	/* ended by a NULL verb */
+	int strict;			/* lines end in CRLF; a bare LF as -B says */
+	void (*greet)(struct session *s);
+	/* Refuse the command line (c: its command, when known). */
+	void (*refuse)(struct session *s, enum refusal why, const struct command *c);
+	/* Send the session's last line. */
+	void (*last_words)(struct session *s, enum ending why);
+};
+
+struct session {
+	const struct config *cfg;
+	struct store *store;
+	const struct session_env *env;
+	const struct dialect *dialect;
+	struct reader in;
+	struct writer out;
+	struct spool spool;
+	enum session_state state;
+	enum session_end end;
+	int done;
+	int esmtp;			/* SMTP: the client said EHLO */
+	unsigned errors;		/* client errors in a row */
+	unsigned junk;			/* commands in a row that neither delivered nor read mail */
+	uint64_t session_end;		/* io_now_ms() past which the session ends */
+	unsigned long messages;		/* for Message-IDs */
+	char verb[16];			/* of the command being answered, for the log */
+	char helo[256];
+	struct transaction tx;
+};
+
+#define LOG(s, ...) (s)->env->log((s)->env->log_ctx, __VA_ARGS__)
+
+/* Serve one session of dialect d, from greeting to close. */
+enum session_end session_run(const struct config *cfg, struct store *st,
+			     const struct session_env *env, const struct dialect *d);
+
+/* Send one line, CRLF added. */
+void session_send_line(struct session *s, const char *line, size_t len);
+/* After the reply line was sent: log it when it is a refusal, with the
+   command and the peer; count it when it is a client error, and end the
+   session after max_errors of them in a row; any other reply starts the
+   count afresh. */
+void session_replied(struct session *s, const char *line, int refusal, int client_error);
+/* End the session with the dialect's last line for why. */
+void session_end_by(struct session *s, enum ending why);
+/* No complete line in time: end the session, by its timeout or its lifetime. */
+void session_time_out(struct session *s);
+/* The client said QUIT, and was answered. */
+static inline void session_quit(struct session *s)
+{
+	s->end = END_QUIT;
+	s->done = 1;
+}
+/* A command that delivered or read mail: the junk count starts afresh. */
+static inline void session_did_mail_work(struct session *s)
+{
+	s->junk = 0;
+}
+
+/* Drop the transaction: back to GREETED if past it. */
+void session_reset_transaction(struct session *s);
+/* 1 when address is a recipient already. */
+int transaction_has(const struct transaction *t, const char *address);
+/* Add a recipient: 0 or -ENOMEM. */
+int transaction_add(struct transaction *t, const char *address);
+
+/* 1 when the configuration lets RCPT TO name address (-D). */
+int session_domain_served(const struct config *cfg, const char *address);
+
+/* How a delivery of the spooled text went. */
+enum delivery_outcome { DELIVERED, NO_ROOM, MAILBOX_FULL, STORE_FAILED };
+/* Deliver the spooled text to the transaction's recipients with envelope
+   e (its message_id is made here, into id): *err is the errno of a failure. */
+enum delivery_outcome session_deliver(struct session *s, struct envelope *e,
+			      char id[MESSAGE_ID_MAX + 1], int *err);
+
+/* Read the message text into d (its output already wired to the spool) up
+   to its end: 0, or -1 when the session is over (a timeout, answered, or
+   the connection lost). */
+int session_receive(struct session *s, struct data_rx *d);
+
+#endif
