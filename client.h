@@ -1,0 +1,93 @@
+/* client.h: what the parts of mysmtp, the client, share: the connection to
+   the server and its replies (client_conn.c), the scripted jobs send, list
+   and get (client_jobs.c), the interactive shell (client_shell.c), and the
+   command line (mysmtp.c). Every wait for the server has a deadline; exit
+   codes are sysexits. */
+#ifndef MYSMTP_CLIENT_H
+#define MYSMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define DEFAULT_HOST	"127.0.0.1"
+#define DEFAULT_PORT	"2525"
+#define DEFAULT_SECS	30
+#define DEFAULT_KEEPALIVE 60	/* seconds idle while a message is typed, then NOOP */
+#define VERSION		"1.0"
+#define REPLY_MAX	1000	/* octets in a status line, CRLF not counted */
+#define PIECE_MAX	16384	/* longer lines are handled in pieces this long */
+#define NO_DEADLINE	(-1)	/* for reads from stdin or a file */
+
+/* What lbuf_line found, besides -errno; LN_INTR: the user pressed ^C. */
+enum { LN_END, LN_MORE, LN_EOF, LN_INTR };
+
+/* A read buffer over a file descriptor. */
+struct lbuf {
+	int fd;
+	size_t pos, len;
+	char buf[PIECE_MAX];
+};
+
+/* The connection to the server. */
+struct conn {
+	int fd;
+	int secs;			/* the -t timeout */
+	const char *where;		/* "host:port", for messages */
+	struct lbuf in;
+	size_t outlen;
+	char out[PIECE_MAX];
+	size_t linelen;
+	char line[REPLY_MAX + 1];	/* the last status line, without CRLF */
+	char piece[PIECE_MAX];		/* a piece of a message line */
+};
+
+/* The command line, parsed. */
+struct job {
+	enum { J_SHELL, J_SEND, J_LIST, J_GET } kind;
+	const char *host, *port, *helo, *from, *file, *addr, *id;
+	char **rcpt;
+	int nrcpt;
+	int secs;
+	int keepalive;
+};
+
+/* client_conn.c */
+/* Reads a line, or its next cap octets, into out (LN_END, LN_MORE, LN_EOF
+   or -errno); until is a deadline on the now_ms scale or NO_DEADLINE. */
+int lbuf_line(struct lbuf *b, char *out, size_t cap, size_t *n, bool strip_cr, int64_t until);
+/* Writes p to f; when mask, a control byte shows as ^X. */
+void show_text(FILE *f, const char *p, size_t n, bool mask);
+/* Say why the session broke, or why reading name failed: EX_IOERR. */
+int conn_fail(const struct conn *c, int err);
+int input_fail(const char *name, int err);
+int conn_flush(struct conn *c);
+int conn_put(struct conn *c, const char *p, size_t n);
+/* p and CRLF. */
+int conn_line(struct conn *c, const char *p, size_t n);
+/* The next status line into c->line: its code, or -errno. */
+int conn_read_reply(struct conn *c);
+/* The exit status for a reply code. */
+int reply_status(int code);
+/* The lines of a multi-line reply to out, unstuffed, up to its "."; with
+   heads, its first lines must start with those. */
+int conn_read_body(struct conn *c, FILE *out, bool mask, const char *const *heads);
+/* One piece of a message line, dot-stuffed when first, CRLF when end. */
+int conn_put_text_piece(struct conn *c, const char *p, size_t n, bool first, bool end);
+/* Connect to host:port within secs: the descriptor, or -1 (said on stderr). */
+int conn_dial(const char *host, const char *port, int secs, const char *where);
+int conn_greet(struct conn *c);
+int conn_expect_200(struct conn *c, const char *what);
+int conn_command(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void conn_say_quit(struct conn *c);
+int flush_stdout(void);
+
+/* client_jobs.c: the subcommands. */
+int run_send(struct conn *c, const struct job *j, int text_fd);
+int run_mailbox(struct conn *c, const struct job *j);
+
+/* client_shell.c: the shell on standard input. */
+int shell_main(struct conn *c, int keepalive_secs);
+
+#endif
