@@ -202,7 +202,7 @@ static int systemd_sockets(const struct systemd *sd, int *fds)
 	return n;
 }
 
-void peer_of(int fd, char *out, size_t size)
+void listener_peer(int fd, char *out, size_t size)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
@@ -213,10 +213,10 @@ void peer_of(int fd, char *out, size_t size)
 	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) ||
 	    getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
 		return;
-	peer_unmapped(host, out, size);
+	listener_peer_unmapped(host, out, size);
 }
 
-void peer_unmapped(const char *host, char *out, size_t size)
+void listener_peer_unmapped(const char *host, char *out, size_t size)
 {
 	int mapped = strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.');
 
@@ -337,7 +337,7 @@ static void start_session(struct listener *l, int conn)
 	char peer[NI_MAXHOST];
 	pid_t pid;
 
-	peer_of(conn, peer, sizeof peer);
+	listener_peer(conn, peer, sizeof peer);
 	reap(l, 0);		/* SIGCHLD may wait behind this accept */
 	read_over(l);
 	if (l->active >= 2 * l->lim->max_sessions || sessions_from(l, NULL) >= l->lim->max_sessions) {
@@ -473,7 +473,7 @@ int listener_run(const char *spec, const struct listen_limits *lim, serve_fn ser
 	if (l.nfds == -2) {
 		char peer[NI_MAXHOST];
 
-		peer_of(l.fds[0], peer, sizeof peer);
+		listener_peer(l.fds[0], peer, sizeof peer);
 		return serve(ctx, l.fds[0], peer, -1);
 	}
 	if (l.nfds <= 0)

@@ -32,8 +32,8 @@ struct listen_limits {
 int listener_run(const char *spec, const struct listen_limits *lim, serve_fn serve, void *ctx);
 
 /* The numeric address of a connected socket's peer, or "local". */
-void peer_of(int fd, char *out, size_t size);
+void listener_peer(int fd, char *out, size_t size);
 /* host as a peer address: an IPv4-mapped IPv6 address ("::ffff:1.2.3.4") as IPv4. */
-void peer_unmapped(const char *host, char *out, size_t size);
+void listener_peer_unmapped(const char *host, char *out, size_t size);
 
 #endif

@@ -47,7 +47,7 @@ static uint64_t entry_check(uint64_t position, uint64_t offset)
 	return mix(offset ^ mix(position + 0x9e3779b97f4a7c15ULL));
 }
 
-int file_find(int fd, uint64_t from, uint64_t size, const char *needle,
+int mbindex_find(int fd, uint64_t from, uint64_t size, const char *needle,
 	      size_t nlen, uint64_t *at)
 {
 	char buf[65536];
@@ -202,7 +202,7 @@ int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
 		return HEAD_WHOLE;
 	}
 	h->has_length = h->prepended;
-	rc = file_find(fd, start, size, "\n\n", 2, &at);
+	rc = mbindex_find(fd, start, size, "\n\n", 2, &at);
 	if (rc < 0)
 		return rc;
 	h->body_start = rc ? at + 2 : size;
@@ -281,7 +281,7 @@ static int message_end(int fd, uint64_t start, uint64_t size, uint64_t *end)
 			return WHOLE;
 		}
 	}
-	found = file_find(fd, head == HEAD_WHOLE ? h.body_start - 1 : start, size,
+	found = mbindex_find(fd, head == HEAD_WHOLE ? h.body_start - 1 : start, size,
 			  "\nFrom ", 6, &next);
 	if (found < 0)
 		return found;

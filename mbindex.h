@@ -38,7 +38,7 @@ enum { HEAD_WHOLE = 1, HEAD_CUT, HEAD_NONE };
 int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h);
 
 /* Find needle in fd between from and size: 1 and *at, 0 when absent, -errno. */
-int file_find(int fd, uint64_t from, uint64_t size, const char *needle,
+int mbindex_find(int fd, uint64_t from, uint64_t size, const char *needle,
 	      size_t nlen, uint64_t *at);
 
 /* Under any lock: 1 when the index covers the whole mbox, 0 when it must be

@@ -194,7 +194,7 @@ static int peer_from_env(char *out, size_t size)
 
 		if (v && *v && strlen(v) < size && strlen(v) < 64 &&
 		    strspn(v, "0123456789abcdefABCDEF.:") == strlen(v)) {
-			peer_unmapped(v, out, size);
+			listener_peer_unmapped(v, out, size);
 			return 1;
 		}
 	}
@@ -269,7 +269,7 @@ static int run_inetd(struct server *sv)
 		return EX_TEMPFAIL;
 	}
 	if (!peer_from_env(peer, sizeof peer))
-		peer_of(STDIN_FILENO, peer, sizeof peer);
+		listener_peer(STDIN_FILENO, peer, sizeof peer);
 	return serve(sv, STDIN_FILENO, STDOUT_FILENO, peer, -1);
 }
 
