@@ -156,25 +156,16 @@ static void store_message_now(struct session *s)
 		.sender = s->tx.sender, .helo = s->helo, .peer = s->env->peer,
 		.hostname = s->cfg->hostname,
 	};
+	static const struct { int code; const char *text; } said[] = {
+		[DELIVERED] = { 200, "Message stored successfully" },
+		[NO_ROOM] = { 500, "not enough free space in the store" },
+		[MAILBOX_FULL] = { 403, "mailbox full" },
+		[STORE_FAILED] = { 500, "the store failed" },
+	};
 	int err;
+	enum delivery_outcome how = session_deliver(s, &e, id, &err);
 
-	switch (session_deliver(s, &e, id, &err)) {
-	case NO_ROOM:
-		LOG(s, "DATA received, refused: the store's file system is nearly full.");
-		reply(s, 500, "not enough free space in the store");
-		break;
-	case MAILBOX_FULL:
-		reply(s, 403, "mailbox full");
-		break;
-	case STORE_FAILED:
-		LOG(s, "DATA received, store failed: %s", strerror(-err));
-		reply(s, 500, "the store failed");
-		break;
-	case DELIVERED:
-		session_did_mail_work(s);
-		LOG(s, "DATA received, message stored.");
-		reply(s, 200, "Message stored successfully");
-	}
+	reply(s, said[how].code, said[how].text);
 }
 
 static void cmd_data(struct session *s, char *arg)
@@ -372,44 +363,19 @@ static void cmd_get_mail(struct session *s, char *arg)
 	store_mailbox_close(&mb);
 }
 
-static void cmd_noop(struct session *s, char *arg)
-{
-	(void)arg;
-	reply(s, 200, "OK");
-}
-
-static void cmd_rset(struct session *s, char *arg)
-{
-	(void)arg;
-	session_reset_transaction(s);
-	reply(s, 200, "OK");
-}
-
-static void cmd_help(struct session *s, char *arg)
-{
-	(void)arg;
-	reply(s, 200, "Commands: HELO MAIL RCPT DATA LIST GET_MAIL NOOP RSET HELP QUIT");
-}
-
-static void cmd_quit(struct session *s, char *arg)
-{
-	(void)arg;
-	reply(s, 200, "Goodbye");
-	session_quit(s);
-}
-
 static const struct command commands[] = {
-	{ "HELO",     FRESH,   0, cmd_helo },
-	{ "MAIL",     GREETED, 0, cmd_mail },
-	{ "RCPT",     IN_MAIL, 0, cmd_rcpt },
-	{ "DATA",     IN_RCPT, 1, cmd_data },
-	{ "LIST",     GREETED, 0, cmd_list },
-	{ "GET_MAIL", GREETED, 0, cmd_get_mail },
-	{ "NOOP",     FRESH,   0, cmd_noop },
-	{ "RSET",     FRESH,   1, cmd_rset },
-	{ "HELP",     FRESH,   0, cmd_help },
-	{ "QUIT",     FRESH,   1, cmd_quit },
-	{ NULL,       FRESH,   0, NULL },
+	{ "HELO",     FRESH,   0, cmd_helo, 0, NULL },
+	{ "MAIL",     GREETED, 0, cmd_mail, 0, NULL },
+	{ "RCPT",     IN_MAIL, 0, cmd_rcpt, 0, NULL },
+	{ "DATA",     IN_RCPT, 1, cmd_data, 0, NULL },
+	{ "LIST",     GREETED, 0, cmd_list, 0, NULL },
+	{ "GET_MAIL", GREETED, 0, cmd_get_mail, 0, NULL },
+	{ "NOOP",     FRESH,   0, session_cmd_reply, 200, "OK" },
+	{ "RSET",     FRESH,   1, session_cmd_reset, 200, "OK" },
+	{ "HELP",     FRESH,   0, session_cmd_reply, 200,
+	  "Commands: HELO MAIL RCPT DATA LIST GET_MAIL NOOP RSET HELP QUIT" },
+	{ "QUIT",     FRESH,   1, session_cmd_quit, 200, "Goodbye" },
+	{ NULL,       FRESH,   0, NULL, 0, NULL },
 };
 
 /* The step a command sent too early is missing: the one after the state. */
@@ -465,5 +431,6 @@ static void greet(struct session *s)
 }
 
 const struct dialect mysmtp_dialect = {
-	.commands = commands, .greet = greet, .refuse = refuse, .last_words = last_words,
+	.commands = commands, .greet = greet, .reply = reply, .refuse = refuse,
+	.last_words = last_words,
 };

@@ -47,6 +47,25 @@ void session_replied(struct session *s, const char *line, int refusal, int clien
 		session_end_by(s, ENDING_ERRORS);
 }
 
+void session_cmd_reply(struct session *s, char *arg)
+{
+	(void)arg;
+	s->dialect->reply(s, s->command->code, s->command->text);
+}
+
+void session_cmd_reset(struct session *s, char *arg)
+{
+	session_reset_transaction(s);
+	session_cmd_reply(s, arg);
+}
+
+void session_cmd_quit(struct session *s, char *arg)
+{
+	session_cmd_reply(s, arg);
+	s->end = END_QUIT;
+	s->done = 1;
+}
+
 static void transaction_clear(struct transaction *t)
 {
 	for (size_t i = 0; i < t->nrcpt; i++)
@@ -102,12 +121,22 @@ enum delivery_outcome session_deliver(struct session *s, struct envelope *e,
 	e->message_id = id;
 	e->when = time(NULL);
 	*err = mboxrd_message_id(id, MESSAGE_ID_MAX + 1, e->when, ++s->messages, s->cfg->hostname);
-	if (*err == 0 && store_has_room(s->store, s->spool.size, s->tx.nrcpt) < 0)
+	if (*err == 0 && store_has_room(s->store, s->spool.size, s->tx.nrcpt) < 0) {
+		LOG(s, "DATA received, refused: the store's file system is nearly full.");
 		return NO_ROOM;
+	}
 	if (*err == 0)
 		*err = store_deliver(s->store, e, &s->spool, (const char *const *)s->tx.rcpt,
 				     s->tx.nrcpt);
-	return *err == 0 ? DELIVERED : *err == -EDQUOT ? MAILBOX_FULL : STORE_FAILED;
+	if (*err == -EDQUOT)
+		return MAILBOX_FULL;
+	if (*err < 0) {
+		LOG(s, "DATA received, store failed: %s", strerror(-*err));
+		return STORE_FAILED;
+	}
+	session_did_mail_work(s);
+	LOG(s, "DATA received, message stored.");
+	return DELIVERED;
 }
 
 int session_receive(struct session *s, struct data_rx *d)
@@ -156,8 +185,10 @@ static void run_command(struct session *s, char *line, size_t len)
 		d->refuse(s, REFUSE_STATE, c);
 	else if (c->no_argument && *arg)
 		d->refuse(s, REFUSE_ARGUMENT, c);
-	else
+	else {
+		s->command = c;
 		c->run(s, arg);
+	}
 }
 
 static void read_command(struct session *s)

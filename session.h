@@ -67,6 +67,8 @@ struct command {
 	enum session_state needs;
 	int no_argument;		/* an argument is refused (REFUSE_ARGUMENT) */
 	void (*run)(struct session *s, char *arg);
+	int code;			/* for the engine's own handlers below: */
+	const char *text;		/* the reply they give */
 };
 
 /* Why the engine refuses a command line, and why it ends a session: the
@@ -79,6 +81,8 @@ struct dialect {
 	const struct command *commands;	/* ended by a NULL verb */
 	int strict;			/* lines end in CRLF; a bare LF as -B says */
 	void (*greet)(struct session *s);
+	/* Reply with code and text, in the dialect's form and counts. */
+	void (*reply)(struct session *s, int code, const char *text);
 	/* Refuse the command line (c: its command, when known). */
 	void (*refuse)(struct session *s, enum refusal why, const struct command *c);
 	/* Send the session's last line. */
@@ -102,6 +106,7 @@ struct session {
 	uint64_t session_end;		/* io_now_ms() past which the session ends */
 	unsigned long messages;		/* for Message-IDs */
 	char verb[16];			/* of the command being answered, for the log */
+	const struct command *command;	/* the one being run */
 	char helo[256];
 	struct transaction tx;
 };
@@ -123,12 +128,12 @@ void session_replied(struct session *s, const char *line, int refusal, int clien
 void session_end_by(struct session *s, enum ending why);
 /* No complete line in time: end the session, by its timeout or its lifetime. */
 void session_time_out(struct session *s);
-/* The client said QUIT, and was answered. */
-static inline void session_quit(struct session *s)
-{
-	s->end = END_QUIT;
-	s->done = 1;
-}
+/* Handlers for a command table: the row's reply (NOOP, HELP, a command not
+   implemented); the same after dropping the transaction (RSET); the same,
+   then the end of the session (QUIT). */
+void session_cmd_reply(struct session *s, char *arg);
+void session_cmd_reset(struct session *s, char *arg);
+void session_cmd_quit(struct session *s, char *arg);
 /* A command that delivered or read mail: the junk count starts afresh. */
 static inline void session_did_mail_work(struct session *s)
 {
@@ -148,7 +153,8 @@ int session_domain_served(const struct config *cfg, const char *address);
 /* How a delivery of the spooled text went. */
 enum delivery_outcome { DELIVERED, NO_ROOM, MAILBOX_FULL, STORE_FAILED };
 /* Deliver the spooled text to the transaction's recipients with envelope
-   e (its message_id is made here, into id): *err is the errno of a failure. */
+   e (its message_id is made here, into id), and log how it went: *err is
+   the errno of a failure. */
 enum delivery_outcome session_deliver(struct session *s, struct envelope *e,
 			      char id[MESSAGE_ID_MAX + 1], int *err);
 

@@ -227,25 +227,18 @@ static void store_message_now(struct session *s, const struct msg_scan *scan)
 		.add_date = !has_header || !scan->has_date,
 		.add_message_id = !has_header || !scan->has_message_id,
 	};
+	static const struct { int code; const char *text; } said[] = {
+		[NO_ROOM] = { 452, "4.3.1 Error: insufficient system storage" },
+		[MAILBOX_FULL] = { 552, "5.2.2 Error: mailbox full" },
+		[STORE_FAILED] = { 451, "4.3.0 Error: the store failed" },
+	};
 	int err, n;
+	enum delivery_outcome how = session_deliver(s, &e, id, &err);
 
-	switch (session_deliver(s, &e, id, &err)) {
-	case NO_ROOM:
-		LOG(s, "DATA received, refused: the store's file system is nearly full.");
-		reply(s, 452, "4.3.1 Error: insufficient system storage");
+	if (how != DELIVERED) {
+		reply(s, said[how].code, said[how].text);
 		return;
-	case MAILBOX_FULL:
-		reply(s, 552, "5.2.2 Error: mailbox full");
-		return;
-	case STORE_FAILED:
-		LOG(s, "DATA received, store failed: %s", strerror(-err));
-		reply(s, 451, "4.3.0 Error: the store failed");
-		return;
-	case DELIVERED:
-		break;
 	}
-	session_did_mail_work(s);
-	LOG(s, "DATA received, message stored.");
 	n = snprintf(text, sizeof text, "2.0.0 Ok: queued as %s", id);
 	reply(s, 250, n < 0 || (size_t)n >= sizeof text ? "2.0.0 Ok" : text);
 }
@@ -294,19 +287,6 @@ static void cmd_data(struct session *s, char *arg)
 	session_reset_transaction(s);
 }
 
-static void cmd_rset(struct session *s, char *arg)
-{
-	(void)arg;
-	session_reset_transaction(s);
-	reply(s, 250, "2.0.0 Ok");
-}
-
-static void cmd_noop(struct session *s, char *arg)
-{
-	(void)arg;
-	reply(s, 250, "2.0.0 Ok");
-}
-
 static void cmd_vrfy(struct session *s, char *arg)
 {
 	if (!*arg)
@@ -315,48 +295,29 @@ static void cmd_vrfy(struct session *s, char *arg)
 		reply(s, 252, "2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
 }
 
-static void cmd_help(struct session *s, char *arg)
-{
-	(void)arg;
-	reply(s, 214, "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT");
-}
-
-static void cmd_quit(struct session *s, char *arg)
-{
-	(void)arg;
-	reply(s, 221, "2.0.0 Bye");
-	session_quit(s);
-}
-
-/* Commands of RFC 5321 and its extensions that this server does not offer. */
-static void cmd_not_implemented(struct session *s, char *arg)
-{
-	(void)arg;
-	reply(s, 502, "5.5.1 Error: command not implemented");
-}
-
 static const struct command commands[] = {
-	{ "EHLO",     FRESH,   0, cmd_ehlo },
-	{ "HELO",     FRESH,   0, cmd_helo },
-	{ "MAIL",     GREETED, 0, cmd_mail },
-	{ "RCPT",     IN_MAIL, 0, cmd_rcpt },
-	{ "DATA",     IN_MAIL, 0, cmd_data },	/* 554 without recipients comes first */
-	{ "RSET",     FRESH,   1, cmd_rset },
-	{ "NOOP",     FRESH,   0, cmd_noop },
-	{ "VRFY",     FRESH,   0, cmd_vrfy },
-	{ "HELP",     FRESH,   0, cmd_help },
-	{ "QUIT",     FRESH,   1, cmd_quit },
-	{ "EXPN",     FRESH,   0, cmd_not_implemented },
-	{ "TURN",     FRESH,   0, cmd_not_implemented },
-	{ "ETRN",     FRESH,   0, cmd_not_implemented },
-	{ "ATRN",     FRESH,   0, cmd_not_implemented },
-	{ "BDAT",     FRESH,   0, cmd_not_implemented },
-	{ "STARTTLS", FRESH,   0, cmd_not_implemented },
-	{ "AUTH",     FRESH,   0, cmd_not_implemented },
-	{ "SEND",     FRESH,   0, cmd_not_implemented },
-	{ "SOML",     FRESH,   0, cmd_not_implemented },
-	{ "SAML",     FRESH,   0, cmd_not_implemented },
-	{ NULL,       FRESH,   0, NULL },
+	{ "EHLO",     FRESH,   0, cmd_ehlo, 0, NULL },
+	{ "HELO",     FRESH,   0, cmd_helo, 0, NULL },
+	{ "MAIL",     GREETED, 0, cmd_mail, 0, NULL },
+	{ "RCPT",     IN_MAIL, 0, cmd_rcpt, 0, NULL },
+	{ "DATA",     IN_MAIL, 0, cmd_data, 0, NULL },	/* 554 without recipients comes first */
+	{ "RSET",     FRESH,   1, session_cmd_reset, 250, "2.0.0 Ok" },
+	{ "NOOP",     FRESH,   0, session_cmd_reply, 250, "2.0.0 Ok" },
+	{ "VRFY",     FRESH,   0, cmd_vrfy, 0, NULL },
+	{ "HELP",     FRESH,   0, session_cmd_reply, 214,
+	  "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT" },
+	{ "QUIT",     FRESH,   1, session_cmd_quit, 221, "2.0.0 Bye" },
+	{ "EXPN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
+	{ "TURN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
+	{ "ETRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
+	{ "ATRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
+	{ "BDAT",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
+	{ "STARTTLS", FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
+	{ "AUTH",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
+	{ "SEND",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
+	{ "SOML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
+	{ "SAML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
+	{ NULL,       FRESH,   0, NULL, 0, NULL },
 };
 
 static void refuse(struct session *s, enum refusal why, const struct command *c)
@@ -410,6 +371,6 @@ static void smtp_greet(struct session *s)
 }
 
 const struct dialect smtp_dialect = {
-	.commands = commands, .strict = 1, .greet = smtp_greet, .refuse = refuse,
+	.commands = commands, .strict = 1, .greet = smtp_greet, .reply = reply, .refuse = refuse,
 	.last_words = last_words,
 };
