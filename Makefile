@@ -18,7 +18,7 @@ TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-
 # The server: one idea per file (see README.md, "Source map").
 SERVER_SRCS = mysmtpd.c listener.c log.c session.c protocol.c smtp.c smtparg.c rfc5322.c \
               io.c address.c data.c spool.c mboxrd.c store.c mbindex.c
-CLIENT_SRCS = mysmtp.c client_conn.c client_jobs.c client_shell.c
+CLIENT_SRCS = mysmtp.c client_conn.c client_jobs.c client_shell.c io.c
 UNIT_SRCS   = tests/unit/unit.c address.c data.c mboxrd.c spool.c io.c smtparg.c \
               rfc5322.c
 

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "io.h"
+
 #define DEFAULT_HOST	"127.0.0.1"
 #define DEFAULT_PORT	"2525"
 #define DEFAULT_SECS	30
@@ -18,24 +20,17 @@
 #define VERSION		"1.0"
 #define REPLY_MAX	1000	/* octets in a status line, CRLF not counted */
 #define PIECE_MAX	16384	/* longer lines are handled in pieces this long */
-#define NO_DEADLINE	(-1)	/* for reads from stdin or a file */
+#define NO_DEADLINE	IO_NO_DEADLINE	/* for reads from stdin or a file */
 
-/* What lbuf_line found, besides -errno; LN_INTR: the user pressed ^C. */
+/* What client_line found, besides -errno; LN_INTR: the user pressed ^C. */
 enum { LN_END, LN_MORE, LN_EOF, LN_INTR };
-
-/* A read buffer over a file descriptor. */
-struct lbuf {
-	int fd;
-	size_t pos, len;
-	char buf[PIECE_MAX];
-};
 
 /* The connection to the server. */
 struct conn {
 	int fd;
 	int secs;			/* the -t timeout */
 	const char *where;		/* "host:port", for messages */
-	struct lbuf in;
+	struct reader in;
 	size_t outlen;
 	char out[PIECE_MAX];
 	size_t linelen;
@@ -54,9 +49,10 @@ struct job {
 };
 
 /* client_conn.c */
-/* Reads a line, or its next cap octets, into out (LN_END, LN_MORE, LN_EOF
-   or -errno); until is a deadline on the now_ms scale or NO_DEADLINE. */
-int lbuf_line(struct lbuf *b, char *out, size_t cap, size_t *n, bool strip_cr, int64_t until);
+/* Reads a line, or its next cap octets, from r into out (LN_END, LN_MORE,
+   LN_EOF or -errno); until is a deadline on the io_now_ms scale, or
+   NO_DEADLINE. */
+int client_line(struct reader *r, char *out, size_t cap, size_t *n, bool strip_cr, uint64_t until);
 /* Writes p to f; when mask, a control byte shows as ^X. */
 void show_text(FILE *f, const char *p, size_t n, bool mask);
 /* Say why the session broke, or why reading name failed: EX_IOERR. */

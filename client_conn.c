@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -13,61 +12,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 
-static int64_t now_ms(void)
+static uint64_t deadline(const struct conn *c)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t deadline(const struct conn *c)
-{
-	return now_ms() + (int64_t)c->secs * 1000;
-}
-
-/* Waits until fd is ready for events; -ETIMEDOUT past the deadline. */
-static int wait_fd(int fd, short events, int64_t until)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-
-	for (;;) {
-		int64_t left = until - now_ms();
-		if (left < 0)
-			left = 0;
-		int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (r > 0)
-			return 0;
-		if (r == 0 && left == 0)
-			return -ETIMEDOUT;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-	}
-}
-
-/* Refills b when it is empty: 1 when it has bytes, 0 at end of input. */
-static int lb_fill(struct lbuf *b, int64_t until)
-{
-	if (b->pos < b->len)
-		return 1;
-	b->pos = b->len = 0;
-	for (;;) {
-		if (until != NO_DEADLINE) {
-			int r = wait_fd(b->fd, POLLIN, until);
-			if (r < 0)
-				return r;
-		}
-		ssize_t n = read(b->fd, b->buf, sizeof b->buf);
-		if (n >= 0) {
-			b->len = (size_t)n;
-			return n > 0;
-		}
-		if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
-	}
+	return io_now_ms() + (uint64_t)c->secs * 1000;
 }
 
 /*
@@ -76,23 +25,25 @@ static int lb_fill(struct lbuf *b, int64_t until)
  * of a line, LN_MORE when out is full, LN_EOF at end of input (*n octets
  * of an unended line before it), or -errno.
  */
-int lbuf_line(struct lbuf *b, char *out, size_t cap, size_t *n,
-		    bool strip_cr, int64_t until)
+int client_line(struct reader *r, char *out, size_t cap, size_t *n, bool strip_cr, uint64_t until)
 {
+	size_t have;
+
 	*n = 0;
 	while (*n < cap) {
-		int r = lb_fill(b, until);
-		if (r <= 0)
-			return r < 0 ? r : LN_EOF;
-		char ch = b->buf[b->pos++];
+		int got = reader_fill(r, until);
+		if (got <= 0)
+			return got < 0 ? got : LN_EOF;
+		char ch = *reader_data(r, &have);
+		reader_consume(r, 1);
 		if (ch == '\n')
 			return LN_END;
 		if (ch == '\r' && strip_cr) {
-			r = lb_fill(b, until);
-			if (r < 0)
-				return r;
-			if (r > 0 && b->buf[b->pos] == '\n') {
-				b->pos++;
+			got = reader_fill(r, until);
+			if (got < 0)
+				return got;
+			if (got > 0 && *reader_data(r, &have) == '\n') {
+				reader_consume(r, 1);
 				return LN_END;
 			}
 		}
@@ -167,7 +118,7 @@ static int conn_write(struct conn *c, const char *p, size_t n)
 			return -ENOTCONN;
 		if (w < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		int r = wait_fd(c->fd, POLLOUT, deadline(c));
+		int r = io_wait(c->fd, POLLOUT, deadline(c));
 		if (r < 0)
 			return r;
 	}
@@ -232,7 +183,7 @@ static int reply_code(const char *s, size_t n)
 int conn_read_reply(struct conn *c)
 {
 	size_t n;
-	int r = lbuf_line(&c->in, c->line, sizeof c->line, &n, true, deadline(c));
+	int r = client_line(&c->in, c->line, sizeof c->line, &n, true, deadline(c));
 
 	c->linelen = n;
 	if (r < 0)
@@ -277,7 +228,7 @@ int conn_read_body(struct conn *c, FILE *out, bool mask, const char *const *head
 		skip++;
 	for (size_t line = 0;; ) {
 		size_t n;
-		int r = lbuf_line(&c->in, c->piece, sizeof c->piece, &n, true, deadline(c));
+		int r = client_line(&c->in, c->piece, sizeof c->piece, &n, true, deadline(c));
 		if (r < 0 || r == LN_EOF)
 			return r < 0 && r != -ECONNRESET ? r : -ENOTCONN;
 		const char *p = c->piece;
@@ -322,7 +273,7 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, int 
 		return 0;
 	if (errno != EINPROGRESS && errno != EINTR)
 		return -errno;
-	int r = wait_fd(fd, POLLOUT, now_ms() + (int64_t)secs * 1000);
+	int r = io_wait(fd, POLLOUT, io_now_ms() + (uint64_t)secs * 1000);
 	if (r < 0)
 		return r;
 	int e = 0;

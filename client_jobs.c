@@ -7,18 +7,18 @@
 #include <sysexits.h>
 #include <unistd.h>
 /* Sends the text read from src, then the closing "." (send). */
-static int send_text(struct conn *c, struct lbuf *src, const char *name)
+static int send_text(struct conn *c, struct reader *src, const char *name)
 {
 	bool first = true;
 
 	for (;;) {
 		int r = 0;
-		if (src->pos == src->len)	/* about to wait for input */
+		if (src->start == src->end)	/* about to wait for input */
 			r = conn_flush(c);
 		if (r < 0)
 			return conn_fail(c, r);
 		size_t n;
-		int got = lbuf_line(src, c->piece, sizeof c->piece, &n, false, NO_DEADLINE);
+		int got = client_line(src, c->piece, sizeof c->piece, &n, false, NO_DEADLINE);
 		if (got < 0)
 			return input_fail(name, got);
 		if (got == LN_EOF && n == 0 && first)
@@ -37,10 +37,10 @@ static int send_text(struct conn *c, struct lbuf *src, const char *name)
 /* send: HELO, MAIL FROM, RCPT TO each, DATA, the text, QUIT. */
 int run_send(struct conn *c, const struct job *j, int text_fd)
 {
-	static struct lbuf src;		/* static: too big for a small stack */
+	static struct reader src;		/* static: too big for a small stack */
 	int st = conn_command(c, "HELO %s", j->helo);
 
-	src.fd = text_fd;
+	reader_init(&src, text_fd, NULL);
 	if (st == EX_OK)
 		st = conn_command(c, "MAIL FROM: %s", j->from);
 	for (int i = 0; st == EX_OK && i < j->nrcpt; i++)

@@ -38,7 +38,7 @@ struct input {
 	int keepalive_secs;
 	bool ready;			/* the server took a RCPT TO: DATA would be taken */
 	const char *lost;		/* why the session ended while the user typed */
-	struct lbuf lb;
+	struct reader lb;
 	char piece[PIECE_MAX];
 };
 
@@ -205,7 +205,7 @@ static int input_piece(struct input *in, const char **p, size_t *n)
 {
 	if (in->el == NULL) {
 		*p = in->piece;
-		return lbuf_line(&in->lb, in->piece, sizeof in->piece, n, true, NO_DEADLINE);
+		return client_line(&in->lb, in->piece, sizeof in->piece, n, true, NO_DEADLINE);
 	}
 	int count = 0;
 	const char *s = el_gets(in->el, &count);
@@ -279,7 +279,7 @@ static int shell_message(struct conn *c, struct input *in)
 	in->remember = false;
 	for (;;) {
 		int r = 0;
-		if (in->el || in->lb.pos == in->lb.len)	/* about to wait for input */
+		if (in->el || in->lb.start == in->lb.end)	/* about to wait for input */
 			r = conn_flush(c);
 		if (r < 0)
 			return conn_fail(c, r);
@@ -433,7 +433,7 @@ static int check_unasked(struct conn *c, const struct input *in)
 {
 	struct pollfd p = { .fd = c->fd, .events = POLLIN };
 
-	if (c->in.pos == c->in.len && poll(&p, 1, 0) <= 0)
+	if (c->in.start == c->in.end && poll(&p, 1, 0) <= 0)
 		return 0;
 	int r = conn_read_reply(c);
 	if (r < 0)
@@ -551,7 +551,7 @@ int shell_main(struct conn *c, int keepalive_secs)
 	int st;
 
 	in.show = isatty(STDOUT_FILENO);
-	in.lb.fd = STDIN_FILENO;
+	reader_init(&in.lb, STDIN_FILENO, NULL);
 	in.keepalive_secs = keepalive_secs;
 	if (isatty(STDIN_FILENO)) {
 		struct sigaction sa = { .sa_handler = on_interrupt };	/* no SA_RESTART */

@@ -25,10 +25,8 @@ uint64_t io_deadline(unsigned seconds, uint64_t cap_ms)
 	return t < cap_ms ? t : cap_ms;
 }
 
-/* Wait for events on fd until deadline_ms: 1 ready, -ETIMEDOUT, or -errno.
-   A descriptor that is ready already counts even past the deadline: what
-   the peer sent in time is never lost to the time the server took. */
-static int wait_fd(int fd, short events, uint64_t deadline_ms)
+/* What the peer sent in time is never lost to the time the server took. */
+int io_wait(int fd, short events, uint64_t deadline_ms)
 {
 	for (;;) {
 		uint64_t now = io_now_ms();
@@ -79,7 +77,7 @@ static int writer_send(struct writer *w, const char *data, size_t len)
 			continue;
 		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
 			return n == 0 ? -EIO : -errno;
-		rc = wait_fd(w->fd, POLLOUT, deadline);
+		rc = io_wait(w->fd, POLLOUT, deadline);
 		if (rc < 0)
 			return rc;
 	}
@@ -183,7 +181,7 @@ int reader_fill(struct reader *r, uint64_t deadline_ms)
 		writer_flush(r->flush_first);
 	for (;;) {
 		ssize_t n;
-		int rc = wait_fd(r->fd, POLLIN, deadline_ms);
+		int rc = io_wait(r->fd, POLLIN, deadline_ms);
 
 		if (rc < 0)
 			return rc;

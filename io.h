@@ -25,7 +25,13 @@ struct reader {
 	char buf[IO_BUFSIZE];
 };
 
+#define IO_NO_DEADLINE UINT64_MAX
+
 uint64_t io_now_ms(void);
+/* Wait until fd is ready for events (POLLIN, POLLOUT) or deadline_ms has
+   passed: 1 ready, -ETIMEDOUT, or -errno. A descriptor that is ready
+   already counts even past the deadline. */
+int io_wait(int fd, short events, uint64_t deadline_ms);
 /* The deadline seconds from now, but never past cap_ms (io_now_ms scale). */
 uint64_t io_deadline(unsigned seconds, uint64_t cap_ms);
 

@@ -268,7 +268,8 @@ static int open_conn(struct conn *c, const struct job *j, char *where, size_t si
 		return usage("host name too long");
 	c->where = where;
 	c->secs = j->secs;
-	c->fd = c->in.fd = conn_dial(host, j->port, j->secs, where);
+	c->fd = conn_dial(host, j->port, j->secs, where);
+	reader_init(&c->in, c->fd, NULL);
 	if (c->fd < 0)
 		return EX_UNAVAILABLE;
 	return conn_greet(c);
