@@ -129,22 +129,30 @@ static void cmd_helo(struct session *s, char *arg)
 	greet(s, arg, 0);
 }
 
+/* The reply to a MAIL FROM or RCPT TO argument smtparg refused. */
+static void refuse_path(struct session *s, enum smtparg_verdict v, const struct smtp_path *p,
+			const char *command, const char *bad_path_status, const char *whose)
+{
+	if (v == SMTPARG_UNKNOWN_PARAM)
+		replyf(s, 555, "5.5.4 Unsupported option: %s", p->param);
+	else if (v == SMTPARG_BAD_PATH)
+		replyf(s, 553, "%s Error: bad %s address syntax", bad_path_status, whose);
+	else
+		replyf(s, 501, "5.5.4 Syntax: %s:<address>", command);
+}
+
 static void cmd_mail(struct session *s, char *arg)
 {
 	struct smtp_path p;
-	int rc;
+	enum smtparg_verdict rc;
 
 	if (s->state != GREETED) {
 		reply(s, 503, "5.5.1 Error: nested MAIL command");
 		return;
 	}
 	rc = smtparg_mail(arg, &p);
-	if (rc == -ENOTSUP)
-		replyf(s, 555, "5.5.4 Unsupported option: %s", p.param);
-	else if (rc == -EDOM)
-		reply(s, 553, "5.1.7 Error: bad sender address syntax");
-	else if (rc < 0)
-		reply(s, 501, "5.5.4 Syntax: MAIL FROM:<address>");
+	if (rc != SMTPARG_OK)
+		refuse_path(s, rc, &p, "MAIL FROM", "5.1.7", "sender");
 	else if (p.has_size && p.size > s->cfg->max_message)
 		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
 	else {
@@ -166,14 +174,10 @@ static int is_postmaster(const struct session *s, const char *address)
 static void cmd_rcpt(struct session *s, char *arg)
 {
 	struct smtp_path p;
-	int rc = smtparg_rcpt(arg, s->cfg->hostname, &p);
+	enum smtparg_verdict rc = smtparg_rcpt(arg, s->cfg->hostname, &p);
 
-	if (rc == -ENOTSUP)
-		replyf(s, 555, "5.5.4 Unsupported option: %s", p.param);
-	else if (rc == -EDOM)
-		reply(s, 553, "5.1.3 Error: bad recipient address syntax");
-	else if (rc < 0)
-		reply(s, 501, "5.5.4 Syntax: RCPT TO:<address>");
+	if (rc != SMTPARG_OK)
+		refuse_path(s, rc, &p, "RCPT TO", "5.1.3", "recipient");
 	else if (!session_domain_served(s->cfg, p.address) && !is_postmaster(s, p.address))
 		reply(s, 550, "5.1.2 Error: domain not served here");
 	else if (strlen(p.address) > STORE_ADDRESS_MAX)

@@ -6,7 +6,6 @@
    an address of address.c. Quoted local parts are refused. */
 #include "smtparg.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -59,12 +58,12 @@ static int split_path(const char *arg, const char *prefix, const char **path, si
 	const char *close;
 
 	if (strncasecmp(arg, prefix, plen) != 0)
-		return -EINVAL;
+		return SMTPARG_SYNTAX;
 	arg += plen;
 	arg += strspn(arg, " \t");
 	if (*arg == '<') {
 		if (!(close = strchr(arg, '>')))
-			return -EINVAL;
+			return SMTPARG_SYNTAX;
 		*path = arg + 1;
 		*len = (size_t)(close - arg - 1);
 		*rest = close + 1;
@@ -73,10 +72,10 @@ static int split_path(const char *arg, const char *prefix, const char **path, si
 		*len = strcspn(arg, " \t");
 		*rest = arg + *len;
 		if (*len == 0)
-			return -EINVAL;
+			return SMTPARG_SYNTAX;
 	}
 	if (**rest != '\0' && **rest != ' ' && **rest != '\t')
-		return -EINVAL;
+		return SMTPARG_SYNTAX;
 	drop_source_route(path, len);
 	return 0;
 }
@@ -89,7 +88,7 @@ static int unknown_param(struct smtp_path *p, const char *name, size_t len)
 	for (i = 0; i < len && i < sizeof p->param - 1; i++)
 		p->param[i] = name[i] > ' ' && name[i] < 127 ? name[i] : '?';
 	p->param[i] = '\0';
-	return -ENOTSUP;
+	return SMTPARG_UNKNOWN_PARAM;
 }
 
 /* SIZE=n (RFC 1870): 1-20 digits; a value past 2^64 - 1 is taken as that. */
@@ -98,7 +97,7 @@ static int size_param(const char *v, size_t len, struct smtp_path *p)
 	uint64_t n = 0;
 
 	if (len == 0 || len > 20 || strspn(v, "0123456789") < len)
-		return -EINVAL;
+		return SMTPARG_SYNTAX;
 	for (size_t i = 0; i < len; i++) {
 		unsigned d = (unsigned)(v[i] - '0');
 
@@ -117,10 +116,10 @@ static int mail_param(const char *kv, size_t len, struct smtp_path *p)
 	size_t vlen = (size_t)(kv + len - v);
 
 	if (klen == 4 && strncasecmp(kv, "SIZE", 4) == 0)
-		return eq ? size_param(v, vlen, p) : -EINVAL;
+		return eq ? size_param(v, vlen, p) : SMTPARG_SYNTAX;
 	if (klen == 4 && strncasecmp(kv, "BODY", 4) == 0)
 		return (vlen == 4 && strncasecmp(v, "7BIT", 4) == 0) ||
-		       (vlen == 8 && strncasecmp(v, "8BITMIME", 8) == 0) ? 0 : -EINVAL;
+		       (vlen == 8 && strncasecmp(v, "8BITMIME", 8) == 0) ? 0 : SMTPARG_SYNTAX;
 	return unknown_param(p, kv, klen);
 }
 
@@ -149,7 +148,7 @@ static void path_init(struct smtp_path *p)
 	p->param[0] = '\0';
 }
 
-int smtparg_mail(const char *arg, struct smtp_path *p)
+enum smtparg_verdict smtparg_mail(const char *arg, struct smtp_path *p)
 {
 	const char *path, *rest;
 	size_t len;
@@ -160,14 +159,14 @@ int smtparg_mail(const char *arg, struct smtp_path *p)
 		return rc;
 	if (len > 0) {
 		if (!sender_ok(path, len))
-			return -EDOM;
+			return SMTPARG_BAD_PATH;
 		memcpy(p->address, path, len);
 		p->address[len] = '\0';
 	}
 	return mail_params(rest, p);
 }
 
-int smtparg_rcpt(const char *arg, const char *hostname, struct smtp_path *p)
+enum smtparg_verdict smtparg_rcpt(const char *arg, const char *hostname, struct smtp_path *p)
 {
 	char postmaster[ADDRESS_MAX + 1];
 	const char *path, *rest;
@@ -180,12 +179,12 @@ int smtparg_rcpt(const char *arg, const char *hostname, struct smtp_path *p)
 	if (len == 10 && strncasecmp(path, "postmaster", 10) == 0) {
 		n = snprintf(postmaster, sizeof postmaster, "postmaster@%s", hostname);
 		if (n < 0 || (size_t)n >= sizeof postmaster)
-			return -EDOM;
+			return SMTPARG_BAD_PATH;
 		path = postmaster;
 		len = (size_t)n;
 	}
 	if (address_parse(path, len, p->address) < 0)
-		return -EDOM;
+		return SMTPARG_BAD_PATH;
 	rest += strspn(rest, " \t");
 	return *rest ? unknown_param(p, rest, strcspn(rest, " \t=")) : 0;
 }

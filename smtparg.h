@@ -17,15 +17,23 @@ struct smtp_path {
 	char param[SMTPARG_PARAM_MAX];	/* an unknown parameter, cut short */
 };
 
+/* What an argument is, as smtparg reads it (SMTPARG_OK is 0, the others
+   below it): smtp.c maps each to its reply. */
+enum smtparg_verdict {
+	SMTPARG_OK = 0,
+	SMTPARG_SYNTAX = -1,		/* not a path and parameters */
+	SMTPARG_BAD_PATH = -2,		/* a path outside the grammar */
+	SMTPARG_UNKNOWN_PARAM = -3,	/* a parameter we do not take, named in p->param */
+};
+
 /* MAIL: "FROM:<path> [SIZE=n] [BODY=7BIT|8BITMIME]". The sender is a
    dot-string local part @ a domain or address literal, kept as written, or
-   <>. 0; -EINVAL bad syntax; -EDOM a sender outside that grammar; -ENOTSUP
-   an unknown parameter, named in p->param. */
-int smtparg_mail(const char *arg, struct smtp_path *p);
+   <>. A verdict. */
+enum smtparg_verdict smtparg_mail(const char *arg, struct smtp_path *p);
 
 /* RCPT: "TO:<path>", no parameters. The recipient names a mailbox, so it
    must be in the grammar of address.c (normalised to lower case);
-   <postmaster> is postmaster@hostname. Errors as smtparg_mail. */
-int smtparg_rcpt(const char *arg, const char *hostname, struct smtp_path *p);
+   <postmaster> is postmaster@hostname. A verdict, as smtparg_mail. */
+enum smtparg_verdict smtparg_rcpt(const char *arg, const char *hostname, struct smtp_path *p);
 
 #endif

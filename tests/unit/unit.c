@@ -379,26 +379,26 @@ static void test_smtparg(void)
 	CHECK(smtparg_mail("FROM:<a@[127.0.0.1]>", &p) == 0);
 	CHECK(smtparg_mail("FROM:<a@b.c> SIZE=99999999999999999999", &p) == 0 &&
 	      p.size == UINT64_MAX);
-	CHECK(smtparg_mail("FROM:<a@b.c", &p) == -EINVAL);
-	CHECK(smtparg_mail("FROM:<a@b.c>SIZE=1", &p) == -EINVAL);
-	CHECK(smtparg_mail("FROM:<a@b.c> SIZE=x", &p) == -EINVAL);
-	CHECK(smtparg_mail("FROM:<a@b.c> BODY=BINARYMIME", &p) == -EINVAL);
-	CHECK(smtparg_mail("TO:<a@b.c>", &p) == -EINVAL);
-	CHECK(smtparg_mail("FROM:", &p) == -EINVAL);
-	CHECK(smtparg_mail("FROM:<\"q r\"@b.c>", &p) == -EDOM);
-	CHECK(smtparg_mail("FROM:<a..b@b.c>", &p) == -EDOM);
-	CHECK(smtparg_mail("FROM:<a@b_c>", &p) == -EDOM);
-	CHECK(smtparg_mail("FROM:<a@b.c> FOO=1", &p) == -ENOTSUP && strcmp(p.param, "FOO") == 0);
+	CHECK(smtparg_mail("FROM:<a@b.c", &p) == SMTPARG_SYNTAX);
+	CHECK(smtparg_mail("FROM:<a@b.c>SIZE=1", &p) == SMTPARG_SYNTAX);
+	CHECK(smtparg_mail("FROM:<a@b.c> SIZE=x", &p) == SMTPARG_SYNTAX);
+	CHECK(smtparg_mail("FROM:<a@b.c> BODY=BINARYMIME", &p) == SMTPARG_SYNTAX);
+	CHECK(smtparg_mail("TO:<a@b.c>", &p) == SMTPARG_SYNTAX);
+	CHECK(smtparg_mail("FROM:", &p) == SMTPARG_SYNTAX);
+	CHECK(smtparg_mail("FROM:<\"q r\"@b.c>", &p) == SMTPARG_BAD_PATH);
+	CHECK(smtparg_mail("FROM:<a..b@b.c>", &p) == SMTPARG_BAD_PATH);
+	CHECK(smtparg_mail("FROM:<a@b_c>", &p) == SMTPARG_BAD_PATH);
+	CHECK(smtparg_mail("FROM:<a@b.c> FOO=1", &p) == SMTPARG_UNKNOWN_PARAM && strcmp(p.param, "FOO") == 0);
 	CHECK(smtparg_rcpt("TO:<David@Test.COM>", "h.example", &p) == 0 &&
 	      strcmp(p.address, "david@test.com") == 0);
 	CHECK(smtparg_rcpt("To: <Postmaster>", "H.example", &p) == 0 &&
 	      strcmp(p.address, "postmaster@h.example") == 0);
-	CHECK(smtparg_rcpt("TO:<a=b@c.d>", "h", &p) == -EDOM);
-	CHECK(smtparg_rcpt("TO:<>", "h", &p) == -EDOM);
-	CHECK(smtparg_rcpt("TO:<../x@c.d>", "h", &p) == -EDOM);
-	CHECK(smtparg_rcpt("TO:<a@c.d> NOTIFY=NEVER", "h", &p) == -ENOTSUP &&
+	CHECK(smtparg_rcpt("TO:<a=b@c.d>", "h", &p) == SMTPARG_BAD_PATH);
+	CHECK(smtparg_rcpt("TO:<>", "h", &p) == SMTPARG_BAD_PATH);
+	CHECK(smtparg_rcpt("TO:<../x@c.d>", "h", &p) == SMTPARG_BAD_PATH);
+	CHECK(smtparg_rcpt("TO:<a@c.d> NOTIFY=NEVER", "h", &p) == SMTPARG_UNKNOWN_PARAM &&
 	      strcmp(p.param, "NOTIFY") == 0);
-	CHECK(smtparg_rcpt("FROM:<a@c.d>", "h", &p) == -EINVAL);
+	CHECK(smtparg_rcpt("FROM:<a@c.d>", "h", &p) == SMTPARG_SYNTAX);
 }
 
 static void test_spool(void)
