@@ -113,13 +113,13 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply(s, 403, "domain not served here");
 	else if (strlen(address) > STORE_ADDRESS_MAX)
 		reply(s, 403, "address too long for a mailbox file");
-	else if (transaction_has(&s->tx, address))
+	else if (session_tx_has(&s->tx, address))
 		reply(s, 200, "OK");
 	else if (s->tx.nrcpt >= s->cfg->max_recipients)
 		reply(s, 403, "too many recipients");
 	else if (store_mailbox_full(s->store, address))
 		reply(s, 403, "mailbox full");
-	else if (transaction_add(&s->tx, address) < 0)
+	else if (session_tx_add(&s->tx, address) < 0)
 		reply(s, 500, "out of memory");
 	else {
 		s->state = IN_RCPT;

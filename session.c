@@ -81,7 +81,7 @@ void session_reset_transaction(struct session *s)
 		s->state = GREETED;
 }
 
-int transaction_has(const struct transaction *t, const char *address)
+int session_tx_has(const struct transaction *t, const char *address)
 {
 	for (size_t i = 0; i < t->nrcpt; i++)
 		if (strcmp(t->rcpt[i], address) == 0)
@@ -89,7 +89,7 @@ int transaction_has(const struct transaction *t, const char *address)
 	return 0;
 }
 
-int transaction_add(struct transaction *t, const char *address)
+int session_tx_add(struct transaction *t, const char *address)
 {
 	char **grown, *copy;
 

@@ -143,9 +143,9 @@ static inline void session_did_mail_work(struct session *s)
 /* Drop the transaction: back to GREETED if past it. */
 void session_reset_transaction(struct session *s);
 /* 1 when address is a recipient already. */
-int transaction_has(const struct transaction *t, const char *address);
+int session_tx_has(const struct transaction *t, const char *address);
 /* Add a recipient: 0 or -ENOMEM. */
-int transaction_add(struct transaction *t, const char *address);
+int session_tx_add(struct transaction *t, const char *address);
 
 /* 1 when the configuration lets RCPT TO name address (-D). */
 int session_domain_served(const struct config *cfg, const char *address);

@@ -182,13 +182,13 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply(s, 550, "5.1.2 Error: domain not served here");
 	else if (strlen(p.address) > STORE_ADDRESS_MAX)
 		reply(s, 553, "5.1.3 Error: address too long for a mailbox file");
-	else if (transaction_has(&s->tx, p.address))
+	else if (session_tx_has(&s->tx, p.address))
 		reply(s, 250, "2.1.5 Ok");
 	else if (s->tx.nrcpt >= s->cfg->max_recipients)
 		reply(s, 452, "4.5.3 Error: too many recipients");
 	else if (store_mailbox_full(s->store, p.address))
 		reply(s, 552, "5.2.2 Error: mailbox full");
-	else if (transaction_add(&s->tx, p.address) < 0)
+	else if (session_tx_add(&s->tx, p.address) < 0)
 		reply(s, 451, "4.3.0 Error: out of memory");
 	else {
 		session_did_mail_work(s);
