@@ -215,13 +215,6 @@ static int reader_skip_line(struct reader *r, uint64_t deadline_ms)
 	}
 }
 
-int reader_line(struct reader *r, char *line, size_t max, uint64_t deadline_ms)
-{
-	int crlf;
-
-	return reader_line_crlf(r, line, max, deadline_ms, &crlf);
-}
-
 int reader_line_crlf(struct reader *r, char *line, size_t max, uint64_t deadline_ms, int *crlf)
 {
 	size_t len = 0;

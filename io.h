@@ -52,9 +52,8 @@ int reader_fill(struct reader *r, uint64_t deadline_ms);
 /* Read one line into line[max]: its length without the line end (a CR right
    before the LF is dropped); -E2BIG when it held more than max octets with its
    line end (the rest is skipped up to the LF, never buffered); -ENODATA at end
-   of input; -ETIMEDOUT or another -errno. */
-int reader_line(struct reader *r, char *line, size_t max, uint64_t deadline_ms);
-/* The same, and *crlf says how the line ended: 1 CRLF, 0 a bare LF. */
+   of input; -ETIMEDOUT or another -errno. *crlf says how the line ended:
+   1 CRLF, 0 a bare LF. */
 int reader_line_crlf(struct reader *r, char *line, size_t max, uint64_t deadline_ms, int *crlf);
 
 /* The unread bytes in the buffer, and using them up. */

@@ -28,8 +28,6 @@ static const char *code_word(int code)
 	}
 }
 
-#define send_line session_send_line
-
 /* Reply with code: "200 text", or "4xx WORD text" for an error, which is
    logged with the peer. After max_errors 400/403 replies in a row the
    session is closed. */
@@ -45,7 +43,7 @@ static void reply(struct session *s, int code, const char *text)
 		n = snprintf(line, sizeof line, "%d %s", code, text);
 	if (n < 0 || (size_t)n >= sizeof line)
 		n = snprintf(line, sizeof line, "%d %s", code, word ? word : "OK");
-	send_line(s, line, (size_t)n);
+	session_send_line(s, line, (size_t)n);
 	session_replied(s, line, code == 400 || code == 401 || code == 403,
 			code == 400 || code == 403);
 }
@@ -243,7 +241,7 @@ static int list_line(void *ctx, uint64_t id, const char *sender, const char *dat
 
 	if (n < 0 || (size_t)n >= sizeof line)
 		return -EOVERFLOW;
-	send_line(s, line, (size_t)n);
+	session_send_line(s, line, (size_t)n);
 	return s->out.error;
 }
 
@@ -265,7 +263,7 @@ static void cmd_list(struct session *s, char *arg)
 		abort_reply(s, rc);
 		return;
 	}
-	send_line(s, ".", 1);
+	session_send_line(s, ".", 1);
 	session_did_mail_work(s);
 	LOG(s, "Emails retrieved; list sent.");
 }
@@ -328,8 +326,8 @@ static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 		return;
 	}
 	reply(s, 200, "OK");
-	send_line(s, line, (size_t)snprintf(line, sizeof line, "From: %s", m.sender));
-	send_line(s, line, (size_t)snprintf(line, sizeof line, "Date: %s", m.date));
+	session_send_line(s, line, (size_t)snprintf(line, sizeof line, "From: %s", m.sender));
+	session_send_line(s, line, (size_t)snprintf(line, sizeof line, "Date: %s", m.date));
 	rc = spool_feed(&s->spool, text_sink, &t);
 	spool_reset(&s->spool);
 	if (rc < 0) {
@@ -338,7 +336,7 @@ static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 	}
 	if (!t.line_start)
 		writer_put(&s->out, "\r\n", 2);
-	send_line(s, ".", 1);
+	session_send_line(s, ".", 1);
 	session_did_mail_work(s);
 	LOG(s, "Email with id %llu sent.", (unsigned long long)id);
 }
@@ -419,7 +417,7 @@ static void last_words(struct session *s, enum ending why)
 	if (why == ENDING_TIMEOUT || why == ENDING_LIFETIME)
 		reply(s, 500, why == ENDING_TIMEOUT ? "timeout" : "session time limit reached");
 	else
-		send_line(s, line[why], strlen(line[why]));
+		session_send_line(s, line[why], strlen(line[why]));
 }
 
 static void greet(struct session *s)

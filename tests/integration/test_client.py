@@ -413,22 +413,22 @@ class ShellOnATerminal(TerminalTest):
         path = os.path.join(self.server.dir, "david@test.com.txt")
         return open(path, "rb").read() if os.path.exists(path) else b""
 
+    def begin_message(self, text):
+        """DATA at the prompt, then text typed: the screen shows it."""
+        self.at_prompt("DATA", [DATA_PROMPT_TEXT])
+        self.wait_screen(self.want)
+        self.type(text)
+        self.want.append(text.rstrip("\n"))
+        self.wait_screen(self.want)
+
     def test_ctrl_d_and_ctrl_c_drop_the_message_and_keep_the_session(self):
         self.start("-k", "1")
         self.open_transaction()
         dropped = "mysmtp: message dropped; the transaction is still open"
-        self.at_prompt("DATA", [DATA_PROMPT_TEXT])
-        self.wait_screen(self.want)
-        self.type("half a message\n")
-        self.want.append("half a message")
-        self.wait_screen(self.want)
+        self.begin_message("half a message\n")
         self.keys("C-d")
         self.want += ["^D", dropped]             # the terminal echoes ^D
-        self.at_prompt("DATA", [DATA_PROMPT_TEXT])
-        self.wait_screen(self.want)
-        self.type("another half")
-        self.want.append("another half")
-        self.wait_screen(self.want)
+        self.begin_message("another half")
         self.keys("C-c")
         self.want.append(dropped)
         self.wait_screen(self.want + [">"])
