@@ -11,19 +11,22 @@ SANITIZE  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PORT     ?= 2525
 HOST     ?= 127.0.0.1
 
-BUILD_PKGS = gcc make pkg-config libsystemd-dev libedit-dev
+BUILD_PKGS = gcc make pkg-config libsystemd-dev libedit-dev libcrypt-dev
 TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-14-dev \
              curl swaks mutt strace
 
 # The server: one idea per file (see README.md, "Source map").
-SERVER_SRCS = mysmtpd.c listener.c log.c session.c protocol.c smtp.c smtparg.c rfc5322.c \
+SERVER_SRCS = mysmtpd.c listener.c log.c session.c login.c accounts.c accounts_edit.c sasl.c \
+              protocol.c smtp.c \
+              smtparg.c rfc5322.c \
               io.c address.c data.c spool.c mboxrd.c store.c mbindex.c
-CLIENT_SRCS = mysmtp.c client_conn.c client_jobs.c client_shell.c io.c
+CLIENT_SRCS = mysmtp.c client_conn.c client_jobs.c client_shell.c client_login.c io.c
 UNIT_SRCS   = tests/unit/unit.c address.c data.c mboxrd.c spool.c io.c smtparg.c \
               rfc5322.c
 
 SD_CFLAGS  = $(shell pkg-config --cflags libsystemd 2>/dev/null)
 EDIT_LIBS  = -ledit
+CRYPT_LIBS = -lcrypt
 
 ALL_CFLAGS = $(WARN) $(HARDEN) $(SD_CFLAGS) $(CFLAGS)
 
@@ -45,7 +48,7 @@ build/asan/%.o: %.c $(wildcard *.h) | deps
 	$(CC) $(WARN) $(SD_CFLAGS) $(SANITIZE) -c -o $@ $<
 
 mysmtpd: $(SERVER_SRCS:%.c=build/%.o)
-	$(CC) $(LDHARDEN) $(LDFLAGS) -o $@ $^
+	$(CC) $(LDHARDEN) $(LDFLAGS) -o $@ $^ $(CRYPT_LIBS)
 
 # The same server linked statically (static PIE): each connection's exec is
 # about half as costly and a session's peak RSS about 1 MiB instead of 1.8,
@@ -56,7 +59,7 @@ mysmtpd: $(SERVER_SRCS:%.c=build/%.o)
 # make bench measures both; make install installs the dynamic one.
 build/static/mysmtpd: $(SERVER_SRCS:%.c=build/%.o)
 	@mkdir -p $(dir $@)
-	$(CC) -static-pie -Wl,-z,relro,-z,now $(LDFLAGS) -o $@ $^
+	$(CC) -static-pie -Wl,-z,relro,-z,now $(LDFLAGS) -o $@ $^ $(CRYPT_LIBS)
 
 mysmtp: $(CLIENT_SRCS:%.c=build/%.o)
 	$(CC) $(LDHARDEN) $(LDFLAGS) -o $@ $^ $(EDIT_LIBS)
@@ -71,7 +74,7 @@ build/unit: $(UNIT_SRCS:%.c=build/%.o)
 	$(CC) $(LDHARDEN) -o $@ $^
 
 build/asan/mysmtpd: $(SERVER_SRCS:%.c=build/asan/%.o)
-	$(CC) $(SANITIZE) -o $@ $^
+	$(CC) $(SANITIZE) -o $@ $^ $(CRYPT_LIBS)
 
 build/asan/mysmtp: $(CLIENT_SRCS:%.c=build/asan/%.o)
 	$(CC) $(SANITIZE) -o $@ $^ $(EDIT_LIBS)
@@ -124,7 +127,7 @@ FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 300
 FUZZ_FLAGS    = -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
-FUZZ_SRCS     = $(filter-out mysmtpd.c listener.c log.c,$(SERVER_SRCS))
+FUZZ_SRCS     = $(filter-out mysmtpd.c listener.c log.c accounts_edit.c,$(SERVER_SRCS))
 FUZZERS       = build/fuzz/fuzz_session build/fuzz/fuzz_address build/fuzz/fuzz_smtp
 FUZZ_OBJS     = $(FUZZ_SRCS:%.c=build/fuzz/obj/%.o)
 
@@ -139,7 +142,7 @@ build/fuzz/obj/%.o: %.c $(wildcard *.h) | test-deps
 	$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) | test-deps
-	$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^
+	$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(CRYPT_LIBS)
 
 build/faults/shim.so: tests/faults/shim.c
 	@mkdir -p $(dir $@)

@@ -197,6 +197,11 @@ int reader_fill(struct reader *r, uint64_t deadline_ms)
 	}
 }
 
+void reader_wipe_used(struct reader *r)
+{
+	explicit_bzero(r->buf, r->start);
+}
+
 /* Skip input up to and including the next LF. */
 static int reader_skip_line(struct reader *r, uint64_t deadline_ms)
 {

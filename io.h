@@ -68,4 +68,7 @@ static inline void reader_consume(struct reader *r, size_t n)
 	r->start += n;
 }
 
+/* Wipe what was read from the buffer already (a password). */
+void reader_wipe_used(struct reader *r);
+
 #endif

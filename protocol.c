@@ -8,6 +8,7 @@
 #include "address.h"
 #include "data.h"
 #include "io.h"
+#include "login.h"
 #include "mboxrd.h"
 
 #include <errno.h>
@@ -69,6 +70,62 @@ static int helo_domain_ok(const struct session *s, const char *address)
 	return s->cfg->any_domain || address_in_domain(address, s->helo);
 }
 
+/* With accounts on: 0 when they were read, else 500 is sent. */
+static int accounts_ready(struct session *s)
+{
+	if (login_accounts_ready(s))
+		return 0;
+	reply(s, 500, "accounts unavailable");
+	return -EIO;
+}
+
+/* May this session use address as sender, or read its mailbox? With
+   accounts, only the address logged in as (section 7); without, the
+   HELO-domain rule (section 2). 0, or the refusal sent. */
+static int own_address(struct session *s, const char *address, const char *not_helo,
+		       const char *not_own)
+{
+	if (!login_accounts_on(s)) {
+		if (helo_domain_ok(s, address))
+			return 0;
+		reply(s, 403, not_helo);
+	} else if (accounts_ready(s) == 0) {
+		if (s->user[0] && strcmp(address, s->user) == 0)
+			return 0;
+		reply(s, 403, s->user[0] ? not_own : "log in first (AUTH)");
+	}
+	return -EPERM;
+}
+
+/* "AUTH <address> <password>": the password is the rest of the line after
+   one space, as sent; the engine wipes the line afterwards. */
+static void cmd_auth(struct session *s, char *arg)
+{
+	char *password = strchr(arg, ' ');
+
+	if (!login_accounts_on(s))
+		reply(s, 403, "no accounts on this server: every mailbox is open");
+	else if (accounts_ready(s) < 0)
+		return;
+	else if (!password || password == arg || !password[1])
+		reply(s, 400, "syntax: AUTH <user@domain> <password>");
+	else if (s->user[0])
+		reply(s, 403, "already logged in");
+	else if (s->state != GREETED)
+		reply(s, 403, "a transaction is already open");
+	else if (!login_allowed(s))
+		reply(s, 403, "TLS required");
+	else {
+		*password++ = '\0';
+		switch (login_check(s, arg, password)) {
+		case LOGIN_OK: reply(s, 200, "OK"); break;
+		case LOGIN_FAILED: reply(s, 403, "wrong address or password"); break;
+		case LOGIN_TOO_MANY: session_end_by(s, ENDING_AUTH); break;
+		case LOGIN_ERROR: reply(s, 500, "out of memory"); break;
+		}
+	}
+}
+
 static void cmd_helo(struct session *s, char *arg)
 {
 	if (helo_id_valid(arg, strlen(arg)) < 0 || strlen(arg) >= sizeof s->helo) {
@@ -90,8 +147,9 @@ static void cmd_mail(struct session *s, char *arg)
 		reply(s, 403, "a transaction is already open");
 	else if (parse_prefixed_address(arg, "FROM:", address) < 0)
 		reply(s, 400, "syntax: MAIL FROM: <user@domain>");
-	else if (!helo_domain_ok(s, address))
-		reply(s, 403, "sender not in the HELO domain");
+	else if (own_address(s, address, "sender not in the HELO domain",
+			     "sender is not the address logged in as") < 0)
+		return;
 	else {
 		memcpy(s->tx.sender, address, sizeof address);
 		s->state = IN_MAIL;
@@ -111,6 +169,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply(s, 403, "domain not served here");
 	else if (strlen(address) > STORE_ADDRESS_MAX)
 		reply(s, 403, "address too long for a mailbox file");
+	else if (login_accounts_on(s) && accounts_ready(s) < 0)
+		return;
+	else if (login_accounts_on(s) && !login_has_account(s, address))
+		reply(s, 401, "no such mailbox");
 	else if (session_tx_has(&s->tx, address))
 		reply(s, 200, "OK");
 	else if (s->tx.nrcpt >= s->cfg->max_recipients)
@@ -203,20 +265,14 @@ static int readable_mailbox(struct session *s, const char *arg, size_t len, char
 		reply(s, 400, "bad address");
 		return -EINVAL;
 	}
-	if (!helo_domain_ok(s, address)) {
-		reply(s, 403, "mailbox not in the HELO domain");
-		return -EPERM;
-	}
-	return 0;
+	return own_address(s, address, "mailbox not in the HELO domain", "not your mailbox");
 }
 
-/* Open the mailbox, or send 401/500 and return an error. */
-static int open_mailbox(struct session *s, const char *address, struct mailbox *mb)
+/* How opening address's mailbox went (rc): 0, or 401/500 sent and rc. */
+static int mailbox_opened(struct session *s, const char *address, int rc)
 {
-	int rc = store_mailbox_open(s->store, address, mb);
-
 	if (rc == -ENOENT)
-		reply(s, 401, "no such mailbox");
+		reply(s, 401, login_accounts_on(s) ? "no such message" : "no such mailbox");
 	else if (rc < 0) {
 		LOG(s, "Mailbox %s unreadable: %s", address, strerror(-rc));
 		reply(s, 500, "cannot read the mailbox");
@@ -254,14 +310,20 @@ static void cmd_list(struct session *s, char *arg)
 	if (readable_mailbox(s, arg, strlen(arg), address) < 0)
 		return;
 	LOG(s, "LIST %s", address);
-	if (open_mailbox(s, address, &mb) < 0)
+	rc = store_mailbox_open(s->store, address, &mb);
+	if (rc == -ENOENT && login_accounts_on(s)) {
+		/* One's own mailbox, before any mail has come: empty. */
+		reply(s, 200, "OK");
+	} else if (mailbox_opened(s, address, rc) < 0) {
 		return;
-	reply(s, 200, "OK");
-	rc = store_list(&mb, list_line, s);
-	store_mailbox_close(&mb);
-	if (rc < 0) {
-		abort_reply(s, rc);
-		return;
+	} else {
+		reply(s, 200, "OK");
+		rc = store_list(&mb, list_line, s);
+		store_mailbox_close(&mb);
+		if (rc < 0) {
+			abort_reply(s, rc);
+			return;
+		}
 	}
 	session_send_line(s, ".", 1);
 	session_did_mail_work(s);
@@ -355,25 +417,26 @@ static void cmd_get_mail(struct session *s, char *arg)
 	if (readable_mailbox(s, arg, addr_len, address) < 0)
 		return;
 	LOG(s, "GET_MAIL %s %llu", address, (unsigned long long)id);
-	if (open_mailbox(s, address, &mb) < 0)
+	if (mailbox_opened(s, address, store_mailbox_open(s->store, address, &mb)) < 0)
 		return;
 	send_message(s, &mb, id);
 	store_mailbox_close(&mb);
 }
 
 static const struct command commands[] = {
-	{ "HELO",     FRESH,   0, cmd_helo, 0, NULL },
-	{ "MAIL",     GREETED, 0, cmd_mail, 0, NULL },
-	{ "RCPT",     IN_MAIL, 0, cmd_rcpt, 0, NULL },
-	{ "DATA",     IN_RCPT, 1, cmd_data, 0, NULL },
-	{ "LIST",     GREETED, 0, cmd_list, 0, NULL },
-	{ "GET_MAIL", GREETED, 0, cmd_get_mail, 0, NULL },
-	{ "NOOP",     FRESH,   0, session_cmd_reply, 200, "OK" },
-	{ "RSET",     FRESH,   1, session_cmd_reset, 200, "OK" },
+	{ "HELO",     FRESH,   0, cmd_helo, 0, NULL, 0 },
+	{ "MAIL",     GREETED, 0, cmd_mail, 0, NULL, 0 },
+	{ "RCPT",     IN_MAIL, 0, cmd_rcpt, 0, NULL, 0 },
+	{ "DATA",     IN_RCPT, 1, cmd_data, 0, NULL, 0 },
+	{ "LIST",     GREETED, 0, cmd_list, 0, NULL, 0 },
+	{ "GET_MAIL", GREETED, 0, cmd_get_mail, 0, NULL, 0 },
+	{ "AUTH",     GREETED, 0, cmd_auth, 0, NULL, 1 },
+	{ "NOOP",     FRESH,   0, session_cmd_reply, 200, "OK", 0 },
+	{ "RSET",     FRESH,   1, session_cmd_reset, 200, "OK", 0 },
 	{ "HELP",     FRESH,   0, session_cmd_reply, 200,
-	  "Commands: HELO MAIL RCPT DATA LIST GET_MAIL NOOP RSET HELP QUIT" },
-	{ "QUIT",     FRESH,   1, session_cmd_quit, 200, "Goodbye" },
-	{ NULL,       FRESH,   0, NULL, 0, NULL },
+	  "Commands: HELO MAIL RCPT DATA LIST GET_MAIL NOOP RSET HELP QUIT", 0 },
+	{ "QUIT",     FRESH,   1, session_cmd_quit, 200, "Goodbye", 0 },
+	{ NULL,       FRESH,   0, NULL, 0, NULL, 0 },
 };
 
 /* The step a command sent too early is missing: the one after the state. */
@@ -412,6 +475,7 @@ static void last_words(struct session *s, enum ending why)
 	static const char *const line[] = {
 		[ENDING_ERRORS] = "403 FORBIDDEN too many errors",
 		[ENDING_JUNK] = "403 FORBIDDEN too many commands without mail",
+		[ENDING_AUTH] = "403 FORBIDDEN too many failures",
 	};
 
 	if (why == ENDING_TIMEOUT || why == ENDING_LIFETIME)
@@ -422,6 +486,8 @@ static void last_words(struct session *s, enum ending why)
 
 static void greet(struct session *s)
 {
+	if (!login_accounts_on(s))
+		LOG(s, "No accounts file: any client may read any mailbox.");
 	char greeting[320];
 	int n = snprintf(greeting, sizeof greeting, "%s My_SMTP ready", s->cfg->hostname);
 

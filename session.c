@@ -3,6 +3,7 @@
    counts that end a session, the transaction, and delivery. */
 #define _GNU_SOURCE
 #include "session.h"
+#include "login.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,12 +24,13 @@ void session_end_by(struct session *s, enum ending why)
 		[ENDING_LIFETIME] = "Session time limit reached; closing.",
 		[ENDING_ERRORS] = "Too many errors; closing.",
 		[ENDING_JUNK] = "Too many commands without mail; closing.",
+		[ENDING_AUTH] = "Too many failed logins; closing.",
 	};
 
 	if (said[why])
 		LOG(s, "%s", said[why]);
 	s->dialect->last_words(s, why);
-	s->end = why == ENDING_ERRORS || why == ENDING_JUNK ? END_ERRORS : END_TIMEOUT;
+	s->end = why == ENDING_TIMEOUT || why == ENDING_LIFETIME ? END_TIMEOUT : END_ERRORS;
 	s->done = 1;
 }
 
@@ -163,22 +165,34 @@ static char *trim_blanks(char *arg)
 	return arg;
 }
 
-static void run_command(struct session *s, char *line, size_t len)
+/* The command of the table named by the verb of line (the end row if none). */
+static const struct command *look_up(const struct dialect *d, const char *line, size_t verb_len)
+{
+	const struct command *c;
+
+	for (c = d->commands; c->verb; c++)
+		if (strlen(c->verb) == verb_len && strncasecmp(line, c->verb, verb_len) == 0)
+			break;
+	return c;
+}
+
+/* Run the command of line: 1 when the line held a password. */
+static int run_command(struct session *s, char *line, size_t len)
 {
 	const struct dialect *d = s->dialect;
-	const struct command *c;
 	size_t verb_len = strcspn(line, " \t");
+	const struct command *c = look_up(d, line, verb_len);
 	char *arg;
 
 	snprintf(s->verb, sizeof s->verb, "%.*s", (int)verb_len, line);
 	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
 		d->refuse(s, REFUSE_BAD_OCTET, NULL);
-		return;
+		return c->secret;
 	}
-	arg = trim_blanks(line + verb_len);
-	for (c = d->commands; c->verb; c++)
-		if (strlen(c->verb) == verb_len && strncasecmp(line, c->verb, verb_len) == 0)
-			break;
+	if (c->secret)
+		arg = line + verb_len + (line[verb_len] != '\0');
+	else
+		arg = trim_blanks(line + verb_len);
 	if (!c->verb)
 		d->refuse(s, REFUSE_UNKNOWN, NULL);
 	else if (s->state < c->needs)
@@ -189,6 +203,7 @@ static void run_command(struct session *s, char *line, size_t len)
 		s->command = c;
 		c->run(s, arg);
 	}
+	return c->secret;
 }
 
 static void read_command(struct session *s)
@@ -211,8 +226,9 @@ static void read_command(struct session *s)
 	if (n == -E2BIG || (s->dialect->strict && !crlf && s->cfg->bare_lf_reject)) {
 		snprintf(s->verb, sizeof s->verb, "command");
 		s->dialect->refuse(s, n == -E2BIG ? REFUSE_TOO_LONG : REFUSE_BARE_LF, NULL);
-	} else {
-		run_command(s, line, (size_t)n);
+	} else if (run_command(s, line, (size_t)n)) {
+		explicit_bzero(line, sizeof line);
+		reader_wipe_used(&s->in);
 	}
 	if (!s->done && s->junk >= s->cfg->max_junk)
 		session_end_by(s, ENDING_JUNK);
@@ -228,6 +244,7 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 	writer_init(&s.out, env->out_fd, cfg->timeout * 1000U);
 	reader_init(&s.in, env->in_fd, &s.out);
 	spool_init(&s.spool, st->dirfd);
+	login_start(&s);
 	d->greet(&s);
 	while (!s.done && s.out.error == 0)
 		read_command(&s);
@@ -237,6 +254,7 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 		s.end = END_IO;
 	transaction_clear(&s.tx);
 	free(s.tx.rcpt);
+	login_finish(&s);
 	spool_free(&s.spool);
 	return s.end;
 }

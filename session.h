@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "accounts.h"
 #include "address.h"
 #include "data.h"
 #include "io.h"
@@ -32,6 +33,9 @@ struct config {
 	const char *const *domains;	/* served RCPT TO domains; none: any */
 	size_t ndomains;
 	const char *hostname;
+	const char *accounts_file;	/* --accounts; NULL: the open demo of sections 1-6 */
+	int allow_plaintext_auth;	/* passwords also over plaintext from non-local peers */
+	unsigned auth_failure_delay_ms;	/* before the reply to a failed login */
 };
 
 typedef void (*session_log)(void *ctx, const char *fmt, ...)
@@ -69,13 +73,17 @@ struct command {
 	void (*run)(struct session *s, char *arg);
 	int code;			/* for the engine's own handlers below: */
 	const char *text;		/* the reply they give */
+	/* The line holds a password: the argument is passed as sent (after
+	   the verb and one blank, nothing trimmed), and the line is wiped
+	   from memory once the command has run. */
+	int secret;
 };
 
 /* Why the engine refuses a command line, and why it ends a session: the
    dialect says each in its own words. */
 enum refusal { REFUSE_TOO_LONG, REFUSE_BAD_OCTET, REFUSE_BARE_LF, REFUSE_UNKNOWN,
 	       REFUSE_STATE, REFUSE_ARGUMENT };
-enum ending { ENDING_TIMEOUT, ENDING_LIFETIME, ENDING_ERRORS, ENDING_JUNK };
+enum ending { ENDING_TIMEOUT, ENDING_LIFETIME, ENDING_ERRORS, ENDING_JUNK, ENDING_AUTH };
 
 struct dialect {
 	const struct command *commands;	/* ended by a NULL verb */
@@ -109,6 +117,10 @@ struct session {
 	const struct command *command;	/* the one being run */
 	char helo[256];
 	struct transaction tx;
+	struct accounts accounts;	/* as read at the session's start (login.h) */
+	char user[ADDRESS_MAX + 1];	/* the address logged in as; "" before */
+	unsigned auth_failures;
+	int tls;			/* the connection is TLS */
 };
 
 #define LOG(s, ...) (s)->env->log((s)->env->log_ctx, __VA_ARGS__)

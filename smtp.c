@@ -12,8 +12,10 @@
 #include "address.h"
 #include "data.h"
 #include "io.h"
+#include "login.h"
 #include "mboxrd.h"
 #include "rfc5322.h"
+#include "sasl.h"
 #include "smtparg.h"
 
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include <time.h>
 
 #define HELO_MAX 255
+#define SASL_BUFFER_MAX 2048	/* octets of a 334 response line */
 
 /* One reply line: "CODE text", or "CODE-text" when more lines follow. */
 static void send_line(struct session *s, int code, char sep, const char *text)
@@ -116,6 +119,8 @@ static void greet(struct session *s, char *arg, int esmtp)
 	send_line(s, 250, '-', "PIPELINING");
 	send_line(s, 250, '-', n < 0 || (size_t)n >= sizeof size ? "SIZE" : size);
 	send_line(s, 250, '-', "8BITMIME");
+	if (login_accounts_on(s) && login_allowed(s))
+		send_line(s, 250, '-', "AUTH PLAIN");
 	reply(s, 250, "ENHANCEDSTATUSCODES");
 }
 
@@ -141,6 +146,22 @@ static void refuse_path(struct session *s, enum smtparg_verdict v, const struct 
 		replyf(s, 501, "5.5.4 Syntax: %s:<address>", command);
 }
 
+/* With accounts on: 0 when they were read, else 451 is sent. */
+static int accounts_ready(struct session *s)
+{
+	if (!login_accounts_on(s) || login_accounts_ready(s))
+		return 0;
+	reply(s, 451, "4.3.5 Error: accounts unavailable");
+	return -EIO;
+}
+
+/* A sender that names a local account must be the one logged in as. */
+static int sender_allowed(const struct session *s, const char *sender)
+{
+	return !login_accounts_on(s) || !login_has_account(s, sender) ||
+	       strcmp(sender, s->user) == 0;
+}
+
 static void cmd_mail(struct session *s, char *arg)
 {
 	struct smtp_path p;
@@ -155,6 +176,10 @@ static void cmd_mail(struct session *s, char *arg)
 		refuse_path(s, rc, &p, "MAIL FROM", "5.1.7", "sender");
 	else if (p.has_size && p.size > s->cfg->max_message)
 		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
+	else if (accounts_ready(s) < 0)
+		return;
+	else if (!sender_allowed(s, p.address))
+		reply(s, 550, "5.7.1 Error: sender is a local account; log in as it first");
 	else {
 		memcpy(s->tx.sender, p.address, sizeof p.address);
 		s->state = IN_MAIL;
@@ -182,6 +207,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply(s, 550, "5.1.2 Error: domain not served here");
 	else if (strlen(p.address) > STORE_ADDRESS_MAX)
 		reply(s, 553, "5.1.3 Error: address too long for a mailbox file");
+	else if (accounts_ready(s) < 0)
+		return;
+	else if (login_accounts_on(s) && !login_has_account(s, p.address))
+		reply(s, 550, "5.1.1 Error: no such mailbox");
 	else if (session_tx_has(&s->tx, p.address))
 		reply(s, 250, "2.1.5 Ok");
 	else if (s->tx.nrcpt >= s->cfg->max_recipients)
@@ -291,6 +320,88 @@ static void cmd_data(struct session *s, char *arg)
 	session_reset_transaction(s);
 }
 
+/* The PLAIN response: on the AUTH line, or asked for with "334 ". The
+   engine wipes the command line and the input buffer afterwards; the
+   response line is wiped here. 0, or -1 with the reply sent. */
+static int plain_response(struct session *s, const char *initial, struct sasl_plain *p)
+{
+	char line[SASL_BUFFER_MAX + 1];
+	int crlf, n, rc;
+
+	if (*initial) {
+		rc = sasl_plain_decode(initial, strlen(initial), p);
+	} else {
+		send_line(s, 334, ' ', "");
+		n = reader_line_crlf(&s->in, line, SASL_BUFFER_MAX,
+				     io_deadline(s->cfg->timeout, s->session_end), &crlf);
+		if (n == -ETIMEDOUT || n == -ENODATA || (n < 0 && n != -E2BIG)) {
+			if (n == -ETIMEDOUT)
+				session_time_out(s);
+			s->done = 1;
+			return -1;
+		}
+		if (n == -E2BIG) {
+			reply(s, 500, "5.5.6 Error: authentication exchange line is too long");
+			return -1;
+		}
+		rc = strcmp(line, "*") == 0 ? 1 : sasl_plain_decode(line, (size_t)n, p);
+		explicit_bzero(line, sizeof line);
+		if (rc == 1) {
+			reply(s, 501, "5.7.0 Error: authentication aborted");
+			return -1;
+		}
+	}
+	if (rc < 0)
+		reply(s, 501, "5.5.2 Error: cannot decode response");
+	return rc < 0 ? -1 : 0;
+}
+
+static int same_address(const char *a, const char *b)
+{
+	char x[ADDRESS_MAX + 1], y[ADDRESS_MAX + 1];
+
+	return address_parse(a, strlen(a), x) == 0 && address_parse(b, strlen(b), y) == 0 &&
+	       strcmp(x, y) == 0;
+}
+
+/* Log in as p's authcid; an authzid, when given, must be the same address
+   (else the login fails, after the same hash and delay as any other). */
+static void plain_login(struct session *s, struct sasl_plain *p)
+{
+	if (p->authzid[0] && !same_address(p->authzid, p->authcid))
+		p->authcid[0] = '\0';
+	switch (login_check(s, p->authcid, p->password)) {
+	case LOGIN_OK: reply(s, 235, "2.7.0 Authentication successful"); break;
+	case LOGIN_FAILED: reply(s, 535, "5.7.8 Error: authentication failed"); break;
+	case LOGIN_TOO_MANY: session_end_by(s, ENDING_AUTH); break;
+	case LOGIN_ERROR: reply(s, 454, "4.7.0 Temporary authentication failure"); break;
+	}
+}
+
+/* AUTH PLAIN [initial-response] (RFC 4954, RFC 4616). */
+static void cmd_auth(struct session *s, char *arg)
+{
+	struct sasl_plain p;
+	size_t mech = strcspn(arg, " ");
+	const char *initial = arg + mech + (arg[mech] == ' ');
+
+	if (!login_accounts_on(s))
+		reply(s, 502, "5.5.1 Error: command not implemented");
+	else if (s->user[0])
+		reply(s, 503, "5.5.1 Error: already authenticated");
+	else if (s->state != GREETED)
+		reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
+	else if (!login_allowed(s))
+		reply(s, 538, "5.7.11 Encryption required for requested authentication mechanism");
+	else if (mech != 5 || strncasecmp(arg, "PLAIN", 5) != 0)
+		reply(s, 504, "5.5.4 Unsupported authentication mechanism");
+	else if (!login_accounts_ready(s))
+		reply(s, 454, "4.7.0 Temporary authentication failure");
+	else if (plain_response(s, initial, &p) == 0)
+		plain_login(s, &p);
+	explicit_bzero(&p, sizeof p);
+}
+
 static void cmd_vrfy(struct session *s, char *arg)
 {
 	if (!*arg)
@@ -300,28 +411,28 @@ static void cmd_vrfy(struct session *s, char *arg)
 }
 
 static const struct command commands[] = {
-	{ "EHLO",     FRESH,   0, cmd_ehlo, 0, NULL },
-	{ "HELO",     FRESH,   0, cmd_helo, 0, NULL },
-	{ "MAIL",     GREETED, 0, cmd_mail, 0, NULL },
-	{ "RCPT",     IN_MAIL, 0, cmd_rcpt, 0, NULL },
-	{ "DATA",     IN_MAIL, 0, cmd_data, 0, NULL },	/* 554 without recipients comes first */
-	{ "RSET",     FRESH,   1, session_cmd_reset, 250, "2.0.0 Ok" },
-	{ "NOOP",     FRESH,   0, session_cmd_reply, 250, "2.0.0 Ok" },
-	{ "VRFY",     FRESH,   0, cmd_vrfy, 0, NULL },
+	{ "EHLO",     FRESH,   0, cmd_ehlo, 0, NULL, 0 },
+	{ "HELO",     FRESH,   0, cmd_helo, 0, NULL, 0 },
+	{ "MAIL",     GREETED, 0, cmd_mail, 0, NULL, 0 },
+	{ "RCPT",     IN_MAIL, 0, cmd_rcpt, 0, NULL, 0 },
+	{ "DATA",     IN_MAIL, 0, cmd_data, 0, NULL, 0 },	/* 554 without recipients comes first */
+	{ "RSET",     FRESH,   1, session_cmd_reset, 250, "2.0.0 Ok", 0 },
+	{ "NOOP",     FRESH,   0, session_cmd_reply, 250, "2.0.0 Ok", 0 },
+	{ "VRFY",     FRESH,   0, cmd_vrfy, 0, NULL, 0 },
 	{ "HELP",     FRESH,   0, session_cmd_reply, 214,
-	  "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT" },
-	{ "QUIT",     FRESH,   1, session_cmd_quit, 221, "2.0.0 Bye" },
-	{ "EXPN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
-	{ "TURN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
-	{ "ETRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
-	{ "ATRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
-	{ "BDAT",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
-	{ "STARTTLS", FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
-	{ "AUTH",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
-	{ "SEND",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
-	{ "SOML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
-	{ "SAML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented" },
-	{ NULL,       FRESH,   0, NULL, 0, NULL },
+	  "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT", 0 },
+	{ "QUIT",     FRESH,   1, session_cmd_quit, 221, "2.0.0 Bye", 0 },
+	{ "AUTH",     GREETED, 0, cmd_auth, 0, NULL, 1 },
+	{ "EXPN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
+	{ "TURN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
+	{ "ETRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
+	{ "ATRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
+	{ "BDAT",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
+	{ "STARTTLS", FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
+	{ "SEND",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
+	{ "SOML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
+	{ "SAML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
+	{ NULL,       FRESH,   0, NULL, 0, NULL, 0 },
 };
 
 static void refuse(struct session *s, enum refusal why, const struct command *c)
@@ -363,6 +474,9 @@ static void last_words(struct session *s, enum ending why)
 		break;
 	case ENDING_JUNK:
 		send_421(s, "4.7.0", "Error: too many commands without mail");
+		break;
+	case ENDING_AUTH:
+		send_421(s, "4.7.0", "Error: too many failed authentications");
 	}
 }
 

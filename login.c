@@ -1,0 +1,85 @@
+/* login.c: logging in on a session (login.h). */
+#define _GNU_SOURCE
+#include "login.h"
+#include "accounts.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static void warn(void *ctx, const char *fmt, ...)
+{
+	struct session *s = ctx;
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	LOG(s, "%s", line);
+}
+
+void login_start(struct session *s)
+{
+	char why[160];
+
+	if (!login_accounts_on(s))
+		return;
+	if (accounts_load(&s->accounts, s->cfg->accounts_file, why, sizeof why, warn, s) < 0)
+		LOG(s, "Accounts file %s unavailable: %s; refusing what needs it.",
+		    s->cfg->accounts_file, why);
+}
+
+void login_finish(struct session *s)
+{
+	accounts_free(&s->accounts);
+	explicit_bzero(s->user, sizeof s->user);
+}
+
+static int peer_is_local(const char *peer)
+{
+	return strcmp(peer, "local") == 0 || strncmp(peer, "127.", 4) == 0 ||
+	       strcmp(peer, "::1") == 0;
+}
+
+int login_allowed(const struct session *s)
+{
+	return s->tls || s->cfg->allow_plaintext_auth || peer_is_local(s->env->peer);
+}
+
+int login_has_account(const struct session *s, const char *address)
+{
+	return accounts_has(&s->accounts, address);
+}
+
+/* The failure delay, whole whatever signals come. */
+static void pause_ms(unsigned ms)
+{
+	struct timespec left = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&left, &left) < 0 && errno == EINTR)
+		;
+}
+
+enum login_outcome login_check(struct session *s, const char *address, char *password)
+{
+	char normal[ADDRESS_MAX + 1] = "";
+	/* An address that is not one is checked as one without an account. */
+	int valid = address_parse(address, strlen(address), normal) == 0;
+	int ok = accounts_verify(&s->accounts, valid ? normal : "", password, warn, s);
+
+	explicit_bzero(password, strlen(password));
+	if (ok < 0)
+		return LOGIN_ERROR;
+	if (ok) {
+		memcpy(s->user, normal, sizeof normal);
+		LOG(s, "Authenticated %s from %s", s->user, s->env->peer);
+		return LOGIN_OK;
+	}
+	pause_ms(s->cfg->auth_failure_delay_ms);
+	LOG(s, "Authentication failed for %s from %s", valid ? normal : "(not an address)",
+	    s->env->peer);
+	return ++s->auth_failures >= LOGIN_FAILURES_MAX ? LOGIN_TOO_MANY : LOGIN_FAILED;
+}

@@ -1,0 +1,48 @@
+/* login.h: logging in on a session (PROTOCOL.md section 7), for every
+   dialect: the accounts file as read at the session's start, the rule that
+   a password crosses only TLS or a local connection, the check with its
+   failure delay and count, and the log line fail2ban reads. */
+#ifndef MYSMTP_LOGIN_H
+#define MYSMTP_LOGIN_H
+
+#include "session.h"
+
+#define LOGIN_FAILURES_MAX 3	/* failures that end a session */
+
+enum login_outcome {
+	LOGIN_OK,		/* s->user is the address */
+	LOGIN_FAILED,		/* wrong address or password, after the delay */
+	LOGIN_TOO_MANY,		/* the same, and the session must end (ENDING_AUTH) */
+	LOGIN_ERROR,		/* out of memory: nothing was checked */
+};
+
+/* Read the accounts file named by the configuration, if any, and log what
+   is wrong with it: at the start of each session. */
+void login_start(struct session *s);
+void login_finish(struct session *s);
+
+/* 1 when accounts are on (the configuration names a file). */
+static inline int login_accounts_on(const struct session *s)
+{
+	return s->cfg->accounts_file != NULL;
+}
+
+/* 1 when the accounts file was read: else every command that needs it is
+   answered "accounts unavailable". */
+static inline int login_accounts_ready(const struct session *s)
+{
+	return s->accounts.text != NULL;
+}
+
+/* 1 when a password may be sent on this connection: TLS, a local peer (a
+   pipe, 127.0.0.0/8, ::1), or --allow-plaintext-auth. */
+int login_allowed(const struct session *s);
+
+/* 1 when address has an account. */
+int login_has_account(const struct session *s, const char *address);
+
+/* Check the password of address (the client's text, not yet normalised):
+   the password is wiped here, whatever the outcome. */
+enum login_outcome login_check(struct session *s, const char *address, char *password);
+
+#endif
