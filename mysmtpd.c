@@ -4,6 +4,8 @@
    With -S it speaks standard SMTP (smtp.c) instead of My_SMTP (protocol.c).
    Here are the options, the peer address, where logs go, and the exit codes. */
 #define _GNU_SOURCE
+#include "accounts.h"
+#include "accounts_edit.h"
 #include "address.h"
 #include "listener.h"
 #include "log.h"
@@ -39,6 +41,8 @@ struct server {
 	const char *domains[MAX_DOMAINS];
 	char hostname[256];
 	int smtp;		/* -S: standard SMTP */
+	const char *set_password;	/* --set-password ADDRESS: edit, serve nothing */
+	const char *remove_account;	/* --remove-account ADDRESS */
 	char busy[320];		/* the line for a connection past -c */
 };
 
@@ -67,6 +71,12 @@ static const char usage[] =
 	"                             not only the HELO domain\n"
 	"  -D, --domain DOMAIN        accept RCPT TO only for DOMAIN (repeatable)\n"
 	"  -n, --hostname NAME        name in the greeting and headers [host name]\n"
+	"  -u, --accounts FILE        only account holders read mail, and mail goes only\n"
+	"                             to accounts (Dovecot passwd-file: address:hash)\n"
+	"  -P, --allow-plaintext-auth take passwords without TLS from non-local peers\n"
+	"      --set-password ADDRESS add the account or change its password in the\n"
+	"                             --accounts file (read from the terminal or stdin)\n"
+	"      --remove-account ADDRESS  take the account out of the --accounts file\n"
 	"  -S, --smtp                 speak standard SMTP (RFC 5321) instead of My_SMTP,\n"
 	"                             for curl, swaks, smtplib, msmtp, Postfix\n"
 	"  -B, --bare-lf MODE         SMTP mode: a line ending in a bare LF is taken as\n"
@@ -76,6 +86,8 @@ static const char usage[] =
 	"\n"
 	"Logs go to standard error, or to syslog when standard error is the\n"
 	"client's connection. See mysmtpd(8).\n";
+
+enum { OPT_SET_PASSWORD = 256, OPT_REMOVE_ACCOUNT };
 
 static const struct option long_options[] = {
 	{ "mailbox-dir", required_argument, NULL, 'd' },
@@ -96,6 +108,10 @@ static const struct option long_options[] = {
 	{ "domain", required_argument, NULL, 'D' },
 	{ "hostname", required_argument, NULL, 'n' },
 	{ "smtp", no_argument, NULL, 'S' },
+	{ "accounts", required_argument, NULL, 'u' },
+	{ "allow-plaintext-auth", no_argument, NULL, 'P' },
+	{ "set-password", required_argument, NULL, OPT_SET_PASSWORD },
+	{ "remove-account", required_argument, NULL, OPT_REMOVE_ACCOUNT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -137,7 +153,7 @@ static void parse_options(struct server *sv, int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "d:l:c:p:s:r:t:T:e:j:m:F:w:AD:n:SB:hV", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:c:p:s:r:t:T:e:j:m:F:w:AD:n:SB:u:PhV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'd': sv->mailbox_dir = optarg; sv->mailbox_dir_given = 1; break;
 		case 'l':
@@ -175,6 +191,10 @@ static void parse_options(struct server *sv, int argc, char **argv)
 			snprintf(sv->hostname, sizeof sv->hostname, "%s", optarg);
 			break;
 		case 'S': sv->smtp = 1; break;
+		case 'u': sv->cfg.accounts_file = optarg; break;
+		case 'P': sv->cfg.allow_plaintext_auth = 1; break;
+		case OPT_SET_PASSWORD: sv->set_password = optarg; break;
+		case OPT_REMOVE_ACCOUNT: sv->remove_account = optarg; break;
 		case 'h': fputs(usage, stdout); exit(0);
 		case 'V': puts("mysmtpd " VERSION); exit(0);
 		default: fputs(usage, stderr); exit(EX_USAGE);
@@ -285,11 +305,52 @@ static void set_busy_line(struct server *sv)
 		snprintf(sv->busy, sizeof sv->busy, "%s\r\n", sv->smtp ? "421 4.7.0" : "500");
 }
 
+/* --set-password or --remove-account: the exit status. */
+static int edit_accounts(const struct server *sv)
+{
+	const char *given = sv->set_password ? sv->set_password : sv->remove_account, *why;
+	char address[ADDRESS_MAX + 1], password[PASSWORD_MAX + 2], hash[CRYPT_OUTPUT_SIZE];
+	int found, rc;
+
+	if (!sv->cfg.accounts_file)
+		die_usage("name the accounts file with --accounts FILE", given);
+	if (sv->set_password && sv->remove_account)
+		die_usage("--set-password and --remove-account do not go together", given);
+	if (address_parse(given, strlen(given), address) < 0 || strlen(address) > STORE_ADDRESS_MAX)
+		die_usage("not an address that can have a mailbox", given);
+	if (sv->set_password) {
+		if (accounts_read_password(address, password, sizeof password, &why) < 0) {
+			fprintf(stderr, "mysmtpd: %s; nothing changed.\n", why);
+			return EX_DATAERR;
+		}
+		rc = accounts_hash(password, hash);
+		explicit_bzero(password, sizeof password);
+		if (rc < 0) {
+			fprintf(stderr, "mysmtpd: cannot hash the password: %s\n", strerror(-rc));
+			return EX_SOFTWARE;
+		}
+	}
+	rc = accounts_edit(sv->cfg.accounts_file, address, sv->set_password ? hash : NULL, &found);
+	if (rc < 0) {
+		fprintf(stderr, "mysmtpd: %s: %s; nothing changed.\n", sv->cfg.accounts_file,
+			strerror(-rc));
+		return rc == -ENOENT || rc == -EACCES ? EX_NOINPUT : EX_IOERR;
+	}
+	if (sv->remove_account && !found) {
+		fprintf(stderr, "mysmtpd: %s has no account %s\n", sv->cfg.accounts_file, address);
+		return EX_NOUSER;
+	}
+	printf("mysmtpd: %s %s in %s\n", address, sv->remove_account ? "removed" :
+	       found ? "has a new password" : "added", sv->cfg.accounts_file);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct server sv = {
 		.cfg = { .max_message = 10 * 1024 * 1024, .max_recipients = 100,
-			 .timeout = 300, .max_errors = 20, .max_junk = 100, .max_session = 3600 },
+			 .timeout = 300, .max_errors = 20, .max_junk = 100, .max_session = 3600,
+			 .auth_failure_delay_ms = 2000 },
 		.mailbox_dir = "mailbox", .lock_timeout = 30,
 		.limits = { .max_sessions = 64, .max_per_peer = 8 },
 		.max_mailbox = 1ULL << 30, .min_free = 1,
@@ -300,6 +361,8 @@ int main(int argc, char **argv)
 	signal(SIGXFSZ, SIG_IGN);
 	umask(077);
 	parse_options(&sv, argc, argv);
+	if (sv.set_password || sv.remove_account)
+		return edit_accounts(&sv);
 	sv.cfg.domains = sv.domains;
 	if (!sv.hostname[0])
 		default_hostname(sv.hostname, sizeof sv.hostname);
