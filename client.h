@@ -21,6 +21,7 @@
 #define REPLY_MAX	1000	/* octets in a status line, CRLF not counted */
 #define PIECE_MAX	16384	/* longer lines are handled in pieces this long */
 #define NO_DEADLINE	IO_NO_DEADLINE	/* for reads from stdin or a file */
+#define PASSWORD_MAX	200	/* octets, as the server takes them */
 
 /* What client_line found, besides -errno; LN_INTR: the user pressed ^C. */
 enum { LN_END, LN_MORE, LN_EOF, LN_INTR };
@@ -42,6 +43,9 @@ struct conn {
 struct job {
 	enum { J_SHELL, J_SEND, J_LIST, J_GET } kind;
 	const char *host, *port, *helo, *from, *file, *addr, *id;
+	const char *user;		/* --user: log in as this address after HELO */
+	const char *password_file;
+	bool plaintext_ok;		/* --allow-plaintext-auth */
 	char **rcpt;
 	int nrcpt;
 	int secs;
@@ -83,7 +87,24 @@ int flush_stdout(void);
 int run_send(struct conn *c, const struct job *j, int text_fd);
 int run_mailbox(struct conn *c, const struct job *j);
 
+/* client_login.c: logging in. */
+/* The password for j->user into out[size]: EX_OK, or the exit status. */
+int client_password(const struct job *j, char *out, size_t size);
+/* Ask for a password on the terminal, without echo: its length, or -errno. */
+int client_prompt_password(const char *user, char *out, size_t size);
+/* Whether a password may go to this server: TLS (to come), a server on
+   this machine, or plaintext_ok; says why not on stderr. */
+bool client_may_send_password(const struct conn *c, bool plaintext_ok);
+/* Send "AUTH user password" (password wiped here): 0, -EPERM when the
+   client refused to (said on stderr), -E2BIG (said), or -errno. */
+int client_send_auth(struct conn *c, const char *user, char *password, bool plaintext_ok);
+/* AUTH user password (password wiped here), refused by the client itself
+   to a server not on this machine unless plaintext_ok: the exit status. */
+int client_auth(struct conn *c, const char *user, char *password, bool plaintext_ok);
+/* client_password, then client_auth. */
+int client_login(struct conn *c, const struct job *j);
+
 /* client_shell.c: the shell on standard input. */
-int shell_main(struct conn *c, int keepalive_secs);
+int shell_main(struct conn *c, const struct job *j);
 
 #endif

@@ -41,6 +41,8 @@ int run_send(struct conn *c, const struct job *j, int text_fd)
 	int st = conn_command(c, "HELO %s", j->helo);
 
 	reader_init(&src, text_fd, NULL);
+	if (st == EX_OK && j->user)
+		st = client_login(c, j);
 	if (st == EX_OK)
 		st = conn_command(c, "MAIL FROM: %s", j->from);
 	for (int i = 0; st == EX_OK && i < j->nrcpt; i++)
@@ -62,6 +64,8 @@ int run_mailbox(struct conn *c, const struct job *j)
 	static const char *const heads[] = { "From: ", "Date: ", NULL };
 	int st = conn_command(c, "HELO %s", j->helo);
 
+	if (st == EX_OK && j->user)
+		st = client_login(c, j);
 	if (st == EX_OK && j->kind == J_GET)
 		st = conn_command(c, "GET_MAIL %s %s", j->addr, j->id);
 	else if (st == EX_OK)

@@ -24,7 +24,7 @@
 static volatile sig_atomic_t interrupted;	/* ^C at the terminal */
 
 /* The commands the shell must follow to stay in step with the server. */
-enum verb { V_OTHER, V_DATA, V_LIST, V_GET, V_QUIT, V_RCPT, V_NEW };
+enum verb { V_OTHER, V_DATA, V_LIST, V_GET, V_QUIT, V_RCPT, V_NEW, V_HELO, V_AUTH };
 
 /* Where the shell reads its lines: libedit on a terminal, else lb. */
 struct input {
@@ -38,6 +38,8 @@ struct input {
 	int keepalive_secs;
 	bool ready;			/* the server took a RCPT TO: DATA would be taken */
 	const char *lost;		/* why the session ended while the user typed */
+	const struct job *job;		/* --user: log in after the first HELO taken */
+	bool logged_in;
 	struct reader lb;
 	char piece[PIECE_MAX];
 };
@@ -197,6 +199,26 @@ static void edit_close(struct input *in)
 		history_end(in->hist);
 }
 
+/* Which command a line starts with, as far as the shell cares. */
+static enum verb verb_of(const char *p, size_t n)
+{
+	static const struct { const char *name; enum verb verb; } verbs[] = {
+		{ "DATA", V_DATA }, { "LIST", V_LIST },
+		{ "GET_MAIL", V_GET }, { "QUIT", V_QUIT }, { "RCPT", V_RCPT },
+		{ "HELO", V_HELO }, { "MAIL", V_NEW }, { "RSET", V_NEW }, { "AUTH", V_AUTH },
+	};
+	size_t i = 0, k;
+
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	for (k = i; k < n && p[k] != ' ' && p[k] != '\t'; k++)
+		;
+	for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
+		if (strlen(verbs[v].name) == k - i && strncasecmp(p + i, verbs[v].name, k - i) == 0)
+			return verbs[v].verb;
+	return V_OTHER;
+}
+
 /*
  * Reads the next piece of an input line into *p: LN_END, LN_MORE, LN_EOF
  * (with *n == 0 at the very end) or -errno.  A line ending CRLF ends LF.
@@ -220,7 +242,7 @@ static int input_piece(struct input *in, const char **p, size_t *n)
 		return LN_EOF;
 	}
 	size_t len = (size_t)count;
-	if (in->remember && len > 1) {
+	if (in->remember && len > 1 && verb_of(s, len) != V_AUTH) {	/* never a password */
 		HistEvent ev;
 		history(in->hist, &ev, H_ENTER, s);
 	}
@@ -231,26 +253,6 @@ static int input_piece(struct input *in, const char **p, size_t *n)
 	*p = s;
 	*n = len;
 	return LN_END;
-}
-
-/* Which command a line starts with, as far as the shell cares. */
-static enum verb verb_of(const char *p, size_t n)
-{
-	static const struct { const char *name; enum verb verb; } verbs[] = {
-		{ "DATA", V_DATA }, { "LIST", V_LIST },
-		{ "GET_MAIL", V_GET }, { "QUIT", V_QUIT }, { "RCPT", V_RCPT },
-		{ "HELO", V_NEW }, { "MAIL", V_NEW }, { "RSET", V_NEW },
-	};
-	size_t i = 0, k;
-
-	while (i < n && (p[i] == ' ' || p[i] == '\t'))
-		i++;
-	for (k = i; k < n && p[k] != ' ' && p[k] != '\t'; k++)
-		;
-	for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
-		if (strlen(verbs[v].name) == k - i && strncasecmp(p + i, verbs[v].name, k - i) == 0)
-			return verbs[v].verb;
-	return V_OTHER;
 }
 
 /* Sends a command line, the rest of it too when it came in pieces. */
@@ -443,6 +445,66 @@ static int check_unasked(struct conn *c, const struct input *in)
 	return r < 0 ? r : -EPROTO;
 }
 
+/* Send AUTH user password (wiped) and show the reply: the exit status. */
+static int auth_and_show(struct conn *c, struct input *in, const char *user, char *password,
+			 bool *stop)
+{
+	int r = client_send_auth(c, user, password, in->job->plaintext_ok), code;
+
+	*stop = false;
+	if (r == -EPERM || r == -E2BIG)
+		return r == -EPERM ? EX_NOPERM : EX_USAGE;
+	code = r < 0 ? r : conn_read_reply(c);
+	if (code < 0) {
+		*stop = true;
+		return conn_fail(c, code);
+	}
+	show_reply(c, in);
+	in->logged_in |= code == 200;
+	return reply_status(code);
+}
+
+/* AUTH typed: "AUTH user password", or "AUTH user" and the password asked
+   for without echo on a terminal. The line is wiped after use. */
+static int shell_auth(struct conn *c, struct input *in, const char *p, size_t n, bool *stop)
+{
+	char line[REPLY_MAX], password[PASSWORD_MAX + 2] = "";
+	char *user, *pass;
+	int st;
+
+	if (n >= sizeof line) {
+		*stop = false;
+		fputs("mysmtp: AUTH line too long\n", stderr);
+		return EX_USAGE;
+	}
+	memcpy(line, p, n);
+	line[n] = '\0';
+	user = line + strcspn(line, " \t");
+	user += strspn(user, " \t");
+	pass = user + strcspn(user, " ");
+	if (*pass)
+		*pass++ = '\0';
+	if (!*pass && in->el && *user && client_prompt_password(user, password, sizeof password) > 0)
+		pass = password;
+	st = auth_and_show(c, in, user, pass, stop);
+	explicit_bzero(line, sizeof line);
+	explicit_bzero(password, sizeof password);
+	return st;
+}
+
+/* --user: log in right after the first HELO the server took. */
+static int shell_login(struct conn *c, struct input *in, bool *stop)
+{
+	char password[PASSWORD_MAX + 2];
+	int st = client_password(in->job, password, sizeof password);
+
+	*stop = false;
+	if (st == EX_OK)
+		st = auth_and_show(c, in, in->job->user, password, stop);
+	explicit_bzero(password, sizeof password);
+	return st;
+}
+
 /*
  * One command and its reply (after DATA, also the message and its reply).
  * Returns the exit status for the reply; sets *stop when the session is
@@ -455,6 +517,8 @@ static int shell_command(struct conn *c, struct input *in, const char *p, size_t
 
 	if (verb == V_DATA && in->el && in->ready && got == LN_END && n < 64)
 		return shell_data(c, in, p, n, stop);
+	if (verb == V_AUTH && got == LN_END)
+		return shell_auth(c, in, p, n, stop);
 	int st = send_command(c, in, p, n, got);
 
 	*stop = true;
@@ -463,7 +527,7 @@ static int shell_command(struct conn *c, struct input *in, const char *p, size_t
 	int code = conn_read_reply(c);
 	if (code < 0)
 		return conn_fail(c, code);
-	if (code == 200 && (verb == V_RCPT || verb == V_NEW))
+	if (code == 200 && (verb == V_RCPT || verb == V_NEW || verb == V_HELO))
 		in->ready = verb == V_RCPT;
 	if (verb == V_DATA && code == 200) {
 		if (in->el && c->linelen > 4) {
@@ -487,6 +551,8 @@ static int shell_command(struct conn *c, struct input *in, const char *p, size_t
 	if (code != 200 && verb == V_DATA && in->el == NULL && skip_message(in) != EX_OK)
 		return EX_IOERR;
 	*stop = verb == V_QUIT && code == 200;
+	if (verb == V_HELO && code == 200 && in->job->user && !in->logged_in)
+		return shell_login(c, in, stop);
 	return reply_status(code);
 }
 
@@ -545,14 +611,15 @@ static int run_shell(struct conn *c, struct input *in)
 }
 
 /* Runs the shell on stdin: libedit on a terminal, else plain reads. */
-int shell_main(struct conn *c, int keepalive_secs)
+int shell_main(struct conn *c, const struct job *j)
 {
 	static struct input in;		/* static: too big for a small stack */
 	int st;
 
 	in.show = isatty(STDOUT_FILENO);
 	reader_init(&in.lb, STDIN_FILENO, NULL);
-	in.keepalive_secs = keepalive_secs;
+	in.keepalive_secs = j->keepalive;
+	in.job = j;
 	if (isatty(STDIN_FILENO)) {
 		struct sigaction sa = { .sa_handler = on_interrupt };	/* no SA_RESTART */
 

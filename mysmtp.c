@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 static const char usage_text[] =
-"usage: mysmtp [-s host] [-p port] [-t secs] [-k secs] [host[:port] [port]]\n"
-"       mysmtp [options] send -f from [-H helo] [-i file] rcpt...\n"
+"usage: mysmtp [-s host] [-p port] [-t secs] [-k secs] [-u address] [host[:port] [port]]\n"
+"       mysmtp [options] send [-f from] [-H helo] [-i file] rcpt...\n"
 "       mysmtp [options] list [-H helo] address\n"
 "       mysmtp [options] get [-H helo] address id\n"
 "       mysmtp -h | --help | -V | --version\n";
@@ -38,6 +38,12 @@ static const char help_text[] =
 "            for the next 16 KiB of a long one), after secs seconds (default 30)\n"
 "  -k, --keepalive secs  while a message is typed on a terminal, send NOOP\n"
 "            after secs seconds without a key (default 60)\n"
+"  -u, --user address  log in (AUTH) as address after HELO; send's -f is then\n"
+"            address unless given. The password is asked for on the\n"
+"            terminal without echo, or taken from $MYSMTP_PASSWORD or\n"
+"      --password-file file  (its first line)\n"
+"      --allow-plaintext-auth  send the password to a server that is not on\n"
+"            this machine, without TLS (the client refuses by default)\n"
 "  -h, --help          show this help\n"
 "  -V, --version       show the version\n"
 "\n"
@@ -54,7 +60,7 @@ static const char help_text[] =
 "  74  connection closed mid-session, no reply in time, a malformed or\n"
 "      overlong reply, a read or write error (EX_IOERR)\n"
 "  75  a 500 reply (EX_TEMPFAIL)\n"
-"  77  a 403 reply (EX_NOPERM)\n";
+"  77  a 403 reply: a refused login, a mailbox not one's own (EX_NOPERM)\n";
 
 /* Prints the usage to stderr and returns EX_USAGE. */
 static int usage(const char *why)
@@ -94,11 +100,16 @@ static const char *domain_of(const char *addr)
 	return at && at[1] ? at + 1 : NULL;
 }
 
+enum { OPT_PASSWORD_FILE = 256, OPT_PLAINTEXT };
+
 static const struct option long_options[] = {
 	{ "server", required_argument, NULL, 's' },
 	{ "port", required_argument, NULL, 'p' },
 	{ "timeout", required_argument, NULL, 't' },
 	{ "keepalive", required_argument, NULL, 'k' },
+	{ "user", required_argument, NULL, 'u' },
+	{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
+	{ "allow-plaintext-auth", no_argument, NULL, OPT_PLAINTEXT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -117,6 +128,9 @@ static int common_option(struct job *j, int ch)
 		puts("mysmtp " VERSION);
 		exit(flush_stdout());
 	case 's': j->host = optarg; return EX_OK;
+	case 'u': j->user = optarg; return EX_OK;
+	case OPT_PASSWORD_FILE: j->password_file = optarg; return EX_OK;
+	case OPT_PLAINTEXT: j->plaintext_ok = true; return EX_OK;
 	case 'p': j->port = optarg; return EX_OK;
 	case 't':
 		j->secs = (int)number(optarg, 1, 86400);
@@ -132,11 +146,11 @@ static int common_option(struct job *j, int ch)
 /* Parses the subcommand in argv[0] and its arguments. */
 static int parse_job(struct job *j, int argc, char **argv)
 {
-	const char *opts = "H:s:p:t:k:hV";
+	const char *opts = "H:s:p:t:k:u:hV";
 
 	if (strcmp(argv[0], "send") == 0) {
 		j->kind = J_SEND;
-		opts = "f:H:i:s:p:t:k:hV";
+		opts = "f:H:i:s:p:t:k:u:hV";
 	} else
 		j->kind = strcmp(argv[0], "list") == 0 ? J_LIST : J_GET;
 	optind = 0;		/* glibc: start afresh on the new vector */
@@ -157,6 +171,8 @@ static int parse_job(struct job *j, int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (j->kind == J_SEND) {
+		if (j->from == NULL)
+			j->from = j->user;
 		if (j->from == NULL || argc < 1)
 			return usage("send needs -f from and at least one rcpt");
 		j->rcpt = argv;
@@ -194,7 +210,7 @@ static int parse_args(struct job *j, int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (!printable(argv[i]))
 			return usage("control characters in an argument");
-	for (int ch; (ch = getopt_long(argc, argv, "+hVs:p:t:k:", long_options, NULL)) != -1; ) {
+	for (int ch; (ch = getopt_long(argc, argv, "+hVs:p:t:k:u:", long_options, NULL)) != -1; ) {
 		int st = common_option(j, ch);
 
 		if (st != EX_OK)
@@ -264,7 +280,7 @@ int main(int argc, char **argv)
 	}
 	st = open_conn(&c, &j, where, sizeof where);
 	if (st == EX_OK && j.kind == J_SHELL)
-		st = shell_main(&c, j.keepalive);
+		st = shell_main(&c, &j);
 	else if (st == EX_OK && j.kind == J_SEND)
 		st = run_send(&c, &j, text_fd);
 	else if (st == EX_OK)
