@@ -33,6 +33,7 @@ import smtplib
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -638,21 +639,33 @@ class Deploy(unittest.TestCase):
         syslog, wrap = self.fake_syslog()
         pidfile = os.path.join(self.root, "xinetd.pid")
         xi = self.spawn(wrap + [XINETD, "-dontfork", "-f", conf, "-pidfile", pidfile])
+        # Read syslog all the time, as a syslog daemon does: its queue holds
+        # only net.unix.max_dgram_qlen (often 10) lines, and a sender blocks
+        # when it is full.
         lines = []
+        stop = threading.Event()
+
+        def drain():
+            while not stop.is_set():
+                r, _, _ = select.select([syslog], [], [], 0.1)
+                if r:
+                    lines.append(syslog.recv(65536).decode("latin-1"))
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        self.addCleanup(reader.join, 5)
+        self.addCleanup(stop.set)
 
         def wait_syslog(pattern):
             deadline = time.monotonic() + WAIT
             while True:
-                for l in lines:
+                for l in list(lines):
                     if re.search(pattern, l):
                         return l
-                left = deadline - time.monotonic()
-                if left <= 0 or xi.proc.poll() is not None:
+                if time.monotonic() > deadline or xi.proc.poll() is not None:
                     raise AssertionError("no syslog line %r (xinetd exit %s; log %r); got %r"
                                          % (pattern, xi.proc.poll(), xi.log()[-800:], lines[-20:]))
-                r, _, _ = select.select([syslog], [], [], min(left, 0.2))
-                if r:
-                    lines.append(syslog.recv(65536).decode("latin-1"))
+                time.sleep(0.05)
 
         wait_syslog(r"xinetd\[\d+\]: Started working")
         session(port)
