@@ -170,8 +170,12 @@ static uint64_t check_mailbox(const char *address)
 
 /* Only "mailbox" beside the store; in it, only NAME.txt and NAME.idx for
    valid addresses, regular files with one link. Empties the store. */
+static int only_accounts;	/* accounts on and nothing planted: mailboxes only of accounts */
+
 static void count_mailbox(const char *address, void *messages)
 {
+	REQUIRE(!only_accounts || strcmp(address, "david@test.com") == 0 ||
+		strcmp(address, "john@test.com") == 0, "a mailbox %s without an account", address);
 	*(uint64_t *)messages += check_mailbox(address);
 }
 
@@ -214,6 +218,8 @@ static void pick_config(struct config *cfg, size_t size)
 	*cfg = (struct config){ .max_message = 3000, .max_recipients = 4, .timeout = 10,
 				.max_errors = 20, .max_junk = 100, .max_session = 3600,
 				.hostname = "fuzz.host" };
+	if (size % 5 == 4)	/* accounts on, logins failing without their delay */
+		cfg->accounts_file = accounts_file;
 	switch (size % 4) {
 	case 1: cfg->any_domain = 1; break;
 	case 2: cfg->domains = served; cfg->ndomains = 2; cfg->max_recipients = 2; break;
@@ -232,6 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *out;
 
 	pick_config(&cfg, size);
+	only_accounts = cfg.accounts_file && size % 3 != 0;
 	if (size % 3 == 0)
 		plant_mailboxes();
 	env.in_fd = memfd_with(data, size);

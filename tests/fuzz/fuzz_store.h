@@ -8,6 +8,7 @@
 #include "../../address.h"
 #include "../../store.h"
 
+#include <crypt.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,34 @@ static char parent[4096], store_dir[4200];
 static int parent_fd = -1;
 static struct store st;
 
+static char accounts_dir[4096], accounts_file[4200];
+
+/* An accounts file in a folder of its own: david@test.com and
+   john@test.com, with the password "secret1" of the transcripts (which are
+   the seeds), hashed with SHA-256-crypt at its lowest cost so that a login
+   costs the fuzzer little. */
+static void fuzz_accounts_init(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	static struct crypt_data cd;
+	const char *hash;
+	FILE *f;
+
+	snprintf(accounts_dir, sizeof accounts_dir, "%s/" FUZZ_NAME "-accounts-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	REQUIRE(mkdtemp(accounts_dir), "accounts folder: %s", strerror(errno));
+	snprintf(accounts_file, sizeof accounts_file, "%s/accounts", accounts_dir);
+	REQUIRE(crypt_gensalt_rn("$5$", 1000, NULL, 0, salt, sizeof salt), "crypt_gensalt_rn");
+	hash = crypt_rn("secret1", salt, &cd, sizeof cd);
+	REQUIRE(hash && hash[0] == '$', "crypt_rn");
+	f = fopen(accounts_file, "w");
+	REQUIRE(f, "accounts file: %s", strerror(errno));
+	fprintf(f, "# fuzzing accounts\ndavid@test.com:{SHA256-CRYPT}%s\njohn@test.com:%s::\n",
+		hash, hash);
+	REQUIRE(fclose(f) == 0, "accounts file");
+}
+
 /* Make parent (in $TMPDIR), the store in it, and open the store; exit on failure. */
 static void fuzz_store_init(void)
 {
@@ -42,6 +71,7 @@ static void fuzz_store_init(void)
 		perror(FUZZ_NAME ": store");
 		exit(1);
 	}
+	fuzz_accounts_init();
 }
 
 /* A memfd holding data, at its start: the client's input. */
