@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+static void warn(void *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void warn(void *ctx, const char *fmt, ...)
 {
 	struct session *s = ctx;
@@ -79,7 +81,7 @@ enum login_outcome login_check(struct session *s, const char *address, char *pas
 		return LOGIN_OK;
 	}
 	pause_ms(s->cfg->auth_failure_delay_ms);
-	LOG(s, "Authentication failed for %s from %s", valid ? normal : "(not an address)",
+	LOG(s, "Authentication failed for %s from %s", valid ? normal : "(invalid)",
 	    s->env->peer);
 	return ++s->auth_failures >= LOGIN_FAILURES_MAX ? LOGIN_TOO_MANY : LOGIN_FAILED;
 }
