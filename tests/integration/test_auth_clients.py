@@ -1,0 +1,201 @@
+"""test_auth_clients.py: real clients log in (PROTOCOL.md section 7).
+
+Standard SMTP mode with accounts, against Python's smtplib, swaks, curl and
+msmtp, each logging in with AUTH PLAIN on a listener on 127.0.0.1 (a local
+peer, so no TLS is needed); and mysmtp --user, scripted and on a terminal.
+"""
+
+import os
+import shutil
+import smtplib
+import subprocess
+import time
+import unittest
+
+from support import mailbox_file
+from test_accounts import make_accounts
+from test_client import (CLIENT, EX_NOPERM, EX_OK, WAIT, TerminalTest, masked)
+from test_smtp import HOST, MESSAGE, Smtp
+
+
+class SmtpClients(Smtp):
+    def setUp(self):
+        super().setUp()
+        self.d = self.mkdir()
+        self.accounts = make_accounts(os.path.join(self.root, "accounts"),
+                                      [("david@test.com", "secret1"),
+                                       ("john@test.com", "hunter2")])
+        self.port = self.listener(self.d, ["--accounts", self.accounts])
+        self.msgfile = os.path.join(self.root, "message.eml")
+        with open(self.msgfile, "wb") as f:
+            f.write(MESSAGE)
+
+    def run_tool(self, argv, input=None):
+        p = subprocess.run(argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=3 * WAIT, stdin=None if input is not None else subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, "%s failed: %s%s" % (argv[0], p.stdout[-2000:],
+                                                             p.stderr[-2000:]))
+        return p
+
+    def tool(self, name, package):
+        path = shutil.which(name)
+        self.assertTrue(path, "%s is not installed (Debian package %s)" % (name, package))
+        return path
+
+    def test_smtplib_logs_in_and_is_checked(self):
+        crlf = MESSAGE.replace(b"\n", b"\r\n")
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=WAIT) as s:
+            s.ehlo("client.example")
+            self.assertTrue(s.has_extn("auth"))
+            self.assertIn("PLAIN", s.esmtp_features["auth"])
+            with self.assertRaises(smtplib.SMTPSenderRefused) as e:
+                s.sendmail("david@test.com", ["john@test.com"], crlf)
+            self.assertEqual(e.exception.smtp_code, 550)
+            with self.assertRaises(smtplib.SMTPRecipientsRefused) as e:
+                s.sendmail("outsider@example.org", ["nobody@test.com"], crlf)
+            self.assertEqual(e.exception.recipients["nobody@test.com"][0], 550)
+            s.login("david@test.com", "secret1")
+            s.sendmail("david@test.com", ["john@test.com"], crlf)
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=WAIT) as s:
+            with self.assertRaises(smtplib.SMTPAuthenticationError) as e:
+                s.login("david@test.com", "wrong")
+            self.assertEqual(e.exception.smtp_code, 535)
+            s.sendmail("outsider@example.org", ["david@test.com"], crlf)   # as any MX
+        self.check_stored(self.d, "john@test.com", [("david@test.com", MESSAGE)])
+        self.check_stored(self.d, "david@test.com", [("outsider@example.org", MESSAGE)])
+        self.assertFalse(os.path.exists(mailbox_file(self.d, "nobody@test.com")))
+
+    def test_swaks(self):
+        """swaks ends the data with CRLF "." CRLF of its own: the file's
+        last LF is left out, as in test_smtp."""
+        swaks = self.tool("swaks", "swaks")
+        with open(self.msgfile, "wb") as f:
+            f.write(MESSAGE[:-1])
+        self.run_tool([swaks, "--server", "127.0.0.1", "--port", str(self.port),
+                       "--auth", "PLAIN", "--auth-user", "john@test.com",
+                       "--auth-password", "hunter2", "--from", "john@test.com",
+                       "--to", "david@test.com", "--data", "@" + self.msgfile,
+                       "--timeout", str(int(WAIT))])
+        self.check_stored(self.d, "david@test.com", [("john@test.com", MESSAGE)])
+
+    def test_curl(self):
+        curl = self.tool("curl", "curl")
+        self.run_tool([curl, "--silent", "--show-error", "--max-time", str(WAIT), "--crlf",
+                       "--url", "smtp://127.0.0.1:%d/client.example" % self.port,
+                       "--user", "david@test.com:secret1", "--login-options", "AUTH=PLAIN",
+                       "--mail-from", "david@test.com", "--mail-rcpt", "john@test.com",
+                       "--upload-file", self.msgfile])
+        self.check_stored(self.d, "john@test.com", [("david@test.com", MESSAGE)])
+
+    def test_msmtp(self):
+        """msmtp adds Date and Message-ID when a message has none: this one has."""
+        msmtp = self.tool("msmtp", "msmtp")
+        message = b"Date: Wed, 02 Dec 2026 05:00:00 +0000\nMessage-ID: <m1@client.example>\n" + MESSAGE
+        self.run_tool([msmtp, "--host=127.0.0.1", "--port=%d" % self.port, "--tls=off",
+                       "--auth=plain", "--user=david@test.com", "--passwordeval=echo secret1",
+                       "--domain=client.example", "--from=david@test.com", "john@test.com"],
+                      input=message)
+        self.check_stored(self.d, "john@test.com", [("david@test.com", message)])
+
+
+class MysmtpUser(TerminalTest):
+    """mysmtp --user against a listener with accounts."""
+
+    test_seed_session_on_a_terminal = None      # the open demo's, in test_client
+
+    def setUp(self):
+        self.accounts_path = None
+        super().setUp()
+
+    @property
+    def server_args(self):
+        if self.accounts_path is None:
+            self.accounts_path = make_accounts(
+                os.path.join(self.root, "accounts"),
+                [("david@test.com", "secret1"), ("john@test.com", "hunter2")])
+        return ("--accounts", self.accounts_path)
+
+    def client(self, *args, password="secret1", input=b""):
+        env = dict(os.environ, MYSMTP_PASSWORD=password)
+        return subprocess.run([CLIENT] + [str(a) for a in self.opts + list(args)], input=input,
+                      capture_output=True, timeout=WAIT, env=env)
+
+    def test_scripted_send_list_and_get_log_in_first(self):
+        r = self.client("--user", "john@test.com", "send", "david@test.com",
+                        password="hunter2", input=b"Hello David\n")
+        self.assertExit(r, EX_OK, "send")
+        r = self.client("--user", "david@test.com", "list", "david@test.com")
+        self.assertExit(r, EX_OK, "list")
+        self.assertRegex(r.stdout.decode(), r"^1: Email from john@test\.com \(")
+        pwfile = os.path.join(self.root, "pw")
+        with open(pwfile, "w") as f:
+            f.write("secret1\n")
+        r = self.client("--user", "david@test.com", "--password-file", pwfile,
+                        "get", "david@test.com", "1", password="")
+        self.assertExit(r, EX_OK, "get")
+        self.assertTrue(r.stdout.endswith(b"Hello David\n"), r.stdout)
+
+    def test_a_refused_login_exits_77(self):
+        r = self.client("--user", "david@test.com", "list", "david@test.com", password="wrong")
+        self.assertExit(r, EX_NOPERM, "wrong password")
+        self.assertIn(b"AUTH david@test.com: 403 FORBIDDEN wrong address or password", r.stderr)
+        self.assertNotIn(b"wrong", r.stderr.replace(b"wrong address", b""))
+        r = self.client("--user", "david@test.com", "list", "john@test.com")
+        self.assertExit(r, EX_NOPERM, "another's mailbox")
+
+    def test_auth_typed_on_a_terminal_asks_for_the_password(self):
+        history = os.path.join(self.root, "history")
+        status = self.start_terminal("127.0.0.1:%d" % self.server.port, history)
+        want = []
+
+        def at_prompt(line, replies):
+            self.wait_screen(want + [">"])
+            self.type(line + "\n")
+            want.extend(["> " + line] + replies)
+
+        at_prompt("HELO test.com", ["200 OK"])
+        at_prompt("AUTH david@test.com", ["Password for david@test.com:"])
+        self.wait_screen(want, editing=False)
+        self.type("secret1\n")
+        want.append("200 OK")
+        at_prompt("LIST david@test.com", ["200 OK"])
+        at_prompt("QUIT", ["200 Goodbye"])
+        self.wait_status(status)
+        self.assertEqual([l.rstrip() for l in masked(self.screen())], [w.rstrip() for w in want])
+        with open(history, "rb") as f:
+            kept = f.read()
+        self.assertIn(b"LIST", kept)
+        self.assertNotIn(b"AUTH", kept, "an AUTH line is never kept in the history")
+        self.assertNotIn(b"secret1", self.screen_text(), "the password was echoed")
+
+    def test_user_logs_in_after_the_first_helo(self):
+        status = self.start_terminal("--user david@test.com 127.0.0.1:%d" % self.server.port)
+        want = []
+        self.wait_screen([">"])
+        self.type("HELO test.com\n")
+        want += ["> HELO test.com", "200 OK", "Password for david@test.com:"]
+        self.wait_screen(want, editing=False)
+        self.type("secret1\n")
+        want.append("200 OK")
+        self.wait_screen(want + [">"])
+        self.type("LIST david@test.com\n")
+        want += ["> LIST david@test.com", "200 OK"]
+        self.wait_screen(want + [">"])
+        self.type("QUIT\n")
+        want += ["> QUIT", "200 Goodbye"]
+        self.wait_status(status)
+
+    def screen_text(self):
+        return "\n".join(self.screen()).encode()
+
+    def wait_status(self, status_file):
+        deadline = time.monotonic() + WAIT
+        while not os.path.exists(status_file) or os.path.getsize(status_file) == 0:
+            self.assertLess(time.monotonic(), deadline, "mysmtp did not exit: %r" % self.screen())
+            time.sleep(0.02)
+        with open(status_file) as f:
+            self.assertEqual(f.read().strip(), "0", "exit status: %r" % self.screen())
+
+
+if __name__ == "__main__":
+    unittest.main()
