@@ -160,7 +160,10 @@ fuzz: fuzzers
 # PREFIX is. With DESTDIR empty (a real install) the system user mysmtp is
 # created and made the owner of the store; a staged install leaves that to
 # the package (it ships the sysusers.d file for it).
-# make uninstall removes the same files, and the store only if it is empty.
+# The accounts file (ACCOUNTS, /etc/mysmtp/accounts) is made empty, mode
+# 0640, group mysmtp, unless it exists; it is never overwritten.
+# make uninstall removes the same files, and the store and the accounts
+# file only if they are empty.
 
 PREFIX      ?= /usr/local
 BINDIR      ?= $(PREFIX)/bin
@@ -170,12 +173,14 @@ UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 XINETDDIR   ?= /etc/xinetd.d
 STATEDIR    ?= /var/lib/mysmtp
+ACCOUNTS    ?= /etc/mysmtp/accounts
+ACCOUNTS_DIR = $(patsubst %/,%,$(dir $(ACCOUNTS)))
 
 UNITS = mysmtp.socket mysmtp@.service mysmtp-listener.socket mysmtp-listener.service \
         mysmtp-smtp.socket mysmtp-smtp@.service
 XINETD = mysmtp mysmtp-smtp
 SUBST = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
-        -e 's|@STATEDIR@|$(STATEDIR)|g'
+        -e 's|@STATEDIR@|$(STATEDIR)|g' -e 's|@ACCOUNTS@|$(ACCOUNTS)|g'
 INSTALLED = $(SBINDIR)/mysmtpd $(BINDIR)/mysmtp \
             $(MANDIR)/man8/mysmtpd.8 $(MANDIR)/man1/mysmtp.1 \
             $(UNITS:%=$(UNITDIR)/%) $(SYSUSERSDIR)/mysmtp.conf $(XINETD:%=$(XINETDDIR)/%)
@@ -200,8 +205,16 @@ install: mysmtpd mysmtp
 		chmod 0644 $(DESTDIR)$(XINETDDIR)/$$x || exit 1; \
 	done
 	install -d -m 0700 $(DESTDIR)$(STATEDIR)
-	@if [ -z "$(DESTDIR)" ]; then \
-		set -e; \
+	@# The accounts file is made empty (no one can log in, and no mail is
+	@# taken) unless it is there; an existing one is never touched.
+	@set -e; made_dir=; made=; \
+	if [ ! -d $(DESTDIR)$(ACCOUNTS_DIR) ]; then \
+		install -d -m 0750 $(DESTDIR)$(ACCOUNTS_DIR); made_dir=1; \
+	fi; \
+	if [ ! -e $(DESTDIR)$(ACCOUNTS) ]; then \
+		install -m 0640 /dev/null $(DESTDIR)$(ACCOUNTS); made=1; \
+	fi; \
+	if [ -z "$(DESTDIR)" ]; then \
 		if ! getent passwd mysmtp > /dev/null; then \
 			if command -v systemd-sysusers > /dev/null; then \
 				systemd-sysusers $(SYSUSERSDIR)/mysmtp.conf; \
@@ -212,12 +225,23 @@ install: mysmtpd mysmtp
 		fi; \
 		chown mysmtp:mysmtp $(STATEDIR); \
 		chmod 0700 $(STATEDIR); \
+		if [ -n "$$made_dir" ]; then chgrp mysmtp $(ACCOUNTS_DIR); fi; \
+		if [ -n "$$made" ]; then chgrp mysmtp $(ACCOUNTS); fi; \
 		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	fi; \
+	if [ -n "$$made" ]; then \
+		echo "install: $(ACCOUNTS) is empty: no one can log in or get mail until you add"; \
+		echo "install: accounts: mysmtpd --accounts $(ACCOUNTS) --set-password user@domain"; \
 	fi
 
 uninstall:
 	rm -f $(INSTALLED:%=$(DESTDIR)%)
 	@if [ -d $(DESTDIR)$(STATEDIR) ] && ! rmdir $(DESTDIR)$(STATEDIR) 2> /dev/null; then \
 		echo "uninstall: kept $(DESTDIR)$(STATEDIR): it holds mail"; \
+	fi
+	@if [ -s $(DESTDIR)$(ACCOUNTS) ]; then \
+		echo "uninstall: kept $(DESTDIR)$(ACCOUNTS): it holds accounts"; \
+	else \
+		rm -f $(DESTDIR)$(ACCOUNTS); rmdir $(DESTDIR)$(ACCOUNTS_DIR) 2> /dev/null || true; \
 	fi
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi

@@ -56,6 +56,8 @@ SANITIZER_MARKS = (b"AddressSanitizer", b"LeakSanitizer",
 PREFIX = "/usr"
 UNITDIR = PREFIX + "/lib/systemd/system"
 STATEDIR = "/var/lib/mysmtp"
+ACCOUNTS = "/etc/mysmtp/accounts"
+PASSWORDS = {"john@test.com": "john's secret", "david@test.com": "david's secret"}
 SERVICES = ("mysmtp@.service", "mysmtp-listener.service", "mysmtp-smtp@.service")
 UNITS = ("mysmtp.socket", "mysmtp@.service", "mysmtp-listener.socket",
          "mysmtp-listener.service", "mysmtp-smtp.socket", "mysmtp-smtp@.service")
@@ -76,9 +78,10 @@ BODY = [b"Hello David,", b"Hope you are doing well."]
 # ---------------------------------------------------------------------------
 # Helpers
 
-def run(argv, timeout=60, **kw):
-    """Run a command to its end; (status, stdout, stderr) as text."""
-    p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+def run(argv, timeout=60, input=None, **kw):
+    """Run a command to its end, input (text) its stdin; (status, stdout, stderr) as text."""
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL if input is None else None,
+                       input=None if input is None else input.encode(), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=timeout, **kw)
     return (p.returncode, p.stdout.decode("utf-8", "replace"),
             p.stderr.decode("utf-8", "replace"))
@@ -270,46 +273,75 @@ class Session:
         self.sock.close()
 
 
-def seed_session(test, port, n_expected=1):
-    """The seed's session over TCP; checks every reply. Returns the session."""
+def read_multiline(s):
+    lines = []
+    while True:
+        line = s.line()
+        if line == ".":
+            return lines
+        lines.append(line)
+
+
+def check_received(test, s):
+    """Every line the client got is a reply, or a line of LIST or GET_MAIL."""
+    for line in s.received:
+        text = line.decode("latin-1")
+        test.assertTrue(REPLY_RE.match(text) or text in (".\r\n",) or
+                        re.match(r"^(\d+: Email from |From: |Date: |Hello David,|Hope you)", text),
+                        "the client got a line that is no reply: %r" % text)
+
+
+def open_session(test, port, login=None):
+    """Connect, HELO test.com, and AUTH as login (an address of PASSWORDS) if given."""
     s = Session(port)
     test.addCleanup(s.close)
     test.assertRegex(s.line(), r"^200 \S+ My_SMTP ready$", "greeting")
     test.assertEqual(s.cmd("HELO test.com"), "200 OK")
+    if login:
+        test.assertEqual(s.cmd("AUTH %s %s" % (login, PASSWORDS[login])), "200 OK")
+    return s
+
+
+def close_session(test, s):
+    test.assertEqual(s.cmd("QUIT"), "200 Goodbye")
+    test.assertEqual(s.rest(), b"", "nothing after 200 Goodbye")
+    check_received(test, s)
+
+
+def seed_session(test, port, n_expected=1):
+    """The seed's session over TCP, as the installed units run it, with
+    accounts: John logs in and sends, then David logs in and reads (two
+    connections: each reads only his own mailbox). Checks every reply."""
+    s = open_session(test, port, "john@test.com")
     test.assertEqual(s.cmd("MAIL FROM: john@test.com"), "200 OK")
     test.assertEqual(s.cmd("RCPT TO: david@test.com"), "200 OK")
     test.assertEqual(s.cmd("DATA"), "200 Enter your message (end with a single dot '.'):")
     for line in BODY:
         s.send(line.decode())
     test.assertEqual(s.cmd("."), "200 Message stored successfully")
+    test.assertEqual(s.cmd("LIST david@test.com"), "403 FORBIDDEN not your mailbox")
+    close_session(test, s)
+    s = open_session(test, port, "david@test.com")
     test.assertEqual(s.cmd("LIST david@test.com"), "200 OK")
-    entries = []
-    while True:
-        line = s.line()
-        if line == ".":
-            break
-        entries.append(line)
+    entries = read_multiline(s)
     test.assertEqual(len(entries), n_expected, "LIST: %r" % entries)
     for i, e in enumerate(entries):
         test.assertRegex(e, r"^%d: Email from john@test\.com \(\d\d-\d\d-\d{4}\)$" % (i + 1))
     test.assertEqual(s.cmd("GET_MAIL david@test.com %d" % n_expected), "200 OK")
-    got = []
-    while True:
-        line = s.line()
-        if line == ".":
-            break
-        got.append(line)
+    got = read_multiline(s)
     test.assertEqual(got[0], "From: john@test.com")
     test.assertRegex(got[1], r"^Date: \d\d-\d\d-\d{4}$")
     test.assertEqual(got[2:], [b.decode() for b in BODY])
-    test.assertEqual(s.cmd("QUIT"), "200 Goodbye")
-    test.assertEqual(s.rest(), b"", "nothing after 200 Goodbye")
-    for line in s.received:
-        text = line.decode("latin-1")
-        test.assertTrue(REPLY_RE.match(text) or text in (".\r\n",) or
-                        re.match(r"^(\d+: Email from |From: |Date: |Hello David,|Hope you)", text),
-                        "the client got a line that is no reply: %r" % text)
-    return s
+    close_session(test, s)
+
+
+def closed_session(test, port):
+    """What an installed server with an empty accounts file does: no login,
+    no mail taken."""
+    s = open_session(test, port)
+    test.assertEqual(s.cmd("AUTH john@test.com x"), "403 FORBIDDEN wrong address or password")
+    test.assertEqual(s.cmd("MAIL FROM: john@test.com"), "403 FORBIDDEN log in first (AUTH)")
+    close_session(test, s)
 
 
 SMTP_MESSAGE = (b"From: john@test.com\r\nTo: david@test.com\r\nSubject: hello\r\n\r\n"
@@ -320,7 +352,8 @@ def smtp_session(test, port):
     """A standard SMTP delivery with Python's smtplib (EHLO test.com)."""
     with smtplib.SMTP("127.0.0.1", port, local_hostname="test.com", timeout=WAIT) as s:
         test.assertEqual(s.ehlo()[0], 250)
-        test.assertTrue(s.has_extn("pipelining") and s.has_extn("size"))
+        test.assertTrue(s.has_extn("pipelining") and s.has_extn("size") and s.has_extn("auth"))
+        s.login("john@test.com", PASSWORDS["john@test.com"])
         test.assertEqual(s.sendmail("john@test.com", ["david@test.com"], SMTP_MESSAGE), {})
 
 
@@ -354,6 +387,14 @@ class Deploy(unittest.TestCase):
         os.chmod(self.root, 0o755)
         self.procs = []
         self.addCleanup(self._cleanup)
+        # The accounts file the units' --accounts names, made as README says;
+        # 0644 here so that the unprivileged user the tests run as reads it.
+        self.accounts = os.path.join(self.root, "accounts")
+        for address, password in PASSWORDS.items():
+            rc, out, err = run([SERVER, "--accounts", self.accounts, "--set-password", address],
+                               timeout=WAIT, input=password + "\n")
+            self.assertEqual(rc, 0, err)
+        os.chmod(self.accounts, 0o644)
 
     def _cleanup(self):
         reports = []
@@ -384,7 +425,7 @@ class Deploy(unittest.TestCase):
         self.procs.append(p)
         return p
 
-    def command_line(self, unit_name, store):
+    def command_line(self, unit_name, store, accounts=None):
         """The unit's ExecStart with the binary replaced by $MYSMTPD and the
         store by ours; it must name the installed binary and the state directory."""
         unit = self.unit(unit_name)
@@ -393,7 +434,9 @@ class Deploy(unittest.TestCase):
         state = "/var/lib/" + unit["Service"]["StateDirectory"][0]
         self.assertEqual(state, STATEDIR)
         self.assertIn(state, argv, "%s passes its StateDirectory as the store" % unit_name)
-        return [self.server] + [store if a == state else a for a in argv[1:]]
+        self.assertIn("--accounts " + ACCOUNTS, " ".join(argv), "%s has accounts" % unit_name)
+        swap = {state: store, ACCOUNTS: accounts or self.accounts}
+        return [self.server] + [swap.get(a, a) for a in argv[1:]]
 
     def check_store(self, store, n, owner=None):
         path = os.path.join(store, "david@test.com.txt")
@@ -419,6 +462,9 @@ class Deploy(unittest.TestCase):
                 self.assertNotIn(b"@SBINDIR@", f.read(), path)
         st = os.stat(self.staged(STATEDIR))
         self.assertEqual(st.st_mode & 0o7777, 0o700, "store mode")
+        st = os.stat(self.staged(ACCOUNTS))
+        self.assertEqual((st.st_mode & 0o7777, st.st_size), (0o640, 0), "accounts: empty, 0640")
+        self.assertEqual(os.stat(self.staged(os.path.dirname(ACCOUNTS))).st_mode & 0o7777, 0o750)
         with open(self.staged(PREFIX + "/lib/sysusers.d/mysmtp.conf")) as f:
             users = [l.split() for l in f if l.strip() and not l.startswith("#")]
         self.assertEqual(users[0][:3], ["u", "mysmtp", "-"])
@@ -528,12 +574,42 @@ class Deploy(unittest.TestCase):
         seed_session(self, port, 1)
         seed_session(self, port, 2)
         deadline = time.monotonic() + WAIT
-        while act.log().count(b"Client disconnected.") < 2 and time.monotonic() < deadline:
+        while act.log().count(b"Client disconnected.") < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
         log = act.log().decode("latin-1")
-        self.assertEqual(log.count("Client connected: 127.0.0.1\n"), 2, log)
-        self.assertEqual(log.count("Client disconnected.\n"), 2, log)
+        self.assertEqual(log.count("Client connected: 127.0.0.1\n"), 4, log)
+        self.assertEqual(log.count("Client disconnected.\n"), 4, log)
         self.check_store(store, 2, owner)
+
+    def test_installed_server_is_closed(self):
+        """With the accounts file make install made (empty), the per-connection
+        service takes no login and no mail, in either dialect."""
+        owner = unprivileged()
+        store = self.store(owner)
+        empty = os.path.join(self.root, "empty-accounts")
+        shutil.copy(self.staged(ACCOUNTS), empty)
+        os.chmod(empty, 0o644)
+        argv = sandbox_prefix() + self.command_line("mysmtp@.service", store, empty)
+        act, port = self.activator(argv, accept=True)
+        closed_session(self, port)
+        argv = sandbox_prefix() + self.command_line("mysmtp-smtp@.service", store, empty)
+        act, port = self.activator(argv, accept=True)
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="test.com", timeout=WAIT) as s:
+            with self.assertRaises(smtplib.SMTPRecipientsRefused):
+                s.sendmail("someone@example.org", ["david@test.com"], SMTP_MESSAGE)
+        self.assertEqual(os.listdir(store), [], "nothing stored")
+
+    def test_reinstall_keeps_the_accounts_file(self):
+        dest = os.path.join(self.root, "again")
+        os.makedirs(dest + os.path.dirname(ACCOUNTS))
+        with open(dest + ACCOUNTS, "w") as f:
+            f.write("david@test.com:$y$j9T$x$y\n")
+        os.chmod(dest + ACCOUNTS, 0o600)
+        rc, out, err = make("install", "DESTDIR=" + dest, "PREFIX=" + PREFIX)
+        self.assertEqual(rc, 0, out + err)
+        with open(dest + ACCOUNTS) as f:
+            self.assertEqual(f.read(), "david@test.com:$y$j9T$x$y\n")
+        self.assertEqual(os.stat(dest + ACCOUNTS).st_mode & 0o7777, 0o600)
 
     def test_smtp_per_connection_service(self):
         """mysmtp-smtp@.service's ExecStart (mysmtpd -S), one per connection: two
@@ -583,7 +659,7 @@ class Deploy(unittest.TestCase):
         self.assertEqual(act.wait(), 0, "exit status after SIGTERM")
         log = act.log().decode("latin-1")
         self.assertRegex(log, r"(?m)^\[\d+\] Client connected: 127\.0\.0\.1$")
-        self.assertEqual(len(re.findall(r"(?m)^\[\d+\] Client connected: 127\.0\.0\.1$", log)), 3, log)
+        self.assertEqual(len(re.findall(r"(?m)^\[\d+\] Client connected: 127\.0\.0\.1$", log)), 5, log)
         self.check_store(store, 2, owner)
 
     # -- xinetd ---------------------------------------------------------------
@@ -595,7 +671,9 @@ class Deploy(unittest.TestCase):
                         ("Client connected: 127.0.0.1", "HELO received from test.com",
                          "MAIL FROM: john@test.com", "RCPT TO: david@test.com",
                          "DATA received, message stored.", "LIST david@test.com",
-                         "GET_MAIL david@test.com 1", "Client disconnected."))
+                         "GET_MAIL david@test.com 1", "Client disconnected.",
+                         "Authenticated john@test.com from 127.0.0.1",
+                         "Authenticated david@test.com from 127.0.0.1"), 2)
 
     def test_smtp_xinetd_entry(self):
         """The installed standard SMTP entry (mysmtpd -S, port 2526) the same way,
@@ -603,9 +681,10 @@ class Deploy(unittest.TestCase):
         self.run_xinetd("mysmtp-smtp", "2526", "-S ", lambda port: smtp_session(self, port),
                         ("Client connected: 127.0.0.1", "EHLO received from test.com",
                          "MAIL FROM: <john@test.com>", "RCPT TO: david@test.com",
-                         "DATA received, message stored.", "Client disconnected."))
+                         "DATA received, message stored.", "Client disconnected.",
+                         "Authenticated john@test.com from 127.0.0.1"), 1)
 
-    def run_xinetd(self, service, port_number, options, session, wants):
+    def run_xinetd(self, service, port_number, options, session, wants, connections):
         """Check the installed entry for service, run it under xinetd (port, user,
         store rewritten), run session(port), and find wants in its syslog lines."""
         self.assertTrue(os.access(XINETD, os.X_OK), "xinetd is not installed (Debian package xinetd)")
@@ -614,7 +693,7 @@ class Deploy(unittest.TestCase):
         attrs = xinetd_attrs(entry)
         for name, value in (("socket_type", "stream"), ("wait", "no"), ("user", "mysmtp"),
                             ("port", port_number), ("server", PREFIX + "/sbin/mysmtpd"),
-                            ("server_args", options + "-d " + STATEDIR)):
+                            ("server_args", options + "--accounts " + ACCOUNTS + " -d " + STATEDIR)):
             self.assertEqual(attrs.get(name), value, "xinetd attribute %s" % name)
         for name in ("instances", "per_source", "cps", "log_on_success", "log_on_failure"):
             self.assertIn(name, attrs, "xinetd attribute %s" % name)
@@ -627,7 +706,7 @@ class Deploy(unittest.TestCase):
         port = free_port()
         for name, value in (("disable", "no"), ("port", str(port)), ("bind", "127.0.0.1"),
                             ("user", who[2]), ("group", who[3]), ("server", self.server),
-                            ("server_args", options + "-d " + store)):
+                            ("server_args", options + "--accounts " + self.accounts + " -d " + store)):
             entry = set_xinetd_attr(entry, name, value)
         env = " ".join("%s=%s" % (n, os.environ[n]) for n in sanitizer_env_names())
         if env:
@@ -669,11 +748,18 @@ class Deploy(unittest.TestCase):
 
         wait_syslog(r"xinetd\[\d+\]: Started working")
         session(port)
-        pid = re.search(r"mysmtpd\[(\d+)\]: Client disconnected\.$",
-                        wait_syslog(r"mysmtpd\[\d+\]: Client disconnected\.$")).group(1)
-        wait_syslog(r"xinetd\[\d+\]: EXIT: %s status=0 pid=%s" % (re.escape(service), pid))
-        ours = [l for l in lines if re.search(r"mysmtpd\[%s\]: " % pid, l)]
-        texts = [l.split("mysmtpd[%s]: " % pid, 1)[1] for l in ours]
+        deadline = time.monotonic() + WAIT
+        while True:
+            ends = [l for l in list(lines) if re.search(r"mysmtpd\[\d+\]: Client disconnected\.$", l)]
+            if len(ends) >= connections or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        pids = [re.search(r"mysmtpd\[(\d+)\]: ", l).group(1) for l in ends]
+        self.assertEqual(len(pids), connections, "sessions that ended: %r" % lines[-20:])
+        for pid in pids:
+            wait_syslog(r"xinetd\[\d+\]: EXIT: %s status=0 pid=%s" % (re.escape(service), pid))
+        ours = [l for l in lines if re.search(r"mysmtpd\[(%s)\]: " % "|".join(pids), l)]
+        texts = [re.split(r"mysmtpd\[\d+\]: ", l, 1)[1] for l in ours]
         for want in wants:
             self.assertIn(want, texts, "syslog lines of mysmtpd: %r" % texts)
         for l in ours:
