@@ -279,7 +279,9 @@ class FailureTime(AccountsTest):
 
 
 def process_memory(pid):
-    """Every readable mapping of pid's memory, as bytes."""
+    """Every readable mapping of pid's memory, as bytes, but those over 1 GiB:
+    the sanitizers' shadow memory, terabytes reserved and mostly unmapped,
+    whose contents are not the program's data."""
     chunks = []
     with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
         for line in maps:
@@ -287,6 +289,8 @@ def process_memory(pid):
             if "r" not in fields[1] or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]")):
                 continue
             lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if hi - lo > 1 << 30:
+                continue
             try:
                 mem.seek(lo)
                 chunks.append(mem.read(hi - lo))
@@ -300,7 +304,9 @@ class Secrets(AccountsTest):
         memory = process_memory(c.server.pid)
         self.assertGreater(len(memory), 100000, "read the server's memory")
         for p in passwords:
-            self.assertNotIn(p.encode(), memory, "a password left in the server's memory")
+            at = memory.find(p.encode())
+            self.assertEqual(at, -1, "a password left in the server's memory (%d octets read)"
+                             % len(memory))
 
     def test_passwords_are_wiped_and_never_logged(self):
         right = "R1ght-" + secrets.token_hex(12)

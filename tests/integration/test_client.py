@@ -638,7 +638,7 @@ class ScriptedTest(WithServer):
     def test_usage(self):
         r = self.mysmtp("-h")
         self.assertExit(r, EX_OK)
-        for word in (b"usage: mysmtp", b"send -f from", b"list", b"get", b"64", b"74", b"77"):
+        for word in (b"usage: mysmtp", b"send [-f from]", b"list", b"get", b"64", b"74", b"77"):
             self.assertIn(word, r.stdout)
         for args in (["-x"], ["send", "a@b.c"], ["send", "-f", "a@b.c"], ["get", "a@b.c"],
                      ["list"], ["list", "a@b.c", "extra"], ["-p", "0"], ["-p", "http"],
