@@ -16,11 +16,10 @@ TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-
              curl swaks mutt strace fail2ban msmtp util-linux iproute2
 
 # The server: one idea per file (see README.md, "Source map").
-SERVER_SRCS = mysmtpd.c listener.c log.c session.c login.c accounts.c accounts_edit.c sasl.c \
-              protocol.c smtp.c \
-              smtparg.c rfc5322.c \
+SERVER_SRCS = mysmtpd.c listener.c log.c session.c login.c accounts.c accounts_edit.c secret.c \
+              sasl.c protocol.c smtp.c smtparg.c rfc5322.c \
               io.c address.c data.c spool.c mboxrd.c store.c mbindex.c
-CLIENT_SRCS = mysmtp.c client_conn.c client_jobs.c client_shell.c client_login.c io.c
+CLIENT_SRCS = mysmtp.c client_conn.c client_jobs.c client_shell.c client_login.c secret.c io.c
 UNIT_SRCS   = tests/unit/unit.c address.c data.c mboxrd.c spool.c io.c smtparg.c \
               rfc5322.c
 
@@ -127,7 +126,7 @@ FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 300
 FUZZ_FLAGS    = -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
-FUZZ_SRCS     = $(filter-out mysmtpd.c listener.c log.c accounts_edit.c,$(SERVER_SRCS))
+FUZZ_SRCS     = $(filter-out mysmtpd.c listener.c log.c accounts_edit.c secret.c,$(SERVER_SRCS))
 FUZZERS       = build/fuzz/fuzz_session build/fuzz/fuzz_address build/fuzz/fuzz_smtp
 FUZZ_OBJS     = $(FUZZ_SRCS:%.c=build/fuzz/obj/%.o)
 

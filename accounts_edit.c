@@ -9,83 +9,21 @@
 #include "accounts.h"
 #include "address.h"
 #include "io.h"
+#include "secret.h"
 
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 #define LOCK_TRIES 100	/* the file replaced under us this often: give up */
-
-/* The terminal's settings while a password is typed without echo. */
-static struct termios saved_tty;
-static volatile sig_atomic_t tty_changed;
-
-static void restore_tty(int sig)
-{
-	if (tty_changed)
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-/* One line from standard input into out[size], without its line end. */
-static int read_line(char *out, size_t size)
-{
-	size_t n = 0;
-	char c;
-
-	for (;;) {
-		ssize_t r = read(STDIN_FILENO, &c, 1);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return n > 0 ? (int)n : -ENODATA;
-		if (c == '\n')
-			break;
-		if (n + 1 >= size)
-			return -E2BIG;
-		out[n++] = c;
-	}
-	if (n > 0 && out[n - 1] == '\r')
-		n--;
-	out[n] = '\0';
-	return (int)n;
-}
-
-/* Prompt on standard error and read a line without echo. */
-static int read_hidden(const char *prompt, char *out, size_t size)
-{
-	struct termios quiet;
-	int n;
-
-	fputs(prompt, stderr);
-	fflush(stderr);
-	if (tcgetattr(STDIN_FILENO, &saved_tty) < 0)
-		return -errno;
-	quiet = saved_tty;
-	quiet.c_lflag &= ~(tcflag_t)ECHO;
-	signal(SIGINT, restore_tty);
-	signal(SIGTERM, restore_tty);
-	signal(SIGHUP, restore_tty);
-	tty_changed = 1;
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-	n = read_line(out, size);
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
-	tty_changed = 0;
-	fputc('\n', stderr);
-	return n;
-}
 
 int accounts_read_password(const char *address, char *out, size_t size, const char **why)
 {
@@ -95,13 +33,14 @@ int accounts_read_password(const char *address, char *out, size_t size, const ch
 	*why = NULL;
 	if (isatty(STDIN_FILENO)) {
 		snprintf(prompt, sizeof prompt, "New password for %s: ", address);
-		n = read_hidden(prompt, out, size);
-		if (n > 0 && (m = read_hidden("Again: ", again, sizeof again)) >= 0 &&
+		n = secret_read_hidden(STDIN_FILENO, STDERR_FILENO, prompt, out, size);
+		if (n > 0 && (m = secret_read_hidden(STDIN_FILENO, STDERR_FILENO, "Again: ", again,
+						     sizeof again)) >= 0 &&
 		    strcmp(out, again) != 0)
 			*why = "the two passwords differ";
 		explicit_bzero(again, sizeof again);
 	} else {
-		n = read_line(out, size);
+		n = secret_read_line(STDIN_FILENO, out, size);
 	}
 	if (!*why && (n == -E2BIG || m == -E2BIG || n > PASSWORD_MAX))
 		*why = "a password holds at most 200 octets";

@@ -4,6 +4,7 @@
    command, whose password is never shown and is wiped after use. */
 #define _GNU_SOURCE
 #include "client.h"
+#include "secret.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,53 +14,17 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sysexits.h>
-#include <termios.h>
 #include <unistd.h>
-
-/* One line of fd into out[size], without its line end: its length, or -errno. */
-static int read_secret_line(int fd, char *out, size_t size)
-{
-	size_t n = 0;
-	char ch;
-
-	for (;;) {
-		ssize_t r = read(fd, &ch, 1);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0 || ch == '\n')
-			break;
-		if (n + 1 >= size)
-			return -E2BIG;
-		out[n++] = ch;
-	}
-	if (n > 0 && out[n - 1] == '\r')
-		n--;
-	out[n] = '\0';
-	return (int)n;
-}
 
 int client_prompt_password(const char *user, char *out, size_t size)
 {
-	struct termios saved, quiet;
+	char prompt[REPLY_MAX];
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY), n;
 
 	if (fd < 0)
 		return -errno;
-	dprintf(fd, "Password for %s: ", user);
-	if (tcgetattr(fd, &saved) < 0) {
-		n = -errno;
-		close(fd);
-		return n;
-	}
-	quiet = saved;
-	quiet.c_lflag &= ~(tcflag_t)ECHO;
-	tcsetattr(fd, TCSAFLUSH, &quiet);
-	n = read_secret_line(fd, out, size);
-	tcsetattr(fd, TCSAFLUSH, &saved);
-	dprintf(fd, "\n");
+	snprintf(prompt, sizeof prompt, "Password for %s: ", user);
+	n = secret_read_hidden(fd, fd, prompt, out, size);
 	close(fd);
 	return n;
 }
@@ -74,7 +39,7 @@ int client_password(const struct job *j, char *out, size_t size)
 			fprintf(stderr, "mysmtp: %s: %s\n", j->password_file, strerror(errno));
 			return EX_NOINPUT;
 		}
-		n = read_secret_line(fd, out, size);
+		n = secret_read_line(fd, out, size);
 		close(fd);
 	} else if (env) {
 		n = snprintf(out, size, "%s", env);

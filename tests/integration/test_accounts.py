@@ -38,13 +38,17 @@ def make_accounts(path, accounts):
     return path
 
 
+def two_accounts(root):
+    """david@test.com (secret1) and john@test.com (hunter2) in root/accounts."""
+    return make_accounts(os.path.join(root, "accounts"),
+                         [("david@test.com", "secret1"), ("john@test.com", "hunter2")])
+
+
 class AccountsTest(ServerTest):
     def setUp(self):
         super().setUp()
         self.d = self.mkdir()
-        self.accounts = make_accounts(os.path.join(self.root, "accounts"),
-                                      [("david@test.com", "secret1"),
-                                       ("john@test.com", "hunter2")])
+        self.accounts = two_accounts(self.root)
         self.args = ["--accounts", self.accounts]
 
     def session(self, args=(), env=None, **kw):

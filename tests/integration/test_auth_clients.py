@@ -13,7 +13,7 @@ import time
 import unittest
 
 from support import mailbox_file
-from test_accounts import make_accounts
+from test_accounts import two_accounts
 from test_client import (CLIENT, EX_NOPERM, EX_OK, WAIT, TerminalTest, masked)
 from test_smtp import HOST, MESSAGE, Smtp
 
@@ -22,9 +22,7 @@ class SmtpClients(Smtp):
     def setUp(self):
         super().setUp()
         self.d = self.mkdir()
-        self.accounts = make_accounts(os.path.join(self.root, "accounts"),
-                                      [("david@test.com", "secret1"),
-                                       ("john@test.com", "hunter2")])
+        self.accounts = two_accounts(self.root)
         self.port = self.listener(self.d, ["--accounts", self.accounts])
         self.msgfile = os.path.join(self.root, "message.eml")
         with open(self.msgfile, "wb") as f:
@@ -110,9 +108,7 @@ class MysmtpUser(TerminalTest):
     @property
     def server_args(self):
         if self.accounts_path is None:
-            self.accounts_path = make_accounts(
-                os.path.join(self.root, "accounts"),
-                [("david@test.com", "secret1"), ("john@test.com", "hunter2")])
+            self.accounts_path = two_accounts(self.root)
         return ("--accounts", self.accounts_path)
 
     def client(self, *args, password="secret1", input=b""):
