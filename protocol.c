@@ -486,11 +486,11 @@ static void last_words(struct session *s, enum ending why)
 
 static void greet(struct session *s)
 {
-	if (!login_accounts_on(s))
-		LOG(s, "No accounts file: any client may read any mailbox.");
 	char greeting[320];
 	int n = snprintf(greeting, sizeof greeting, "%s My_SMTP ready", s->cfg->hostname);
 
+	if (!login_accounts_on(s))
+		LOG(s, "No accounts file: any client may read any mailbox.");
 	reply(s, 200, n < 0 || (size_t)n >= sizeof greeting ? "My_SMTP ready" : greeting);
 }
 
