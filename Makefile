@@ -11,15 +11,16 @@ SANITIZE  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 PORT     ?= 2525
 HOST     ?= 127.0.0.1
 
-BUILD_PKGS = gcc make pkg-config libsystemd-dev libedit-dev libcrypt-dev
+BUILD_PKGS = gcc make pkg-config libsystemd-dev libedit-dev libcrypt-dev libtls-dev
 TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-14-dev \
              curl swaks mutt strace fail2ban msmtp util-linux iproute2
 
 # The server: one idea per file (see README.md, "Source map").
 SERVER_SRCS = mysmtpd.c listener.c log.c session.c login.c accounts.c accounts_edit.c secret.c \
-              sasl.c protocol.c smtp.c smtparg.c rfc5322.c \
+              sasl.c starttls.c tlsio.c protocol.c smtp.c smtparg.c rfc5322.c \
               io.c address.c data.c spool.c mboxrd.c store.c mbindex.c
-CLIENT_SRCS = mysmtp.c client_conn.c client_jobs.c client_shell.c client_login.c secret.c io.c
+CLIENT_SRCS = mysmtp.c client_conn.c client_jobs.c client_shell.c client_login.c secret.c \
+              tlsio.c io.c
 UNIT_SRCS   = tests/unit/unit.c address.c data.c mboxrd.c spool.c io.c smtparg.c \
               rfc5322.c
 

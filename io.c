@@ -52,7 +52,42 @@ void writer_init(struct writer *w, int fd, unsigned timeout_ms)
 	w->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 	w->timeout_ms = timeout_ms;
 	w->error = 0;
+	w->via = NULL;
 	w->len = 0;
+}
+
+void writer_set_transport(struct writer *w, const struct io_transport *via)
+{
+	w->via = via;
+}
+
+/* One read (or write) through via, waiting on fd as it asks. */
+static ssize_t move_via(const struct io_transport *via, int fd, void *buf, size_t len,
+			uint64_t deadline_ms, int writing)
+{
+	for (;;) {
+		short events = writing ? POLLOUT : POLLIN;
+		ssize_t n = writing ? via->write(via->ctx, buf, len, &events) :
+				      via->read(via->ctx, buf, len, &events);
+		int rc;
+
+		if (n != -EAGAIN)
+			return n;
+		if ((rc = io_wait(fd, events, deadline_ms)) < 0)
+			return rc;
+	}
+}
+
+ssize_t io_write_via(const struct io_transport *via, int fd, const void *buf, size_t len,
+		     uint64_t deadline_ms)
+{
+	return move_via(via, fd, (void *)buf, len, deadline_ms, 1);
+}
+
+ssize_t io_read_via(const struct io_transport *via, int fd, void *buf, size_t len,
+		    uint64_t deadline_ms)
+{
+	return move_via(via, fd, buf, len, deadline_ms, 0);
 }
 
 /* Write all of data to the peer, waiting at most timeout_ms in all. */
@@ -60,6 +95,14 @@ static int writer_send(struct writer *w, const char *data, size_t len)
 {
 	uint64_t deadline = io_now_ms() + w->timeout_ms;
 
+	while (len > 0 && w->via) {
+		ssize_t n = io_write_via(w->via, w->fd, data, len, deadline);
+
+		if (n <= 0)
+			return n == 0 ? -EIO : (int)n;
+		data += n;
+		len -= (size_t)n;
+	}
 	while (len > 0) {
 		ssize_t n;
 		int rc;
@@ -169,6 +212,13 @@ void reader_init(struct reader *r, int fd, struct writer *flush_first)
 {
 	r->fd = fd;
 	r->flush_first = flush_first;
+	r->via = NULL;
+	r->start = r->end = 0;
+}
+
+void reader_set_transport(struct reader *r, const struct io_transport *via)
+{
+	r->via = via;
 	r->start = r->end = 0;
 }
 
@@ -179,6 +229,13 @@ int reader_fill(struct reader *r, uint64_t deadline_ms)
 	r->start = r->end = 0;
 	if (r->flush_first)
 		writer_flush(r->flush_first);
+	if (r->via) {
+		ssize_t n = io_read_via(r->via, r->fd, r->buf, sizeof r->buf, deadline_ms);
+
+		if (n > 0)
+			r->end = (size_t)n;
+		return n > 0 ? 1 : (int)n;
+	}
 	for (;;) {
 		ssize_t n;
 		int rc = io_wait(r->fd, POLLIN, deadline_ms);

@@ -4,8 +4,20 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define IO_BUFSIZE 4096
+
+/* A layer the bytes go through instead of the bare descriptor (TLS, in
+   tlsio.c). Each call moves what it can without blocking: octets > 0, 0 at
+   the end, or -errno; -EAGAIN with *events what to wait for on the
+   descriptor before trying again. A read is always tried before any wait,
+   so what the layer holds already is never left behind a poll(). */
+struct io_transport {
+	ssize_t (*read)(void *ctx, void *buf, size_t len, short *events);
+	ssize_t (*write)(void *ctx, const void *buf, size_t len, short *events);
+	void *ctx;
+};
 
 /* Output buffer; flushed when full, before every blocking read, and on demand. */
 struct writer {
@@ -13,6 +25,7 @@ struct writer {
 	int is_socket;		/* use send(MSG_DONTWAIT | MSG_NOSIGNAL) */
 	unsigned timeout_ms;	/* longest wait for the peer to take data */
 	int error;		/* first error (-errno); later writes are dropped */
+	const struct io_transport *via;	/* NULL: the descriptor itself */
 	size_t len;
 	char buf[IO_BUFSIZE];
 };
@@ -21,6 +34,7 @@ struct writer {
 struct reader {
 	int fd;
 	struct writer *flush_first;	/* flushed before the reader blocks */
+	const struct io_transport *via;	/* NULL: the descriptor itself */
 	size_t start, end;
 	char buf[IO_BUFSIZE];
 };
@@ -46,6 +60,18 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
 void reader_init(struct reader *r, int fd, struct writer *flush_first);
+/* From now on read through via (NULL: the descriptor), dropping what the
+   buffer holds unread: bytes sent before TLS never count after it. */
+void reader_set_transport(struct reader *r, const struct io_transport *via);
+/* From now on write through via (NULL: the descriptor). */
+void writer_set_transport(struct writer *w, const struct io_transport *via);
+/* One read or write through via, waiting on fd as it asks until
+   deadline_ms: octets > 0, 0 at the end, or -errno. */
+ssize_t io_read_via(const struct io_transport *via, int fd, void *buf, size_t len,
+		    uint64_t deadline_ms);
+ssize_t io_write_via(const struct io_transport *via, int fd, const void *buf, size_t len,
+		     uint64_t deadline_ms);
+
 /* Wait until the buffer holds unread bytes: 1 when it does, 0 at end of input,
    -ETIMEDOUT once deadline_ms (io_now_ms scale) has passed, or another -errno. */
 int reader_fill(struct reader *r, uint64_t deadline_ms);

@@ -74,6 +74,9 @@ static const char usage[] =
 	"  -u, --accounts FILE        only account holders read mail, and mail goes only\n"
 	"                             to accounts (Dovecot passwd-file: address:hash)\n"
 	"  -P, --allow-plaintext-auth take passwords without TLS from non-local peers\n"
+	"  -C, --tls-cert FILE        PEM certificate (chain): offer STARTTLS\n"
+	"  -K, --tls-key FILE         its PEM private key\n"
+	"  -i, --tls-implicit         start TLS before the greeting (ports 465, 995)\n"
 	"      --set-password ADDRESS add the account or change its password in the\n"
 	"                             --accounts file (read from the terminal or stdin)\n"
 	"      --remove-account ADDRESS  take the account out of the --accounts file\n"
@@ -110,6 +113,9 @@ static const struct option long_options[] = {
 	{ "smtp", no_argument, NULL, 'S' },
 	{ "accounts", required_argument, NULL, 'u' },
 	{ "allow-plaintext-auth", no_argument, NULL, 'P' },
+	{ "tls-cert", required_argument, NULL, 'C' },
+	{ "tls-key", required_argument, NULL, 'K' },
+	{ "tls-implicit", no_argument, NULL, 'i' },
 	{ "set-password", required_argument, NULL, OPT_SET_PASSWORD },
 	{ "remove-account", required_argument, NULL, OPT_REMOVE_ACCOUNT },
 	{ "help", no_argument, NULL, 'h' },
@@ -153,7 +159,7 @@ static void parse_options(struct server *sv, int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "d:l:c:p:s:r:t:T:e:j:m:F:w:AD:n:SB:u:PhV", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:c:p:s:r:t:T:e:j:m:F:w:AD:n:SB:u:PC:K:ihV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'd': sv->mailbox_dir = optarg; sv->mailbox_dir_given = 1; break;
 		case 'l':
@@ -193,6 +199,9 @@ static void parse_options(struct server *sv, int argc, char **argv)
 		case 'S': sv->smtp = 1; break;
 		case 'u': sv->cfg.accounts_file = optarg; break;
 		case 'P': sv->cfg.allow_plaintext_auth = 1; break;
+		case 'C': sv->cfg.tls_cert = optarg; break;
+		case 'K': sv->cfg.tls_key = optarg; break;
+		case 'i': sv->cfg.tls_implicit = 1; break;
 		case OPT_SET_PASSWORD: sv->set_password = optarg; break;
 		case OPT_REMOVE_ACCOUNT: sv->remove_account = optarg; break;
 		case 'h': fputs(usage, stdout); exit(0);
@@ -202,6 +211,11 @@ static void parse_options(struct server *sv, int argc, char **argv)
 	}
 	if (optind < argc)
 		die_usage("unexpected argument", argv[optind]);
+	if (!sv->cfg.tls_cert != !sv->cfg.tls_key)
+		die_usage("--tls-cert and --tls-key go together",
+			  sv->cfg.tls_cert ? sv->cfg.tls_cert : sv->cfg.tls_key);
+	if (sv->cfg.tls_implicit && !sv->cfg.tls_cert)
+		die_usage("--tls-implicit needs --tls-cert and --tls-key", "-i");
 }
 
 /* A peer address from the environment, if it looks like one. */

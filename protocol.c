@@ -10,6 +10,7 @@
 #include "io.h"
 #include "login.h"
 #include "mboxrd.h"
+#include "starttls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -123,6 +124,22 @@ static void cmd_auth(struct session *s, char *arg)
 		case LOGIN_TOO_MANY: session_end_by(s, ENDING_AUTH); break;
 		case LOGIN_ERROR: reply(s, 500, "out of memory"); break;
 		}
+	}
+}
+
+/* STARTTLS: "200 OK ready to start TLS", then the handshake and a fresh
+   session; refused when anything was sent after it (it is never run). */
+static void cmd_starttls(struct session *s, char *arg)
+{
+	(void)arg;
+	switch (starttls_check(s)) {
+	case STARTTLS_UNAVAILABLE: reply(s, 403, "TLS not available"); break;
+	case STARTTLS_ACTIVE: reply(s, 403, "TLS already started"); break;
+	case STARTTLS_PIPELINED: session_end_by(s, ENDING_PIPELINED_TLS); break;
+	case STARTTLS_OK:
+		reply(s, 200, "OK ready to start TLS");
+		starttls_handshake(s);
+		break;
 	}
 }
 
@@ -431,6 +448,7 @@ static const struct command commands[] = {
 	{ "LIST",     GREETED, 0, cmd_list, 0, NULL, 0 },
 	{ "GET_MAIL", GREETED, 0, cmd_get_mail, 0, NULL, 0 },
 	{ "AUTH",     GREETED, 0, cmd_auth, 0, NULL, 1 },
+	{ "STARTTLS", FRESH,   1, cmd_starttls, 0, NULL, 0 },
 	{ "NOOP",     FRESH,   0, session_cmd_reply, 200, "OK", 0 },
 	{ "RSET",     FRESH,   1, session_cmd_reset, 200, "OK", 0 },
 	{ "HELP",     FRESH,   0, session_cmd_reply, 200,
@@ -476,6 +494,7 @@ static void last_words(struct session *s, enum ending why)
 		[ENDING_ERRORS] = "403 FORBIDDEN too many errors",
 		[ENDING_JUNK] = "403 FORBIDDEN too many commands without mail",
 		[ENDING_AUTH] = "403 FORBIDDEN too many failures",
+		[ENDING_PIPELINED_TLS] = "400 ERR no commands may follow STARTTLS before the handshake",
 	};
 
 	if (why == ENDING_TIMEOUT || why == ENDING_LIFETIME)

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "session.h"
 #include "login.h"
+#include "starttls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@ void session_end_by(struct session *s, enum ending why)
 		[ENDING_ERRORS] = "Too many errors; closing.",
 		[ENDING_JUNK] = "Too many commands without mail; closing.",
 		[ENDING_AUTH] = "Too many failed logins; closing.",
+		[ENDING_PIPELINED_TLS] = "Commands pipelined after STARTTLS; closing.",
 	};
 
 	if (said[why])
@@ -245,13 +247,19 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 	reader_init(&s.in, env->in_fd, &s.out);
 	spool_init(&s.spool, st->dirfd);
 	login_start(&s);
-	d->greet(&s);
+	if (starttls_open(&s) < 0) {
+		s.end = END_IO;		/* implicit TLS without a handshake: not a word */
+		s.done = 1;
+	} else {
+		d->greet(&s);
+	}
 	while (!s.done && s.out.error == 0)
 		read_command(&s);
 	if (env->ending)
 		env->ending(env->ending_ctx);
 	if (writer_flush(&s.out) < 0 && s.end == END_QUIT)
 		s.end = END_IO;
+	starttls_close(&s);
 	transaction_clear(&s.tx);
 	free(s.tx.rcpt);
 	login_finish(&s);

@@ -36,6 +36,8 @@ struct config {
 	const char *accounts_file;	/* --accounts; NULL: the open demo of sections 1-6 */
 	int allow_plaintext_auth;	/* passwords also over plaintext from non-local peers */
 	unsigned auth_failure_delay_ms;	/* before the reply to a failed login */
+	const char *tls_cert, *tls_key;	/* PEM files: STARTTLS offered; NULL: no TLS */
+	int tls_implicit;		/* TLS before the greeting (ports 465, 995) */
 };
 
 typedef void (*session_log)(void *ctx, const char *fmt, ...)
@@ -65,6 +67,7 @@ struct transaction {
 };
 
 struct session;
+struct tlsio;
 
 struct command {
 	const char *verb;
@@ -83,7 +86,8 @@ struct command {
    dialect says each in its own words. */
 enum refusal { REFUSE_TOO_LONG, REFUSE_BAD_OCTET, REFUSE_BARE_LF, REFUSE_UNKNOWN,
 	       REFUSE_STATE, REFUSE_ARGUMENT };
-enum ending { ENDING_TIMEOUT, ENDING_LIFETIME, ENDING_ERRORS, ENDING_JUNK, ENDING_AUTH };
+enum ending { ENDING_TIMEOUT, ENDING_LIFETIME, ENDING_ERRORS, ENDING_JUNK, ENDING_AUTH,
+	      ENDING_PIPELINED_TLS };
 
 struct dialect {
 	const struct command *commands;	/* ended by a NULL verb */
@@ -121,6 +125,7 @@ struct session {
 	char user[ADDRESS_MAX + 1];	/* the address logged in as; "" before */
 	unsigned auth_failures;
 	int tls;			/* the connection is TLS */
+	struct tlsio *tls_server;	/* this session's TLS, made at its start (starttls.h) */
 };
 
 #define LOG(s, ...) (s)->env->log((s)->env->log_ctx, __VA_ARGS__)

@@ -17,6 +17,7 @@
 #include "rfc5322.h"
 #include "sasl.h"
 #include "smtparg.h"
+#include "starttls.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -119,6 +120,8 @@ static void greet(struct session *s, char *arg, int esmtp)
 	send_line(s, 250, '-', "PIPELINING");
 	send_line(s, 250, '-', n < 0 || (size_t)n >= sizeof size ? "SIZE" : size);
 	send_line(s, 250, '-', "8BITMIME");
+	if (starttls_offered(s))
+		send_line(s, 250, '-', "STARTTLS");
 	if (login_accounts_on(s) && login_allowed(s))
 		send_line(s, 250, '-', "AUTH PLAIN");
 	reply(s, 250, "ENHANCEDSTATUSCODES");
@@ -402,6 +405,21 @@ static void cmd_auth(struct session *s, char *arg)
 	explicit_bzero(&p, sizeof p);
 }
 
+/* STARTTLS (RFC 3207): "220 2.0.0", then the handshake and a fresh session. */
+static void cmd_starttls(struct session *s, char *arg)
+{
+	(void)arg;
+	switch (starttls_check(s)) {
+	case STARTTLS_UNAVAILABLE: reply(s, 502, "5.5.1 Error: command not implemented"); break;
+	case STARTTLS_ACTIVE: reply(s, 554, "5.5.1 Error: TLS already active"); break;
+	case STARTTLS_PIPELINED: session_end_by(s, ENDING_PIPELINED_TLS); break;
+	case STARTTLS_OK:
+		reply(s, 220, "2.0.0 Ready to start TLS");
+		starttls_handshake(s);
+		break;
+	}
+}
+
 static void cmd_vrfy(struct session *s, char *arg)
 {
 	if (!*arg)
@@ -428,7 +446,7 @@ static const struct command commands[] = {
 	{ "ETRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
 	{ "ATRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
 	{ "BDAT",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "STARTTLS", FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
+	{ "STARTTLS", GREETED, 1, cmd_starttls, 0, NULL, 0 },
 	{ "SEND",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
 	{ "SOML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
 	{ "SAML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
@@ -477,6 +495,9 @@ static void last_words(struct session *s, enum ending why)
 		break;
 	case ENDING_AUTH:
 		send_421(s, "4.7.0", "Error: too many failed authentications");
+		break;
+	case ENDING_PIPELINED_TLS:
+		send_421(s, "4.7.0", "Error: no commands may follow STARTTLS before the handshake");
 	}
 }
 
