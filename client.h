@@ -30,6 +30,8 @@ enum { LN_END, LN_MORE, LN_EOF, LN_INTR };
 struct conn {
 	int fd;
 	int secs;			/* the -t timeout */
+	struct tlsio *tls;		/* once TLS is started (--tls, --starttls) */
+	const struct io_transport *via;	/* its transport; NULL: plain */
 	const char *where;		/* "host:port", for messages */
 	struct reader in;
 	size_t outlen;
@@ -46,6 +48,8 @@ struct job {
 	const char *user;		/* --user: log in as this address after HELO */
 	const char *password_file;
 	bool plaintext_ok;		/* --allow-plaintext-auth */
+	bool tls, starttls;		/* --tls: TLS from the start; --starttls: after STARTTLS */
+	const char *ca_file;		/* --ca-file: verify against these CAs only */
 	char **rcpt;
 	int nrcpt;
 	int secs;
@@ -78,6 +82,11 @@ int conn_put_text_piece(struct conn *c, const char *p, size_t n, bool first, boo
 /* Connect to host:port within secs: the descriptor, or -1 (said on stderr). */
 int conn_dial(const char *host, const char *port, int secs, const char *where);
 int conn_greet(struct conn *c);
+/* TLS on the connection, verifying the certificate for host against the
+   system's CAs or ca_file: the exit status (said on stderr). */
+int conn_start_tls(struct conn *c, const char *host, const char *ca_file);
+/* Free the connection's TLS (close_notify sent when it can be). */
+void conn_end_tls(struct conn *c);
 int conn_expect_200(struct conn *c, const char *what);
 int conn_command(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void conn_say_quit(struct conn *c);

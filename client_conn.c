@@ -2,6 +2,7 @@
    deadline, buffered writes, status lines and multi-line replies read with
    deadlines, the exit status each reply means. */
 #include "client.h"
+#include "tlsio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -107,6 +108,14 @@ int input_fail(const char *name, int err)
 /* Writes all of p to the server, waiting at most -t for each part. */
 static int conn_write(struct conn *c, const char *p, size_t n)
 {
+	while (n > 0 && c->via) {
+		ssize_t w = io_write_via(c->via, c->fd, p, n, deadline(c));
+
+		if (w <= 0)
+			return w == 0 || w == -EPIPE ? -ENOTCONN : (int)w;
+		p += w;
+		n -= (size_t)w;
+	}
 	while (n > 0) {
 		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
 		if (w > 0) {
@@ -319,6 +328,27 @@ int conn_dial(const char *host, const char *port, int secs, const char *where)
 	else if (fd < 0)
 		fprintf(stderr, "mysmtp: %s: %s\n", where, strerror(-err));
 	return fd;
+}
+
+int conn_start_tls(struct conn *c, const char *host, const char *ca_file)
+{
+	char why[256];
+
+	c->tls = tlsio_client(ca_file, why, sizeof why);
+	if (!c->tls || tlsio_start(c->tls, c->fd, c->fd, host, deadline(c), why, sizeof why) < 0) {
+		fprintf(stderr, "mysmtp: %s: TLS: %s\n", c->where, why);
+		return EX_PROTOCOL;
+	}
+	c->via = tlsio_transport(c->tls);
+	reader_set_transport(&c->in, c->via);
+	return EX_OK;
+}
+
+void conn_end_tls(struct conn *c)
+{
+	tlsio_free(c->tls);
+	c->tls = NULL;
+	c->via = NULL;
 }
 
 /* Reads the greeting; says it on stderr unless it is a 200. */

@@ -89,10 +89,11 @@ int client_login(struct conn *c, const struct job *j)
 
 bool client_may_send_password(const struct conn *c, bool plaintext_ok)
 {
-	if (plaintext_ok || server_is_local(c))
+	if (c->tls || plaintext_ok || server_is_local(c))
 		return true;
 	fprintf(stderr, "mysmtp: %s is not on this machine: a password is not sent there "
-		"in the clear (--allow-plaintext-auth to do it anyway)\n", c->where);
+		"in the clear (use --starttls or --tls; --allow-plaintext-auth to send it anyway)\n",
+		c->where);
 	return false;
 }
 

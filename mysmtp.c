@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -44,6 +45,10 @@ static const char help_text[] =
 "      --password-file file  (its first line)\n"
 "      --allow-plaintext-auth  send the password to a server that is not on\n"
 "            this machine, without TLS (the client refuses by default)\n"
+"      --starttls          start TLS with STARTTLS after the greeting\n"
+"      --tls               TLS from the start (a server run with --tls-implicit)\n"
+"      --ca-file file      verify the server's certificate against these CAs\n"
+"            (PEM) instead of the system's\n"
 "  -h, --help          show this help\n"
 "  -V, --version       show the version\n"
 "\n"
@@ -60,6 +65,8 @@ static const char help_text[] =
 "  74  connection closed mid-session, no reply in time, a malformed or\n"
 "      overlong reply, a read or write error (EX_IOERR)\n"
 "  75  a 500 reply (EX_TEMPFAIL)\n"
+"  76  TLS failed: no handshake, or the certificate is not trusted for the\n"
+"      host (EX_PROTOCOL)\n"
 "  77  a 403 reply: a refused login, a mailbox not one's own (EX_NOPERM)\n";
 
 /* Prints the usage to stderr and returns EX_USAGE. */
@@ -100,7 +107,7 @@ static const char *domain_of(const char *addr)
 	return at && at[1] ? at + 1 : NULL;
 }
 
-enum { OPT_PASSWORD_FILE = 256, OPT_PLAINTEXT };
+enum { OPT_PASSWORD_FILE = 256, OPT_PLAINTEXT, OPT_TLS, OPT_STARTTLS, OPT_CA_FILE };
 
 static const struct option long_options[] = {
 	{ "server", required_argument, NULL, 's' },
@@ -110,6 +117,9 @@ static const struct option long_options[] = {
 	{ "user", required_argument, NULL, 'u' },
 	{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
 	{ "allow-plaintext-auth", no_argument, NULL, OPT_PLAINTEXT },
+	{ "tls", no_argument, NULL, OPT_TLS },
+	{ "starttls", no_argument, NULL, OPT_STARTTLS },
+	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -131,6 +141,9 @@ static int common_option(struct job *j, int ch)
 	case 'u': j->user = optarg; return EX_OK;
 	case OPT_PASSWORD_FILE: j->password_file = optarg; return EX_OK;
 	case OPT_PLAINTEXT: j->plaintext_ok = true; return EX_OK;
+	case OPT_TLS: j->tls = true; return EX_OK;
+	case OPT_STARTTLS: j->starttls = true; return EX_OK;
+	case OPT_CA_FILE: j->ca_file = optarg; return EX_OK;
 	case 'p': j->port = optarg; return EX_OK;
 	case 't':
 		j->secs = (int)number(optarg, 1, 86400);
@@ -258,7 +271,12 @@ static int open_conn(struct conn *c, const struct job *j, char *where, size_t si
 	reader_init(&c->in, c->fd, NULL);
 	if (c->fd < 0)
 		return EX_UNAVAILABLE;
-	return conn_greet(c);
+	int st = j->tls ? conn_start_tls(c, host, j->ca_file) : EX_OK;
+	if (st == EX_OK)
+		st = conn_greet(c);
+	if (st == EX_OK && j->starttls && (st = conn_command(c, "STARTTLS")) == EX_OK)
+		st = conn_start_tls(c, host, j->ca_file);
+	return st;
 }
 
 int main(int argc, char **argv)
@@ -270,6 +288,7 @@ int main(int argc, char **argv)
 	int text_fd = STDIN_FILENO;
 
 	c.fd = -1;
+	signal(SIGPIPE, SIG_IGN);	/* TLS writes to a closed connection fail, not kill */
 
 	int st = parse_args(&j, argc, argv);
 	if (st != EX_OK)
@@ -285,6 +304,7 @@ int main(int argc, char **argv)
 		st = run_send(&c, &j, text_fd);
 	else if (st == EX_OK)
 		st = run_mailbox(&c, &j);
+	conn_end_tls(&c);
 	if (c.fd >= 0)
 		close(c.fd);
 	if (text_fd != STDIN_FILENO)
