@@ -176,12 +176,14 @@ XINETDDIR   ?= /etc/xinetd.d
 STATEDIR    ?= /var/lib/mysmtp
 ACCOUNTS    ?= /etc/mysmtp/accounts
 ACCOUNTS_DIR = $(patsubst %/,%,$(dir $(ACCOUNTS)))
+TLSDIR      ?= /etc/mysmtp/tls
 
 UNITS = mysmtp.socket mysmtp@.service mysmtp-listener.socket mysmtp-listener.service \
-        mysmtp-smtp.socket mysmtp-smtp@.service
+        mysmtp-smtp.socket mysmtp-smtp@.service mysmtp-smtps.socket mysmtp-smtps@.service
 XINETD = mysmtp mysmtp-smtp
 SUBST = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
-        -e 's|@STATEDIR@|$(STATEDIR)|g' -e 's|@ACCOUNTS@|$(ACCOUNTS)|g'
+        -e 's|@STATEDIR@|$(STATEDIR)|g' -e 's|@ACCOUNTS@|$(ACCOUNTS)|g' \
+        -e 's|@TLSDIR@|$(TLSDIR)|g'
 INSTALLED = $(SBINDIR)/mysmtpd $(BINDIR)/mysmtp \
             $(MANDIR)/man8/mysmtpd.8 $(MANDIR)/man1/mysmtp.1 \
             $(UNITS:%=$(UNITDIR)/%) $(SYSUSERSDIR)/mysmtp.conf $(XINETD:%=$(XINETDDIR)/%)

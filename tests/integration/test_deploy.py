@@ -31,11 +31,14 @@ import shutil
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
+
+from test_tls import make_certificate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
@@ -58,9 +61,11 @@ UNITDIR = PREFIX + "/lib/systemd/system"
 STATEDIR = "/var/lib/mysmtp"
 ACCOUNTS = "/etc/mysmtp/accounts"
 PASSWORDS = {"john@test.com": "john's secret", "david@test.com": "david's secret"}
-SERVICES = ("mysmtp@.service", "mysmtp-listener.service", "mysmtp-smtp@.service")
+SERVICES = ("mysmtp@.service", "mysmtp-listener.service", "mysmtp-smtp@.service",
+            "mysmtp-smtps@.service")
 UNITS = ("mysmtp.socket", "mysmtp@.service", "mysmtp-listener.socket",
-         "mysmtp-listener.service", "mysmtp-smtp.socket", "mysmtp-smtp@.service")
+         "mysmtp-listener.service", "mysmtp-smtp.socket", "mysmtp-smtp@.service",
+         "mysmtp-smtps.socket", "mysmtp-smtps@.service")
 INSTALLED = [PREFIX + "/sbin/mysmtpd", PREFIX + "/bin/mysmtp",
              PREFIX + "/share/man/man8/mysmtpd.8", PREFIX + "/share/man/man1/mysmtp.1",
              PREFIX + "/lib/sysusers.d/mysmtp.conf", "/etc/xinetd.d/mysmtp",
@@ -395,6 +400,9 @@ class Deploy(unittest.TestCase):
                                timeout=WAIT, input=password + "\n")
             self.assertEqual(rc, 0, err)
         os.chmod(self.accounts, 0o644)
+        # What LoadCredential= would hand the TLS service (%d/tls-cert, %d/tls-key).
+        self.tls_cert, self.tls_key = make_certificate(self.root)
+        os.chmod(self.tls_key, 0o644)
 
     def _cleanup(self):
         reports = []
@@ -435,7 +443,8 @@ class Deploy(unittest.TestCase):
         self.assertEqual(state, STATEDIR)
         self.assertIn(state, argv, "%s passes its StateDirectory as the store" % unit_name)
         self.assertIn("--accounts " + ACCOUNTS, " ".join(argv), "%s has accounts" % unit_name)
-        swap = {state: store, ACCOUNTS: accounts or self.accounts}
+        swap = {state: store, ACCOUNTS: accounts or self.accounts,
+                "%d/tls-cert": self.tls_cert, "%d/tls-key": self.tls_key}
         return [self.server] + [swap.get(a, a) for a in argv[1:]]
 
     def check_store(self, store, n, owner=None):
@@ -610,6 +619,27 @@ class Deploy(unittest.TestCase):
         with open(dest + ACCOUNTS) as f:
             self.assertEqual(f.read(), "david@test.com:$y$j9T$x$y\n")
         self.assertEqual(os.stat(dest + ACCOUNTS).st_mode & 0o7777, 0o600)
+
+    def test_smtps_per_connection_service(self):
+        """mysmtp-smtps@.service (port 465): the key and certificate from
+        LoadCredential=, implicit TLS, a login and a delivery with
+        smtplib.SMTP_SSL."""
+        unit = self.unit("mysmtp-smtps@.service")["Service"]
+        self.assertEqual(unit["LoadCredential"], ["tls-cert:/etc/mysmtp/tls/cert.pem",
+                                                  "tls-key:/etc/mysmtp/tls/key.pem"])
+        self.assertEqual(self.unit("mysmtp-smtps.socket")["Socket"]["ListenStream"], ["465"])
+        owner = unprivileged()
+        store = self.store(owner)
+        argv = sandbox_prefix() + self.command_line("mysmtp-smtps@.service", store)
+        self.assertIn("--tls-implicit", argv)
+        act, port = self.activator(argv, accept=True)
+        ctx = ssl.create_default_context(cafile=self.tls_cert)
+        with smtplib.SMTP_SSL("localhost", port, local_hostname="test.com", timeout=WAIT,
+                              context=ctx) as s:
+            s.login("john@test.com", PASSWORDS["john@test.com"])
+            self.assertEqual(s.sendmail("john@test.com", ["david@test.com"], SMTP_MESSAGE), {})
+        act.wait_log(r"TLS started: TLSv1\.[23]")
+        self.check_store(store, 1, owner)
 
     def test_smtp_per_connection_service(self):
         """mysmtp-smtp@.service's ExecStart (mysmtpd -S), one per connection: two
