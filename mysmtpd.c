@@ -12,6 +12,7 @@
 #include "protocol.h"
 #include "smtp.h"
 #include "store.h"
+#include "tlsio.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -370,6 +371,7 @@ int main(int argc, char **argv)
 		.max_mailbox = 1ULL << 30, .min_free = 1,
 	};
 	struct stat in;
+	char why[256];
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
@@ -385,6 +387,8 @@ int main(int argc, char **argv)
 			  !(fstat(STDIN_FILENO, &in) == 0 && S_ISSOCK(in.st_mode)))) {
 		if (open_store(&sv) < 0)
 			return EX_TEMPFAIL;
+		if (sv.cfg.tls_cert && tlsio_load(why, sizeof why) < 0)
+			log_line("TLS unavailable: %s", why);	/* each session says so too */
 		set_busy_line(&sv);
 		sv.limits.busy = sv.busy;
 		return listener_run(sv.listen, &sv.limits, serve_socket, &sv);

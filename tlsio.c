@@ -9,10 +9,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <tls.h>
 
 /* The calls this file makes, as libtls.so.26 exports them. */
@@ -49,8 +52,7 @@ struct tlsio {
 
 #define BIND(name) (lib.name = (__typeof__(lib.name))dlsym(lib.handle, "tls_" #name))
 
-/* Load libtls once: 0, or -ENOSYS with why said. */
-static int load(char *why, size_t size)
+int tlsio_load(char *why, size_t size)
 {
 	if (lib.handle)
 		return 0;
@@ -87,7 +89,7 @@ static struct tlsio *tlsio_new(char *why, size_t size)
 {
 	struct tlsio *t;
 
-	if (load(why, size) < 0)
+	if (tlsio_load(why, size) < 0)
 		return NULL;
 	if (!(t = calloc(1, sizeof *t)) || !(t->config = lib.config_new())) {
 		free(t);
@@ -167,10 +169,13 @@ static ssize_t via_write(void *ctx, const void *buf, size_t len, short *events)
 	return n == 0 ? -EPIPE : n;
 }
 
+/* Non-blocking, and on TCP without Nagle's delay: a handshake's small
+   flights would otherwise wait for the peer's delayed ACK (40 ms each). */
 static int nonblocking(int fd)
 {
-	int flags = fcntl(fd, F_GETFL);
+	int flags = fcntl(fd, F_GETFL), one = 1;
 
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);	/* not TCP: no matter */
 	return flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ? -errno : 0;
 }
 

@@ -13,6 +13,10 @@
 
 struct tlsio;
 
+/* Load libtls now (else the first call below does): 0, or -ENOSYS with
+   why[size] said. A listener does it once, before it forks. */
+int tlsio_load(char *why, size_t size);
+
 /* A server's TLS from a PEM certificate (chain) and key, both read now:
    NULL, with why[size] said. TLS 1.2 and 1.3 only. */
 struct tlsio *tlsio_server(const char *cert, const char *key, char *why, size_t size);

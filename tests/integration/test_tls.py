@@ -295,6 +295,18 @@ class Traps(TlsTest):
                     got = "refused: %s" % e
                 self.assertEqual(got.startswith("200 "), ok, got)
 
+    def test_the_tls_library_is_loaded_only_for_tls(self):
+        """A session without -C maps no TLS library; one with -C does."""
+        for args, loaded in (([], False), (["-C", self.cert, "-K", self.key], True)):
+            with self.subTest(tls=loaded):
+                c = self.pipe_session(self.d, args)
+                self.assertEqual(c.cmd("NOOP"), "200 OK")
+                with open("/proc/%d/maps" % c.server.pid) as f:
+                    maps = f.read()
+                self.assertEqual("libtls" in maps, loaded)
+                self.assertEqual("libssl" in maps, loaded)
+                self.quit(c)
+
     def test_no_tls_options_no_tls(self):
         """Without --tls-cert: no STARTTLS in EHLO, and the command is not there."""
         server, port = self.start_listener(self.d, ["-S"])
