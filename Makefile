@@ -14,7 +14,7 @@ HOST     ?= 127.0.0.1
 BUILD_PKGS = gcc make pkg-config libsystemd-dev libedit-dev libcrypt-dev libtls-dev
 TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-14-dev \
              curl swaks mutt strace fail2ban msmtp util-linux iproute2 openssl \
-             libnet-ssleay-perl libio-socket-ssl-perl
+             libnet-ssleay-perl libio-socket-ssl-perl gnutls-bin
 
 # The server: one idea per file (see README.md, "Source map").
 SERVER_SRCS = mysmtpd.c listener.c log.c session.c login.c accounts.c accounts_edit.c secret.c \
@@ -55,8 +55,9 @@ mysmtpd: $(SERVER_SRCS:%.c=build/%.o)
 # about half as costly and a session's peak RSS about 1 MiB instead of 1.8,
 # since no shared libc is mapped and relocated. The price: glibc security
 # updates reach it only by a rebuild, and its listening mode under systemd
-# dlopens libsystemd.so.0, which needs the glibc it was built with (the
-# linker warns of this, and of getaddrinfo's NSS modules for -l host:port).
+# dlopens libsystemd.so.0, and TLS (-C) libtls.so.26, which need the glibc
+# it was built with (the linker warns of this, and of getaddrinfo's NSS
+# modules for -l host:port).
 # make bench measures both; make install installs the dynamic one.
 build/static/mysmtpd: $(SERVER_SRCS:%.c=build/%.o)
 	@mkdir -p $(dir $@)

@@ -12,7 +12,9 @@ smtplib and ssl, swaks, curl and mysmtp.
 
 import base64
 import os
+import select
 import shutil
+import signal
 import smtplib
 import socket
 import ssl
@@ -41,6 +43,23 @@ def make_certificate(root):
     return cert, key
 
 
+class PipeEnd:
+    """A pipe read as Lines reads a socket: recv with a timeout."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.timeout = WAIT
+
+    def settimeout(self, t):
+        self.timeout = t
+
+    def recv(self, n):
+        r, _, _ = select.select([self.fd], [], [], self.timeout)
+        if not r:
+            raise AssertionError("nothing read in %.0f s" % self.timeout)
+        return os.read(self.fd, n)
+
+
 class Lines:
     """CRLF lines over a socket (plain or TLS), every wait bounded."""
 
@@ -57,6 +76,20 @@ class Lines:
             self.buf += data
         line, _, self.buf = self.buf.partition(b"\r\n")
         return line.decode("latin-1")
+
+    def line_lf(self):
+        """A line ending in LF (CRLF or not), skipping lines that are not
+        replies (what a tool prints of its own)."""
+        while True:
+            while b"\n" not in self.buf:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise AssertionError("closed; unread %r" % self.buf)
+                self.buf += data
+            line, _, self.buf = self.buf.partition(b"\n")
+            text = line.rstrip(b"\r").decode("latin-1")
+            if text[:3].isdigit():
+                return text
 
     def reply(self):
         """A whole reply (SMTP's multi-line ones too): its last line."""
@@ -403,6 +436,30 @@ class RealClients(TlsTest):
                            "--mail-rcpt", "john@test.com", "--upload-file", msg])
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(b"curl over TLS", self.stored("john@test.com"))
+
+    def test_gnutls_cli_starttls_in_the_my_smtp_dialect(self):
+        """gnutls-cli --starttls: a plain session, STARTTLS typed, SIGALRM to
+        start the handshake (as its manual says), then the session over TLS."""
+        gnutls = self.tool("gnutls-cli", "gnutls-bin")
+        server, port = self.listen()
+        p = subprocess.Popen([gnutls, "--starttls", "--x509cafile", self.cert, "-p", str(port),
+                              "localhost"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        out = Lines(PipeEnd(p.stdout.fileno()))
+        self.assertRegex(out.line_lf(), r"^200 \S+ My_SMTP ready")
+        p.stdin.write(b"STARTTLS\r\n")
+        p.stdin.flush()
+        self.assertEqual(out.line_lf(), "200 OK ready to start TLS")
+        p.send_signal(signal.SIGALRM)
+        server.wait_log(r"TLS started: TLSv1\.3")
+        p.stdin.write(b"HELO test.com\r\nAUTH david@test.com secret1\r\nQUIT\r\n")
+        p.stdin.flush()
+        got = [out.line_lf() for _ in range(3)]
+        self.assertEqual(got, ["200 OK", "200 OK", "200 Goodbye"])
+        server.wait_log(r"Authenticated david@test\.com from 127\.0\.0\.1")
+        p.stdin.close()
+        p.wait(WAIT)
 
     def test_mysmtp_starttls_and_tls(self):
         server, port = self.listen()
