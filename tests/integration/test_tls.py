@@ -68,26 +68,24 @@ class Lines:
         self.sock.settimeout(WAIT)
         self.buf = b""
 
-    def line(self):
-        while b"\r\n" not in self.buf:
+    def upto(self, end):
+        """The next line ending in end, without it."""
+        while end not in self.buf:
             data = self.sock.recv(65536)
             if not data:
                 raise AssertionError("closed; unread %r" % self.buf)
             self.buf += data
-        line, _, self.buf = self.buf.partition(b"\r\n")
+        line, _, self.buf = self.buf.partition(end)
         return line.decode("latin-1")
+
+    def line(self):
+        return self.upto(b"\r\n")
 
     def line_lf(self):
         """A line ending in LF (CRLF or not), skipping lines that are not
         replies (what a tool prints of its own)."""
         while True:
-            while b"\n" not in self.buf:
-                data = self.sock.recv(65536)
-                if not data:
-                    raise AssertionError("closed; unread %r" % self.buf)
-                self.buf += data
-            line, _, self.buf = self.buf.partition(b"\n")
-            text = line.rstrip(b"\r").decode("latin-1")
+            text = self.upto(b"\n").rstrip("\r")
             if text[:3].isdigit():
                 return text
 
