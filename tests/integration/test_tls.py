@@ -22,7 +22,8 @@ import subprocess
 import time
 import unittest
 
-from support import REPLY_TIMEOUT, SERVER, SLOW, ServerTest, mailbox_file
+from support import (REPLY_TIMEOUT, SERVER, SLOW, ServerTest, mailbox_file, vm_hwm_kib,
+                     without_huge_pages)
 from test_accounts import two_accounts
 
 CLIENT = os.environ.get("MYSMTP") or os.path.join(os.path.dirname(SERVER), "mysmtp")
@@ -268,6 +269,27 @@ class Traps(TlsTest):
                                        server_hostname="localhost")
         self.closers.append(t.close)
         self.assertRegex(Lines(t).line(), r"^200 \S+ My_SMTP ready$")
+
+    def test_a_stalled_handshake_costs_bounded_memory(self):
+        """On a socket pair (one process to watch), a TLS record header that
+        promises 16 KiB, 8 KiB of it, then silence: the session waits with
+        its peak RSS near that of one that has sent nothing, and is closed
+        by -t 2."""
+        peaks = []
+        for data in (b"", b"\x16\x03\x01\x40\x00" + os.urandom(8192)):
+            mine, theirs = socket.socketpair()
+            self.closers.append(mine.close)
+            s = self.spawn(["-d", self.d, "-t", "2", "-i"] + self.tls_args,
+                           stdin=theirs.fileno(), stdout=theirs.fileno(),
+                           preexec_fn=without_huge_pages())
+            theirs.close()
+            mine.sendall(data)
+            time.sleep(0.5 * SLOW)
+            peaks.append(vm_hwm_kib(s.pid))
+            self.assertGreaterEqual(s.wait(2 + WAIT), 0)
+        print("[waiting in the handshake: VmHWM %d KiB, %+d over an idle one]"
+              % (peaks[1], peaks[1] - peaks[0]), end=" ", flush=True)
+        self.assertLess(peaks[1] - peaks[0], 1024)
 
     def test_sigpipe_cannot_kill_a_session(self):
         """Over a socket pair (inetd style), a GET_MAIL of 5 MiB over TLS, and
