@@ -1,5 +1,6 @@
-/* io.c: buffered reading and writing on a descriptor, every wait bounded by a deadline.
-   Reads use poll() with the caller's deadline; writes wait at most timeout_ms for the peer. */
+/* io.c: buffered reading and writing on a descriptor, or through a transport
+   (TLS) over it, every wait bounded by a deadline. Reads use poll() with the
+   caller's deadline; writes wait at most timeout_ms for the peer. */
 #include "io.h"
 
 #include <errno.h>

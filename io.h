@@ -1,4 +1,5 @@
-/* io.h: buffered reading and writing on a descriptor, every wait bounded by a deadline. */
+/* io.h: buffered reading and writing on a descriptor, or through a transport
+   (TLS) over it, every wait bounded by a deadline. */
 #ifndef MYSMTP_IO_H
 #define MYSMTP_IO_H
 
