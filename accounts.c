@@ -44,10 +44,8 @@ static int is_comment_or_blank(const char *line, size_t len)
 	return i == len || line[i] == '#';
 }
 
-/* Split "address:password[:...]": the normalised address into address and
-   the password field; -EINVAL for a line that is not an account. */
-static int parse_line(const char *line, size_t len, char *address,
-		      const char **field, size_t *field_len)
+int accounts_parse_line(const char *line, size_t len, char *address,
+			const char **field, size_t *field_len)
 {
 	const char *colon = memchr(line, ':', len), *end;
 
@@ -67,7 +65,7 @@ static int find(const struct accounts *a, const char *address, const char **fiel
 	size_t pos = 0, n;
 
 	while (a->text && next_line(a, &pos, &line, &n))
-		if (!is_comment_or_blank(line, n) && parse_line(line, n, found, field, len) == 0 &&
+		if (!is_comment_or_blank(line, n) && accounts_parse_line(line, n, found, field, len) == 0 &&
 		    strcmp(found, address) == 0)
 			return 0;
 	return -ENOENT;
@@ -116,7 +114,7 @@ static void survey(struct accounts *a, accounts_warn warn, void *ctx)
 		lineno++;
 		if (is_comment_or_blank(line, n))
 			continue;
-		if (parse_line(line, n, address, &field, &len) < 0) {
+		if (accounts_parse_line(line, n, address, &field, &len) < 0) {
 			warn(ctx, "Accounts file line %zu is not \"address:hash\"; ignored.", lineno);
 			continue;
 		}

@@ -31,6 +31,12 @@ int accounts_load(struct accounts *a, const char *path, char *why, size_t size,
 		  accounts_warn warn, void *ctx);
 void accounts_free(struct accounts *a);
 
+/* Split one line (len octets, no line end) "address:password[:...]": the
+   normalised address into address[ADDRESS_MAX + 1], and the password field
+   (*field, *field_len octets); -EINVAL for a line that is not an account. */
+int accounts_parse_line(const char *line, size_t len, char *address,
+			const char **field, size_t *field_len);
+
 /* 1 when address (normalised) has an account, usable or not. */
 int accounts_has(const struct accounts *a, const char *address);
 

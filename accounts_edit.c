@@ -101,17 +101,19 @@ static char *edited(const char *text, size_t len, const char *address, const cha
 	*found = 0;
 	while (out && p < end) {
 		const char *lf = memchr(p, '\n', (size_t)(end - p));
-		const char *next = lf ? lf + 1 : end, *colon = memchr(p, ':', (size_t)(next - p));
+		const char *next = lf ? lf + 1 : end, *field;
+		size_t n = (size_t)((lf ? lf : end) - p), field_len;
 		char who[ADDRESS_MAX + 1];
-		int mine = colon && address_parse(p, (size_t)(colon - p), who) == 0 &&
-			   strcmp(who, address) == 0;
+		int mine;
 
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		mine = accounts_parse_line(p, n, who, &field, &field_len) == 0 &&
+		       strcmp(who, address) == 0;
 		if (mine && hash && !*found) {
-			const char *rest = memchr(colon + 1, ':', (size_t)(next - colon - 1));
+			const char *rest = field + field_len;	/* ":ignored...", the line end */
 
 			o += sprintf(o, "%s:%s", address, hash);
-			if (!rest)
-				rest = lf ? lf : end;
 			memcpy(o, rest, (size_t)(next - rest));
 			o += next - rest;
 		} else if (!mine || hash) {
