@@ -337,22 +337,18 @@ static int plain_response(struct session *s, const char *initial, struct sasl_pl
 		send_line(s, 334, ' ', "");
 		n = reader_line_crlf(&s->in, line, SASL_BUFFER_MAX,
 				     io_deadline(s->cfg->timeout, s->session_end), &crlf);
-		if (n == -ETIMEDOUT || n == -ENODATA || (n < 0 && n != -E2BIG)) {
-			if (n == -ETIMEDOUT)
-				session_time_out(s);
-			s->done = 1;
-			return -1;
-		}
-		if (n == -E2BIG) {
+		rc = n < 0 ? n : strcmp(line, "*") == 0 ? 1 : sasl_plain_decode(line, (size_t)n, p);
+		explicit_bzero(line, sizeof line);	/* a cut-off line too */
+		if (n == -E2BIG)
 			reply(s, 500, "5.5.6 Error: authentication exchange line is too long");
-			return -1;
-		}
-		rc = strcmp(line, "*") == 0 ? 1 : sasl_plain_decode(line, (size_t)n, p);
-		explicit_bzero(line, sizeof line);
-		if (rc == 1) {
+		else if (n == -ETIMEDOUT)
+			session_time_out(s);
+		else if (n < 0)
+			s->done = 1;	/* the connection is gone */
+		else if (rc == 1)
 			reply(s, 501, "5.7.0 Error: authentication aborted");
+		if (n < 0 || rc == 1)
 			return -1;
-		}
 	}
 	if (rc < 0)
 		reply(s, 501, "5.5.2 Error: cannot decode response");
