@@ -27,7 +27,7 @@ UNIT_SRCS   = tests/unit/unit.c address.c data.c mboxrd.c spool.c io.c smtparg.c
 
 SD_CFLAGS  = $(shell pkg-config --cflags libsystemd 2>/dev/null)
 EDIT_LIBS  = -ledit
-CRYPT_LIBS = -lcrypt
+CRYPT_LIBS = -lcrypt	# the fuzzers hash their accounts; mysmtpd dlopens libcrypt
 
 ALL_CFLAGS = $(WARN) $(HARDEN) $(SD_CFLAGS) $(CFLAGS)
 
@@ -49,19 +49,20 @@ build/asan/%.o: %.c $(wildcard *.h) | deps
 	$(CC) $(WARN) $(SD_CFLAGS) $(SANITIZE) -c -o $@ $<
 
 mysmtpd: $(SERVER_SRCS:%.c=build/%.o)
-	$(CC) $(LDHARDEN) $(LDFLAGS) -o $@ $^ $(CRYPT_LIBS)
+	$(CC) $(LDHARDEN) $(LDFLAGS) -o $@ $^
 
 # The same server linked statically (static PIE): each connection's exec is
 # about half as costly and a session's peak RSS about 1 MiB instead of 1.8,
 # since no shared libc is mapped and relocated. The price: glibc security
 # updates reach it only by a rebuild, and its listening mode under systemd
-# dlopens libsystemd.so.0, and TLS (-C) libtls.so.26, which need the glibc
+# dlopens libsystemd.so.0, TLS (-C) libtls.so.26 and accounts (-u)
+# libcrypt.so.1, which need the glibc
 # it was built with (the linker warns of this, and of getaddrinfo's NSS
 # modules for -l host:port).
 # make bench measures both; make install installs the dynamic one.
 build/static/mysmtpd: $(SERVER_SRCS:%.c=build/%.o)
 	@mkdir -p $(dir $@)
-	$(CC) -static-pie -Wl,-z,relro,-z,now $(LDFLAGS) -o $@ $^ $(CRYPT_LIBS)
+	$(CC) -static-pie -Wl,-z,relro,-z,now $(LDFLAGS) -o $@ $^
 
 mysmtp: $(CLIENT_SRCS:%.c=build/%.o)
 	$(CC) $(LDHARDEN) $(LDFLAGS) -o $@ $^ $(EDIT_LIBS)
@@ -76,7 +77,7 @@ build/unit: $(UNIT_SRCS:%.c=build/%.o)
 	$(CC) $(LDHARDEN) -o $@ $^
 
 build/asan/mysmtpd: $(SERVER_SRCS:%.c=build/asan/%.o)
-	$(CC) $(SANITIZE) -o $@ $^ $(CRYPT_LIBS)
+	$(CC) $(SANITIZE) -o $@ $^
 
 build/asan/mysmtp: $(CLIENT_SRCS:%.c=build/asan/%.o)
 	$(CC) $(SANITIZE) -o $@ $^ $(EDIT_LIBS)

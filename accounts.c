@@ -4,6 +4,7 @@
 #include "accounts.h"
 
 #include <crypt.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -18,6 +19,30 @@
    libxcrypt's default cost, as --set-password makes them. */
 static const char default_dummy[] =
 	"$y$j9T$.VSlGYeuZ8gIwqKdPNsLt.$67N9Dl6EalyTrTeu6haG.G2xKyCdc9/j/cWB1ZfubWA";
+
+__typeof__(accounts_crypt_rn) accounts_crypt_rn;
+__typeof__(accounts_gensalt_rn) accounts_gensalt_rn;
+
+int accounts_crypt_load(char *why, size_t size)
+{
+	void *lib;
+
+	if (accounts_crypt_rn)
+		return 0;
+	if (!(lib = dlopen("libcrypt.so.1", RTLD_NOW | RTLD_LOCAL))) {
+		snprintf(why, size, "cannot load libcrypt (Debian package libcrypt1): %s", dlerror());
+		return -ENOSYS;
+	}
+	accounts_gensalt_rn = (__typeof__(accounts_gensalt_rn))dlsym(lib, "crypt_gensalt_rn");
+	accounts_crypt_rn = (__typeof__(accounts_crypt_rn))dlsym(lib, "crypt_rn");
+	if (!accounts_crypt_rn || !accounts_gensalt_rn) {
+		snprintf(why, size, "libcrypt lacks crypt_rn or crypt_gensalt_rn");
+		accounts_crypt_rn = NULL;
+		dlclose(lib);
+		return -ENOSYS;
+	}
+	return 0;
+}
 
 /* One line of the file: [*pos, end of line), *pos moved past it. */
 static int next_line(const struct accounts *a, size_t *pos, const char **line, size_t *len)
@@ -166,6 +191,10 @@ int accounts_load(struct accounts *a, const char *path, char *why, size_t size,
 
 	a->text = NULL;
 	a->len = 0;
+	if (fd >= 0 && (rc = accounts_crypt_load(why, size)) < 0) {
+		close(fd);
+		return rc;
+	}
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(why, size, "%s", errno == ENOENT ? "it is missing" :
@@ -226,7 +255,7 @@ int accounts_verify(const struct accounts *a, const char *address, const char *p
 		snprintf(setting, sizeof setting, "%s", a->dummy);
 	if (!(cd = calloc(1, sizeof *cd)))
 		return -ENOMEM;
-	out = crypt_rn(password, setting, cd, sizeof *cd);
+	out = accounts_crypt_rn(password, setting, cd, (int)sizeof *cd);
 	ok = hash && out && strlen(out) == strlen(setting) &&
 	     accounts_same(out, setting, strlen(setting));
 	explicit_bzero(cd, sizeof *cd);

@@ -19,13 +19,21 @@ struct accounts {
 	char dummy[128];	/* a setting to hash against when there is no usable hash */
 };
 
+/* libxcrypt, loaded with dlopen on first use, so that a session without
+   accounts never maps libcrypt: 0, or -ENOSYS with why[size] said. */
+int accounts_crypt_load(char *why, size_t size);
+/* libxcrypt's crypt_rn and crypt_gensalt_rn (NULL before a load). */
+extern char *(*accounts_crypt_rn)(const char *phrase, const char *setting, void *data, int size);
+extern char *(*accounts_gensalt_rn)(const char *prefix, unsigned long count, const char *rbytes,
+				    int nrbytes, char *output, int output_size);
+
 /* Say why, in a sentence (for the log). */
 typedef void (*accounts_warn)(void *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Read path into a: 0, or -errno with why[size] saying what is wrong
    (missing, unreadable, not a regular file, writable by others than its
-   owner, too large). Lines that are not "address:..." are skipped, each
+   owner, too large; libcrypt missing). Lines that are not "address:..." are skipped, each
    told to warn. */
 int accounts_load(struct accounts *a, const char *path, char *why, size_t size,
 		  accounts_warn warn, void *ctx);

@@ -60,10 +60,12 @@ int accounts_hash(const char *password, char out[CRYPT_OUTPUT_SIZE])
 	const char *h;
 	int rc = -EINVAL;
 
-	if (!cd)
-		return -ENOMEM;
-	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof salt) &&
-	    (h = crypt_rn(password, salt, cd, sizeof *cd)) && h[0] == '$') {
+	if (!accounts_crypt_rn || !cd) {	/* accounts_crypt_load says why */
+		free(cd);
+		return accounts_crypt_rn ? -ENOMEM : -ENOSYS;
+	}
+	if (accounts_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof salt) &&
+	    (h = accounts_crypt_rn(password, salt, cd, (int)sizeof *cd)) && h[0] == '$') {
 		snprintf(out, CRYPT_OUTPUT_SIZE, "%s", h);
 		rc = 0;
 	}

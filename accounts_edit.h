@@ -11,7 +11,8 @@
    a terminal, or one line from standard input. 0, or -EINVAL with *why. */
 int accounts_read_password(const char *address, char *out, size_t size, const char **why);
 
-/* password hashed with yescrypt and a fresh salt: 0, or -errno. */
+/* password hashed with yescrypt and a fresh salt, once accounts_crypt_load
+   has loaded libcrypt: 0, or -errno. */
 int accounts_hash(const char *password, char out[CRYPT_OUTPUT_SIZE]);
 
 /* Set address's hash in the file at path (made when missing), or take its

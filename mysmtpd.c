@@ -325,6 +325,7 @@ static int edit_accounts(const struct server *sv)
 {
 	const char *given = sv->set_password ? sv->set_password : sv->remove_account, *why;
 	char address[ADDRESS_MAX + 1], password[PASSWORD_MAX + 2], hash[CRYPT_OUTPUT_SIZE];
+	char lib_why[256];
 	int found, rc;
 
 	if (!sv->cfg.accounts_file)
@@ -333,6 +334,10 @@ static int edit_accounts(const struct server *sv)
 		die_usage("--set-password and --remove-account do not go together", given);
 	if (address_parse(given, strlen(given), address) < 0 || strlen(address) > STORE_ADDRESS_MAX)
 		die_usage("not an address that can have a mailbox", given);
+	if (sv->set_password && accounts_crypt_load(lib_why, sizeof lib_why) < 0) {
+		fprintf(stderr, "mysmtpd: %s; nothing changed.\n", lib_why);
+		return EX_UNAVAILABLE;
+	}
 	if (sv->set_password) {
 		if (accounts_read_password(address, password, sizeof password, &why) < 0) {
 			fprintf(stderr, "mysmtpd: %s; nothing changed.\n", why);

@@ -97,6 +97,17 @@ class Refusals(AccountsTest):
         self.assertEqual(c.server.log().decode().count(
             "No accounts file: any client may read any mailbox."), 1)
 
+    def test_libcrypt_is_loaded_only_with_accounts(self):
+        """A session without --accounts maps no libcrypt (every session would
+        pay for the mapping); one with accounts does."""
+        for args, loaded in (([], False), (self.args, True)):
+            with self.subTest(accounts=loaded):
+                c = self.pipe_session(self.d, args)
+                self.ok(c, "NOOP")
+                with open("/proc/%d/maps" % c.server.pid) as f:
+                    self.assertEqual("libcrypt" in f.read(), loaded)
+                self.quit(c)
+
     def test_only_the_owner_reads_what_came(self):
         c = self.session()
         self.login(c, "john@test.com", "hunter2")
