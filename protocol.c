@@ -71,10 +71,10 @@ static int helo_domain_ok(const struct session *s, const char *address)
 	return s->cfg->any_domain || address_in_domain(address, s->helo);
 }
 
-/* With accounts on: 0 when they were read, else 500 is sent. */
+/* 0 when accounts are off or were read; else 500 is sent. */
 static int accounts_ready(struct session *s)
 {
-	if (login_accounts_ready(s))
+	if (!login_accounts_on(s) || login_accounts_ready(s))
 		return 0;
 	reply(s, 500, "accounts unavailable");
 	return -EIO;
@@ -186,7 +186,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply(s, 403, "domain not served here");
 	else if (strlen(address) > STORE_ADDRESS_MAX)
 		reply(s, 403, "address too long for a mailbox file");
-	else if (login_accounts_on(s) && accounts_ready(s) < 0)
+	else if (accounts_ready(s) < 0)
 		return;
 	else if (login_accounts_on(s) && !login_has_account(s, address))
 		reply(s, 401, "no such mailbox");

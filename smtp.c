@@ -149,7 +149,7 @@ static void refuse_path(struct session *s, enum smtparg_verdict v, const struct 
 		replyf(s, 501, "5.5.4 Syntax: %s:<address>", command);
 }
 
-/* With accounts on: 0 when they were read, else 451 is sent. */
+/* 0 when accounts are off or were read; else 451 is sent. */
 static int accounts_ready(struct session *s)
 {
 	if (!login_accounts_on(s) || login_accounts_ready(s))
