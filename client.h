@@ -43,7 +43,7 @@ struct conn {
 
 /* The command line, parsed. */
 struct job {
-	enum { J_SHELL, J_SEND, J_LIST, J_GET } kind;
+	enum { J_SHELL, J_SEND, J_LIST, J_GET, J_DELETE } kind;
 	const char *host, *port, *helo, *from, *file, *addr, *id;
 	const char *user;		/* --user: log in as this address after HELO */
 	const char *password_file;

@@ -58,7 +58,8 @@ int run_send(struct conn *c, const struct job *j, int text_fd)
 	return st;
 }
 
-/* list and get: HELO, LIST or GET_MAIL, the body to stdout, QUIT. */
+/* list, get and delete: HELO, LIST, GET_MAIL or DELETE, the body to
+   stdout, QUIT. */
 int run_mailbox(struct conn *c, const struct job *j)
 {
 	static const char *const heads[] = { "From: ", "Date: ", NULL };
@@ -66,6 +67,12 @@ int run_mailbox(struct conn *c, const struct job *j)
 
 	if (st == EX_OK && j->user)
 		st = client_login(c, j);
+	if (st == EX_OK && j->kind == J_DELETE) {
+		st = conn_command(c, "DELETE %s %s", j->addr, j->id);
+		if (st != EX_IOERR)
+			conn_say_quit(c);
+		return st;
+	}
 	if (st == EX_OK && j->kind == J_GET)
 		st = conn_command(c, "GET_MAIL %s %s", j->addr, j->id);
 	else if (st == EX_OK)

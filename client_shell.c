@@ -112,7 +112,7 @@ static int read_char(EditLine *el, wchar_t *wc)
 static unsigned char complete(EditLine *el, int ch)
 {
 	static const char *const words[] = { "HELO ", "MAIL FROM: ", "RCPT TO: ", "DATA",
-		"LIST ", "GET_MAIL ", "NOOP", "RSET", "HELP", "QUIT" };
+		"LIST ", "GET_MAIL ", "DELETE ", "NOOP", "RSET", "HELP", "QUIT" };
 	const LineInfo *li = el_line(el);
 	size_t len = (size_t)(li->cursor - li->buffer), hits = 0, last = 0;
 

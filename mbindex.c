@@ -1,32 +1,34 @@
-/* mbindex.c: the index beside each mbox. Layout: a 40-octet header (magic,
-   message count, mbox octets covered, mbox inode, check), then 16 octets per
-   message (its offset, and a check mixing offset and position). It is never
-   fsynced: every use checks it against the mbox, and each entry is checked
-   when read, so a lost, torn or damaged index is rebuilt and loses nothing. */
+/* mbindex.c: the index beside each mbox. Layout: a 64-octet header (magic,
+   message count, mbox octets covered, mbox inode, the three UID counters,
+   check), then 32 octets per message (its offset, UID, RETR size, and a
+   check mixing them and its position). Only a deletion fsyncs it: every use
+   checks it against the mbox, and each entry is checked when read, so a
+   lost, torn or damaged index is rebuilt and loses no message. */
 #define _GNU_SOURCE
 #include "mbindex.h"
 #include "io.h"
 #include "mboxrd.h"
+#include "record.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC "MYSMTPX1"
-#define HEADER_SIZE 40
-#define ENTRY_SIZE 16
+#define MAGIC "MYSMTPX2"
+#define HEADER_SIZE 64
+#define ENTRY_SIZE 32
 #define READ_MAX 256		/* entries read at once */
 #define HEAD_READ (MBOXRD_HEADER_MAX + 1024)	/* all of our own header lines, always */
 #define BATCH 512
 
 struct header {
 	char magic[8];
-	uint64_t count, covered, inode, check;
+	uint64_t count, covered, inode, next_uid, last_uid, next_foreign, check;
 };
 
 struct entry {
-	uint64_t offset, check;
+	uint64_t offset, uid, octets, check;
 };
 
 /* splitmix64's finaliser: any changed bit changes about half the output. */
@@ -39,12 +41,13 @@ static uint64_t mix(uint64_t x)
 
 static uint64_t header_check(const struct header *hd)
 {
-	return mix(hd->count ^ mix(hd->covered ^ mix(hd->inode)));
+	return mix(hd->count ^ mix(hd->covered ^ mix(hd->inode ^ mix(hd->next_uid ^
+		   mix(hd->last_uid ^ mix(hd->next_foreign))))));
 }
 
-static uint64_t entry_check(uint64_t position, uint64_t offset)
+static uint64_t entry_check(uint64_t position, const struct mbentry *m)
 {
-	return mix(offset ^ mix(position + 0x9e3779b97f4a7c15ULL));
+	return mix(m->offset ^ mix(m->uid ^ mix(m->octets ^ mix(position + 0x9e3779b97f4a7c15ULL))));
 }
 
 int mbindex_find(int fd, uint64_t from, uint64_t size, const char *needle,
@@ -170,6 +173,32 @@ static int our_shape(const char *head, size_t len, int whole, int prepended)
 	       memmem(line3, (size_t)(end - line3), by, sizeof by - 1) != NULL;
 }
 
+/* The UID of an MBOXRD_UID line in head[0..len): 0 when there is none. */
+static uint64_t find_uid(const char *head, size_t len)
+{
+	static const char name[] = "\n" MBOXRD_UID;
+	const char *p = memmem(head, len, name, sizeof name - 1), *end = head + len;
+	uint64_t uid = 0;
+	int digits = 0;
+
+	if (!p)
+		return 0;
+	for (p += sizeof name - 1; p < end && *p >= '0' && *p <= '9' && digits < 18; p++, digits++)
+		uid = uid * 10 + (uint64_t)(*p - '0');
+	return digits > 0 && p < end && *p == '\n' ? uid : 0;
+}
+
+/* Our UID line, looked for only among the header lines we wrote: all of
+   the block of a My_SMTP record, the prepended lines of an SMTP one. */
+static uint64_t our_uid(const char *head, size_t len, uint64_t start, const struct mbox_head *h)
+{
+	if (!h->ours)
+		return 0;
+	if (h->prepended && h->text_start - start < len)
+		len = (size_t)(h->text_start - start);
+	return find_uid(head, len);
+}
+
 int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
 {
 	char head[HEAD_READ];
@@ -195,6 +224,7 @@ int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
 	blank = memmem(head, len, "\n\n", 2);
 	h->ours = our_shape(head, blank ? (size_t)(blank - head) + 1 : len, blank != NULL,
 			    h->prepended);
+	h->uid = our_uid(head, blank ? (size_t)(blank - head) + 1 : len, start, h);
 	if (blank) {
 		h->body_start = start + (uint64_t)(blank - head) + 2;
 		h->has_length = h->ours && (h->prepended ||
@@ -219,14 +249,14 @@ static int from_prefix_at(int fd, uint64_t start, uint64_t size)
 }
 
 /* Can a message start at off: a "From " line at the start of a line, the
-   end of the file, or the first octets of "From " that a cut-short append
-   left at the end? */
+   end of the file (even one another program left without a final LF), or
+   the first octets of "From " that a cut-short append left at the end? */
 static int boundary_at(int fd, uint64_t off, uint64_t size)
 {
 	char six[6];
 
-	if (off > size)
-		return 0;
+	if (off >= size)
+		return off == size;	/* the end of the file, whatever ends it */
 	if (off > 0 && (pread_full(fd, six, 1, off - 1) < 0 || six[0] != '\n'))
 		return 0;
 	if (off + 5 > size)
@@ -305,9 +335,9 @@ static int read_header(struct mbindex *ix, struct header *hd)
 	return pread_full(ix->fd, hd, sizeof *hd, 0);
 }
 
-/* Read entries first .. first + n - 1 (n <= READ_MAX) into offsets, checking
-   each: -ESTALE when one is damaged or out of order. */
-static int read_entries(const struct mbindex *ix, uint64_t first, uint64_t *offsets, size_t n)
+/* Read entries first .. first + n - 1 (n <= READ_MAX), checking each:
+   -ESTALE when one is damaged or out of order. */
+static int read_entries(const struct mbindex *ix, uint64_t first, struct mbentry *out, size_t n)
 {
 	struct entry e[READ_MAX];
 	int rc = pread_full(ix->fd, e, n * ENTRY_SIZE, HEADER_SIZE + first * ENTRY_SIZE);
@@ -315,23 +345,33 @@ static int read_entries(const struct mbindex *ix, uint64_t first, uint64_t *offs
 	if (rc < 0)
 		return rc == -ENODATA ? -ESTALE : rc;
 	for (size_t i = 0; i < n; i++) {
-		if (e[i].check != entry_check(first + i, e[i].offset) ||
-		    e[i].offset >= ix->covered || (i > 0 && e[i].offset <= offsets[i - 1]))
+		out[i] = (struct mbentry){ e[i].offset, e[i].uid, e[i].octets };
+		if (e[i].check != entry_check(first + i, &out[i]) ||
+		    e[i].offset >= ix->covered || (i > 0 && e[i].offset <= out[i - 1].offset))
 			return -ESTALE;
-		offsets[i] = e[i].offset;
 	}
 	return 0;
+}
+
+/* The UID counters of a whole header, even one of an index that no longer
+   fits its mbox; a fresh start without one. */
+static void take_counters(struct mbindex *ix, const struct header *hd, int whole)
+{
+	ix->next_uid = whole && hd->next_uid > 0 ? hd->next_uid : 1;
+	ix->next_foreign = whole && hd->next_foreign > 0 ? hd->next_foreign : 1;
+	ix->last_uid = whole ? hd->last_uid : 0;
 }
 
 int mbindex_check(struct mbindex *ix, int mbox_fd)
 {
 	struct stat mst, ist;
 	struct header hd;
-	uint64_t last;
-	int rc;
+	struct mbentry last;
+	int rc, whole;
 
 	ix->usable = 0;
 	ix->count = ix->covered = 0;
+	take_counters(ix, &hd, 0);
 	if (fstat(mbox_fd, &mst) < 0 || fstat(ix->fd, &ist) < 0)
 		return -errno;
 	ix->inode = (uint64_t)mst.st_ino;
@@ -342,8 +382,9 @@ int mbindex_check(struct mbindex *ix, int mbox_fd)
 	}
 	if (rc < 0)
 		return rc == -ENODATA ? 0 : rc;
-	if (memcmp(hd.magic, MAGIC, 8) != 0 || hd.check != header_check(&hd) ||
-	    hd.inode != ix->inode || hd.covered > (uint64_t)mst.st_size ||
+	whole = memcmp(hd.magic, MAGIC, 8) == 0 && hd.check == header_check(&hd);
+	take_counters(ix, &hd, whole);
+	if (!whole || hd.inode != ix->inode || hd.covered > (uint64_t)mst.st_size ||
 	    hd.count > ((uint64_t)ist.st_size - HEADER_SIZE) / ENTRY_SIZE ||
 	    (uint64_t)ist.st_size != HEADER_SIZE + hd.count * ENTRY_SIZE)
 		return 0;
@@ -351,7 +392,7 @@ int mbindex_check(struct mbindex *ix, int mbox_fd)
 	ix->covered = hd.covered;
 	if (hd.count > 0) {
 		rc = read_entries(ix, hd.count - 1, &last, 1);
-		if (rc == -ESTALE || (rc == 0 && !boundary_at(mbox_fd, last, hd.covered)))
+		if (rc == -ESTALE || (rc == 0 && !boundary_at(mbox_fd, last.offset, hd.covered)))
 			rc = 1;
 		if (rc != 0) {
 			ix->count = ix->covered = 0;
@@ -368,21 +409,24 @@ int mbindex_check(struct mbindex *ix, int mbox_fd)
 
 static int write_header(struct mbindex *ix)
 {
-	struct header hd = { .count = ix->count, .covered = ix->covered, .inode = ix->inode };
+	struct header hd = { .count = ix->count, .covered = ix->covered, .inode = ix->inode,
+			     .next_uid = ix->next_uid, .last_uid = ix->last_uid,
+			     .next_foreign = ix->next_foreign };
 
 	memcpy(hd.magic, MAGIC, 8);
 	hd.check = header_check(&hd);
 	return pwrite_full(ix->fd, &hd, sizeof hd, 0);
 }
 
-/* Append entries for messages at offsets[0 .. n - 1]. */
-static int write_entries(struct mbindex *ix, const uint64_t *offsets, size_t n)
+/* Append entries m[0 .. n - 1] (n <= READ_MAX). */
+static int write_entries(struct mbindex *ix, const struct mbentry *m, size_t n)
 {
 	struct entry e[READ_MAX];
 	int rc;
 
 	for (size_t i = 0; i < n; i++)
-		e[i] = (struct entry){ offsets[i], entry_check(ix->count + i, offsets[i]) };
+		e[i] = (struct entry){ m[i].offset, m[i].uid, m[i].octets,
+				       entry_check(ix->count + i, &m[i]) };
 	rc = pwrite_full(ix->fd, e, n * ENTRY_SIZE, HEADER_SIZE + ix->count * ENTRY_SIZE);
 	if (rc == 0)
 		ix->count += n;
@@ -397,9 +441,39 @@ static int cut_torn_tail(int mbox_fd, uint64_t at)
 	return 0;
 }
 
+/* The UID of a message found in the mbox: its record's, when that goes on
+   from the ones before; else one of the index's own. */
+static void give_uid(struct mbindex *ix, struct mbentry *m, uint64_t record_uid)
+{
+	if (record_uid > ix->last_uid && record_uid < MBINDEX_FOREIGN) {
+		m->uid = ix->last_uid = record_uid;
+		if (record_uid >= ix->next_uid)
+			ix->next_uid = record_uid + 1;
+	} else {
+		m->uid = MBINDEX_FOREIGN | ix->next_foreign++;
+	}
+}
+
+/* The entry of the message [start, end). */
+static int make_entry(struct mbindex *ix, int mbox_fd, uint64_t start, uint64_t end,
+		      struct mbentry *m)
+{
+	struct record_span r;
+	int rc = record_span(mbox_fd, start, end, &r);
+
+	if (rc == 0)
+		rc = record_octets(mbox_fd, &r, &m->octets);
+	if (rc < 0)
+		return rc;
+	m->offset = start;
+	give_uid(ix, m, r.uid);
+	return 0;
+}
+
 int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
 {
-	uint64_t batch[READ_MAX], pos, size, end;
+	struct mbentry batch[READ_MAX];
+	uint64_t pos, size, end;
 	struct stat st;
 	size_t n = 0;
 	int rc = mbindex_check(ix, mbox_fd);
@@ -409,7 +483,7 @@ int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
 	if (rebuild || !ix->usable) {
 		if (ftruncate(ix->fd, 0) < 0)
 			return -errno;
-		ix->count = ix->covered = 0;
+		ix->count = ix->covered = ix->last_uid = 0;
 	}
 	if (fstat(mbox_fd, &st) < 0)
 		return -errno;
@@ -425,7 +499,8 @@ int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
 		}
 		if (rc == SKIP)
 			continue;
-		batch[n++] = pos;
+		if ((rc = make_entry(ix, mbox_fd, pos, end, &batch[n++])) < 0)
+			return rc;
 		if (n == READ_MAX) {
 			if ((rc = write_entries(ix, batch, n)) < 0)
 				return rc;
@@ -439,16 +514,35 @@ int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
 	return write_header(ix);
 }
 
-int mbindex_read(const struct mbindex *ix, uint64_t first, uint64_t *offsets, size_t n)
+int mbindex_entries(const struct mbindex *ix, uint64_t first, struct mbentry *e, size_t n)
 {
 	for (size_t done = 0; done < n;) {
 		size_t k = n - done < READ_MAX ? n - done : READ_MAX;
-		int rc = read_entries(ix, first + done, offsets + done, k);
+		int rc = read_entries(ix, first + done, e + done, k);
 
 		if (rc < 0)
 			return rc;
-		if (done > 0 && offsets[done] <= offsets[done - 1])
+		if (done > 0 && e[done].offset <= e[done - 1].offset)
 			return -ESTALE;
+		done += k;
+	}
+	return 0;
+}
+
+int mbindex_read(const struct mbindex *ix, uint64_t first, uint64_t *offsets, size_t n)
+{
+	struct mbentry e[READ_MAX];
+
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < READ_MAX ? n - done : READ_MAX;
+		int rc = mbindex_entries(ix, first + done, e, k);
+
+		if (rc < 0)
+			return rc;
+		if (done > 0 && e[0].offset <= offsets[done - 1])
+			return -ESTALE;
+		for (size_t i = 0; i < k; i++)
+			offsets[done + i] = e[i].offset;
 		done += k;
 	}
 	return 0;
@@ -472,12 +566,28 @@ int mbindex_locate(const struct mbindex *ix, uint64_t id, uint64_t *start, uint6
 	return rc;
 }
 
-int mbindex_append(struct mbindex *ix, uint64_t offset, uint64_t new_covered)
+void mbindex_start(struct mbindex *nx, int fd, uint64_t inode, const struct mbindex *old)
 {
-	int rc = write_entries(ix, &offset, 1);
+	*nx = (struct mbindex){ .fd = fd, .inode = inode, .next_uid = old->next_uid,
+				.last_uid = old->last_uid, .next_foreign = old->next_foreign,
+				.usable = 1 };
+}
 
-	if (rc < 0)
-		return rc;
-	ix->covered = new_covered;
-	return write_header(ix);
+int mbindex_add(struct mbindex *nx, const struct mbentry *e, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < READ_MAX ? n - done : READ_MAX;
+		int rc = write_entries(nx, e + done, k);
+
+		if (rc < 0)
+			return rc;
+		done += k;
+	}
+	return 0;
+}
+
+int mbindex_finish(struct mbindex *nx, uint64_t covered)
+{
+	nx->covered = covered;
+	return write_header(nx);
 }

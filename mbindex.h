@@ -12,8 +12,22 @@ struct mbindex {
 	uint64_t count;		/* messages indexed */
 	uint64_t covered;	/* mbox octets they cover, from 0 */
 	uint64_t inode;		/* of the mbox the index was made for */
+	uint64_t next_uid;	/* the UID the next delivery writes */
+	uint64_t last_uid;	/* the largest of our records' UIDs indexed */
+	uint64_t next_foreign;	/* for a message without a UID of ours */
 	int usable;		/* count and covered describe the file */
 };
+
+/* What the index holds of one message. Its UID is the one in its record
+   (MBOXRD_UID) when that is larger than every UID before it; else (another
+   program's message, or a copy of one of ours) one the index gives it,
+   with MBINDEX_FOREIGN set, which lasts only as long as the index does. */
+struct mbentry {
+	uint64_t offset;	/* where its "From " line starts */
+	uint64_t uid;
+	uint64_t octets;	/* what POP3's RETR sends of it (record.h) */
+};
+#define MBINDEX_FOREIGN (1ULL << 63)
 
 /* The start of one stored message, as far as its first octets tell. */
 struct mbox_head {
@@ -27,6 +41,7 @@ struct mbox_head {
 	int ours;		/* a record this server wrote, by the shape of its
 				   first header lines: only its length is trusted,
 				   and only it may be found torn */
+	uint64_t uid;		/* ours: its MBOXRD_UID line; 0 when it has none */
 };
 
 enum { HEAD_WHOLE = 1, HEAD_CUT, HEAD_NONE };
@@ -45,7 +60,9 @@ int mbindex_find(int fd, uint64_t from, uint64_t size, const char *needle,
    refreshed, -errno. */
 int mbindex_check(struct mbindex *ix, int mbox_fd);
 /* Under an exclusive lock: bring the index up to date (or, with rebuild, make
-   it anew), cutting a torn last message off the mbox. 0 or -errno. */
+   it anew), cutting a torn last message off the mbox; a delivery calls it
+   after its append. 0 or -errno. A rebuilt index keeps the UID counters of
+   the one it replaces when its header is whole, so no UID is given twice. */
 int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild);
 /* Where message id (1-based) lies: 0 and [*start, *end), -ENOENT, or
    -ESTALE when the index is damaged there and must be rebuilt. */
@@ -53,7 +70,14 @@ int mbindex_locate(const struct mbindex *ix, uint64_t id, uint64_t *start, uint6
 /* Read the offsets of messages first .. first + n - 1 (0-based); -ESTALE
    as for mbindex_locate. */
 int mbindex_read(const struct mbindex *ix, uint64_t first, uint64_t *offsets, size_t n);
-/* Under an exclusive lock: record one more message [offset, new_covered). */
-int mbindex_append(struct mbindex *ix, uint64_t offset, uint64_t new_covered);
+/* The same, whole entries. */
+int mbindex_entries(const struct mbindex *ix, uint64_t first, struct mbentry *e, size_t n);
+
+/* A new index in the empty file fd, for a mailbox file of inode inode made
+   from old's (a deletion): its UID counters go on from old's. Add entries
+   with mbindex_add, then mbindex_finish it. */
+void mbindex_start(struct mbindex *nx, int fd, uint64_t inode, const struct mbindex *old);
+int mbindex_add(struct mbindex *nx, const struct mbentry *e, size_t n);
+int mbindex_finish(struct mbindex *nx, uint64_t covered);
 
 #endif

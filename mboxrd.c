@@ -114,17 +114,19 @@ static int append(char *buf, size_t size, size_t *len, const char *fmt, ...)
 
 /* The header lines an SMTP record puts after MBOXRD_PREPENDED: length or -ENOSPC. */
 static int smtp_prepended(char *buf, size_t size, const struct envelope *e,
-			  const char *recipient, uint64_t text_len, const char *rfc_date)
+			  const char *recipient, uint64_t text_len, uint64_t uid,
+			  const char *rfc_date)
 {
 	size_t len = 0;
 
 	if (append(buf, size, &len,
 		   "Content-Length: %llu\n"
+		   MBOXRD_UID "%llu\n"
 		   "Return-Path: <%s>\n"
 		   "Received: from %s (%s)\n"
 		   "\tby %s (My_SMTP) with %s id %s\n"
 		   "\tfor <%s>; %s\n",
-		   (unsigned long long)(text_len - e->body_start), e->sender,
+		   (unsigned long long)(text_len - e->body_start), (unsigned long long)uid, e->sender,
 		   e->helo, e->peer, e->hostname, e->esmtp ? "ESMTP" : "SMTP",
 		   e->message_id, recipient, rfc_date) < 0 ||
 	    (e->add_date && append(buf, size, &len, "Date: %s\n", rfc_date) < 0) ||
@@ -138,14 +140,14 @@ static int smtp_prepended(char *buf, size_t size, const struct envelope *e,
 /* The header block of an SMTP record: the "From " line, MBOXRD_PREPENDED and
    the lines it counts. */
 static int smtp_header(char *buf, size_t size, const struct envelope *e,
-		       const char *recipient, uint64_t text_len)
+		       const char *recipient, uint64_t text_len, uint64_t uid)
 {
 	char ctime_line[32], rfc_date[64], rest[MBOXRD_HEADER_MAX];
 	int len, n;
 
 	if (e->body_start > text_len || format_dates(e->when, ctime_line, rfc_date) < 0)
 		return -EINVAL;
-	len = smtp_prepended(rest, sizeof rest, e, recipient, text_len, rfc_date);
+	len = smtp_prepended(rest, sizeof rest, e, recipient, text_len, uid, rfc_date);
 	if (len < 0)
 		return len;
 	n = snprintf(buf, size, "From %s %s\n" MBOXRD_PREPENDED "%d\n%s",
@@ -154,13 +156,13 @@ static int smtp_header(char *buf, size_t size, const struct envelope *e,
 }
 
 int mboxrd_header(char *buf, size_t size, const struct envelope *e,
-		  const char *recipient, uint64_t text_len)
+		  const char *recipient, uint64_t text_len, uint64_t uid)
 {
 	char ctime_line[32], rfc_date[64];
 	int n;
 
 	if (e->kind == RECORD_SMTP)
-		return smtp_header(buf, size, e, recipient, text_len);
+		return smtp_header(buf, size, e, recipient, text_len, uid);
 	if (format_dates(e->when, ctime_line, rfc_date) < 0)
 		return -EINVAL;
 	n = snprintf(buf, size,
@@ -173,12 +175,13 @@ int mboxrd_header(char *buf, size_t size, const struct envelope *e,
 		     "To: %s\n"
 		     "Date: %s\n"
 		     "Message-ID: <%s>\n"
+		     MBOXRD_UID "%llu\n"
 		     "Content-Length: %llu\n"
 		     "\n",
 		     e->sender, ctime_line, e->sender, e->helo, e->peer,
 		     e->hostname, e->message_id, recipient, rfc_date,
 		     e->sender, recipient, rfc_date, e->message_id,
-		     (unsigned long long)text_len);
+		     (unsigned long long)uid, (unsigned long long)text_len);
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
 	return n;

@@ -53,16 +53,19 @@ struct envelope {
 #define MBOXRD_HEADER_MAX 4096
 /* The first header line of a RECORD_SMTP record: "X-MySMTP-Prepended: N",
    N the octets of the header lines that follow it up to the message as sent.
-   The next line is "Content-Length: L". */
+   The next lines are "Content-Length: L" and MBOXRD_UID. */
 #define MBOXRD_PREPENDED "X-MySMTP-Prepended: "
+/* Every record's UID in its mailbox (POP3's UIDL), among our header lines:
+   "X-MySMTP-UID: U", U from 1, each larger than the one before. */
+#define MBOXRD_UID "X-MySMTP-UID: "
 /* A null reverse-path is stored as this sender in the "From " line. */
 #define MBOXRD_NULL_SENDER "MAILER-DAEMON"
 
 /* Write the "From " line and header lines of one copy of text_len stored
-   octets, ending where the text begins (for RECORD_MYSMTP with the blank
-   line), into buf: its length, or -ENOSPC when it would not fit. */
+   octets with UID uid, ending where the text begins (for RECORD_MYSMTP with
+   the blank line), into buf: its length, or -ENOSPC when it would not fit. */
 int mboxrd_header(char *buf, size_t size, const struct envelope *e,
-		  const char *recipient, uint64_t text_len);
+		  const char *recipient, uint64_t text_len, uint64_t uid);
 
 /* A Message-ID: three numbers of up to 20 digits, two dots, '@', the host name. */
 #define MESSAGE_ID_MAX (3 * 20 + 3 + DOMAIN_MAX)

@@ -1,7 +1,7 @@
 /*
  * mysmtp.c: the My_SMTP client's command line.  Without a subcommand it is a
  * shell for the protocol (client_shell.c: prompts and line editing on a
- * terminal, a command file from a pipe); the subcommands send, list and get
+ * terminal, a command file from a pipe); the subcommands send, list, get and delete
  * (client_jobs.c) do one job each for scripts, over client_conn.c.
  * Every wait for the server has a deadline; exit codes are sysexits (usage()).
  */
@@ -21,14 +21,15 @@ static const char usage_text[] =
 "       mysmtp [options] send [-f from] [-H helo] [-i file] rcpt...\n"
 "       mysmtp [options] list [-H helo] address\n"
 "       mysmtp [options] get [-H helo] address id\n"
+"       mysmtp [options] delete [-H helo] address id\n"
 "       mysmtp -h | --help | -V | --version\n";
 
 static const char help_text[] =
 "\n"
 "Talks My_SMTP to the server at host:port (default 127.0.0.1:2525). Without\n"
 "a subcommand it is a shell (prompts, editing, Tab and history on a\n"
-"terminal; a command file from a pipe); send, list and get do one job each\n"
-"for scripts and print only their result. mysmtp(1) tells all of it.\n"
+"terminal; a command file from a pipe); send, list, get and delete do one\n"
+"job each for scripts and print only their result. mysmtp(1) tells all of it.\n"
 "\n"
 "Options (before or after the subcommand):\n"
 "  -s, --server host   server host (default 127.0.0.1); the shell also takes\n"
@@ -165,7 +166,8 @@ static int parse_job(struct job *j, int argc, char **argv)
 		j->kind = J_SEND;
 		opts = "f:H:i:s:p:t:k:u:hV";
 	} else
-		j->kind = strcmp(argv[0], "list") == 0 ? J_LIST : J_GET;
+		j->kind = strcmp(argv[0], "list") == 0 ? J_LIST :
+			  strcmp(argv[0], "delete") == 0 ? J_DELETE : J_GET;
 	optind = 0;		/* glibc: start afresh on the new vector */
 	for (int ch; (ch = getopt_long(argc, argv, opts, long_options, NULL)) != -1; ) {
 		int st = common_option(j, ch);
@@ -191,11 +193,14 @@ static int parse_job(struct job *j, int argc, char **argv)
 		j->rcpt = argv;
 		j->nrcpt = argc;
 	} else {
-		if (argc != (j->kind == J_GET ? 2 : 1))
-			return usage(j->kind == J_GET ? "get needs an address and an id"
-						       : "list needs one address");
+		int with_id = j->kind == J_GET || j->kind == J_DELETE;
+
+		if (argc != (with_id ? 2 : 1))
+			return usage(j->kind == J_GET ? "get needs an address and an id" :
+				     j->kind == J_DELETE ? "delete needs an address and an id" :
+				     "list needs one address");
 		j->addr = argv[0];
-		j->id = j->kind == J_GET ? argv[1] : NULL;
+		j->id = with_id ? argv[1] : NULL;
 	}
 	const char *who = j->kind == J_SEND ? j->from : j->addr;
 	if (j->helo == NULL && (j->helo = domain_of(who)) == NULL)
@@ -232,7 +237,7 @@ static int parse_args(struct job *j, int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (argc > 0 && (strcmp(argv[0], "send") == 0 || strcmp(argv[0], "list") == 0 ||
-			 strcmp(argv[0], "get") == 0)) {
+			 strcmp(argv[0], "get") == 0 || strcmp(argv[0], "delete") == 0)) {
 		int st = parse_job(j, argc, argv);
 		if (st != EX_OK)
 			return st;

@@ -347,31 +347,6 @@ static void cmd_list(struct session *s, char *arg)
 	LOG(s, "Emails retrieved; list sent.");
 }
 
-/* Message text to the wire: CRLF line ends, a leading dot doubled. */
-struct text_out {
-	struct session *s;
-	int line_start;
-};
-
-static void text_sink(void *ctx, const char *text, size_t len)
-{
-	struct text_out *t = ctx;
-	const char *end = text + len;
-
-	while (text < end) {
-		const char *lf = memchr(text, '\n', (size_t)(end - text));
-		size_t n = lf ? (size_t)(lf - text) : (size_t)(end - text);
-
-		if (t->line_start && *text == '.')
-			writer_put(&t->s->out, ".", 1);
-		writer_put(&t->s->out, text, n);
-		t->line_start = lf != NULL;
-		if (lf)
-			writer_put(&t->s->out, "\r\n", 2);
-		text += n + (lf ? 1 : 0);
-	}
-}
-
 /* "<address> <id>", the id a decimal number from 1. */
 static int parse_get_args(char *arg, size_t *addr_len, uint64_t *id)
 {
@@ -391,7 +366,6 @@ static int parse_get_args(char *arg, size_t *addr_len, uint64_t *id)
 static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 {
 	struct stored_message m;
-	struct text_out t = { .s = s, .line_start = 1 };
 	char line[FROM_SENDER_MAX + 16];
 	int rc = store_message_copy(mb, id, &m, &s->spool);
 
@@ -407,14 +381,12 @@ static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 	reply(s, 200, "OK");
 	session_send_line(s, line, (size_t)snprintf(line, sizeof line, "From: %s", m.sender));
 	session_send_line(s, line, (size_t)snprintf(line, sizeof line, "Date: %s", m.date));
-	rc = spool_feed(&s->spool, text_sink, &t);
+	rc = session_send_text(s, &s->spool);
 	spool_reset(&s->spool);
 	if (rc < 0) {
 		abort_reply(s, rc);
 		return;
 	}
-	if (!t.line_start)
-		writer_put(&s->out, "\r\n", 2);
 	session_send_line(s, ".", 1);
 	session_did_mail_work(s);
 	LOG(s, "Email with id %llu sent.", (unsigned long long)id);
@@ -440,6 +412,43 @@ static void cmd_get_mail(struct session *s, char *arg)
 	store_mailbox_close(&mb);
 }
 
+static int is_id(void *ctx, uint64_t id, const struct mbentry *e)
+{
+	(void)e;
+	return id == *(const uint64_t *)ctx;
+}
+
+/* DELETE <address> <id> (PROTOCOL.md section 9): durable before the reply;
+   the later messages move up one. */
+static void cmd_delete(struct session *s, char *arg)
+{
+	char address[ADDRESS_MAX + 1];
+	size_t addr_len;
+	uint64_t id, removed;
+	int rc;
+
+	if (parse_get_args(arg, &addr_len, &id) < 0) {
+		reply(s, 400, "syntax: DELETE <user@domain> <id from 1>");
+		return;
+	}
+	if (readable_mailbox(s, arg, addr_len, address) < 0)
+		return;
+	LOG(s, "DELETE %s %llu", address, (unsigned long long)id);
+	rc = store_expunge(s->store, address, is_id, &id, &removed);
+	if (rc == -ENOENT || (rc == 0 && removed == 0)) {
+		reply(s, 401, "no such message");
+		return;
+	}
+	if (rc < 0) {
+		LOG(s, "Message %llu not deleted: %s", (unsigned long long)id, strerror(-rc));
+		reply(s, 500, "cannot delete the message");
+		return;
+	}
+	session_did_mail_work(s);
+	LOG(s, "Email with id %llu deleted.", (unsigned long long)id);
+	reply(s, 200, "OK");
+}
+
 static const struct command commands[] = {
 	{ "HELO",     FRESH,   0, cmd_helo, 0, NULL, 0 },
 	{ "MAIL",     GREETED, 0, cmd_mail, 0, NULL, 0 },
@@ -447,6 +456,7 @@ static const struct command commands[] = {
 	{ "DATA",     IN_RCPT, 1, cmd_data, 0, NULL, 0 },
 	{ "LIST",     GREETED, 0, cmd_list, 0, NULL, 0 },
 	{ "GET_MAIL", GREETED, 0, cmd_get_mail, 0, NULL, 0 },
+	{ "DELETE",   GREETED, 0, cmd_delete, 0, NULL, 0 },
 	{ "AUTH",     GREETED, 0, cmd_auth, 0, NULL, 1 },
 	{ "STARTTLS", FRESH,   1, cmd_starttls, 0, NULL, 0 },
 	{ "NOOP",     FRESH,   0, session_cmd_reply, 200, "OK", 0 },

@@ -19,6 +19,41 @@ void session_send_line(struct session *s, const char *line, size_t len)
 	writer_put(&s->out, "\r\n", 2);
 }
 
+/* Text to the wire: CRLF line ends, a leading dot doubled. */
+struct text_out {
+	struct session *s;
+	int line_start;
+};
+
+static void text_sink(void *ctx, const char *text, size_t len)
+{
+	struct text_out *t = ctx;
+	const char *end = text + len;
+
+	while (text < end) {
+		const char *lf = memchr(text, '\n', (size_t)(end - text));
+		size_t n = lf ? (size_t)(lf - text) : (size_t)(end - text);
+
+		if (t->line_start && *text == '.')
+			writer_put(&t->s->out, ".", 1);
+		writer_put(&t->s->out, text, n);
+		t->line_start = lf != NULL;
+		if (lf)
+			writer_put(&t->s->out, "\r\n", 2);
+		text += n + (lf ? 1 : 0);
+	}
+}
+
+int session_send_text(struct session *s, const struct spool *text)
+{
+	struct text_out t = { .s = s, .line_start = 1 };
+	int rc = spool_feed(text, text_sink, &t);
+
+	if (rc == 0 && !t.line_start)
+		writer_put(&s->out, "\r\n", 2);
+	return rc;
+}
+
 void session_end_by(struct session *s, enum ending why)
 {
 	static const char *const said[] = {
@@ -257,6 +292,8 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 		read_command(&s);
 	if (env->ending)
 		env->ending(env->ending_ctx);
+	if (d->finish)
+		d->finish(&s);
 	if (writer_flush(&s.out) < 0 && s.end == END_QUIT)
 		s.end = END_IO;
 	starttls_close(&s);

@@ -99,6 +99,8 @@ struct dialect {
 	void (*refuse)(struct session *s, enum refusal why, const struct command *c);
 	/* Send the session's last line. */
 	void (*last_words)(struct session *s, enum ending why);
+	/* Let go of what the dialect holds (NULL: nothing), at the end. */
+	void (*finish)(struct session *s);
 };
 
 struct session {
@@ -126,6 +128,7 @@ struct session {
 	unsigned auth_failures;
 	int tls;			/* the connection is TLS */
 	struct tlsio *tls_server;	/* this session's TLS, made at its start (starttls.h) */
+	void *dialect_state;		/* what the dialect keeps of its own (POP3's maildrop) */
 };
 
 #define LOG(s, ...) (s)->env->log((s)->env->log_ctx, __VA_ARGS__)
@@ -136,6 +139,10 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 
 /* Send one line, CRLF added. */
 void session_send_line(struct session *s, const char *line, size_t len);
+/* Send text as the body of a multi-line reply: CRLF line ends, a leading
+   dot doubled, a CRLF after a last line without one; not the final ".".
+   0 or -errno. */
+int session_send_text(struct session *s, const struct spool *text);
 /* After the reply line was sent: log it when it is a refusal, with the
    command and the peer; count it when it is a client error, and end the
    session after max_errors of them in a row; any other reply starts the

@@ -1,21 +1,21 @@
-/* store.c: the mail store. Mailbox files are opened relative to the mailbox
-   directory, never through a symbolic link, and only when they are regular
-   files with one link. A delivery locks every mailbox (in address order), appends,
-   fsyncs, and on any failure truncates each back to where it was. */
+/* store.c: the mail store: delivery and reading (deletion is in expunge.c).
+   Mailbox files are opened and locked as mboxfile.h says. A delivery locks
+   every mailbox (in address order), appends, fsyncs, and on any failure
+   truncates each back to where it was. */
 #define _GNU_SOURCE
 #include "store.h"
 #include "address.h"
 #include "io.h"
+#include "mboxfile.h"
+#include "record.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #define OPEN_TRIES 8
@@ -27,17 +27,8 @@ struct box {
 	struct mbindex ix;
 	int created;		/* this delivery made the file */
 	int touched;		/* bytes were written to it */
-	uint64_t old_size, new_size;
-	uint64_t start;		/* where the new record begins: old_size, or one
-				   more when an LF had to end the file first */
+	uint64_t old_size;
 };
-
-static int file_name(char *buf, size_t size, const char *address, const char *suffix)
-{
-	int n = snprintf(buf, size, "%s%s", address, suffix);
-
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
-}
 
 int store_open(struct store *st, const char *dir, unsigned lock_timeout)
 {
@@ -51,7 +42,7 @@ int store_mailbox_full(struct store *st, const char *address)
 	char name[ADDRESS_MAX + 8];
 	struct stat sb;
 
-	return st->max_mailbox > 0 && file_name(name, sizeof name, address, ".txt") == 0 &&
+	return st->max_mailbox > 0 && mboxfile_name(name, sizeof name, address, ".txt") == 0 &&
 	       fstatat(st->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
 	       (uint64_t)sb.st_size >= st->max_mailbox;
 }
@@ -81,130 +72,6 @@ void store_close(struct store *st)
 	st->dirfd = -1;
 }
 
-static volatile sig_atomic_t lock_timed_out;
-
-static void on_lock_alarm(int sig)
-{
-	(void)sig;
-	lock_timed_out = 1;
-}
-
-/* Take an fcntl (open file description) lock on the whole file, waiting at
-   most timeout seconds: 0, -ETIMEDOUT or -errno. */
-static int lock_file(int fd, short type, unsigned timeout)
-{
-	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
-	struct sigaction sa = { .sa_handler = on_lock_alarm }, old_sa;
-	struct itimerval timer = { .it_value = { .tv_sec = timeout },
-				   .it_interval = { .tv_usec = 100000 } };
-	struct itimerval off = { { 0, 0 }, { 0, 0 } }, old_timer;
-	int rc, err;
-
-	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
-		return 0;
-	if (errno != EAGAIN && errno != EACCES)
-		return -errno;
-	if (timeout == 0)
-		return -ETIMEDOUT;
-	lock_timed_out = 0;
-	sigaction(SIGALRM, &sa, &old_sa);
-	setitimer(ITIMER_REAL, &timer, &old_timer);
-	do
-		rc = fcntl(fd, F_OFD_SETLKW, &fl);
-	while (rc < 0 && errno == EINTR && !lock_timed_out);
-	err = errno;
-	setitimer(ITIMER_REAL, &off, NULL);
-	sigaction(SIGALRM, &old_sa, NULL);
-	if (rc == 0)
-		return 0;
-	return err == EINTR ? -ETIMEDOUT : -err;
-}
-
-static void unlock_file(int fd)
-{
-	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
-
-	fcntl(fd, F_OFD_SETLK, &fl);
-}
-
-/* Refuse anything but a regular file with exactly one link. */
-static int check_regular(int fd)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EPERM;
-	return st.st_nlink == 1 ? 0 : st.st_nlink == 0 ? -ESTALE : -EMLINK;
-}
-
-/* Open name in dirfd without following a link; with O_CREAT, make it when
-   it is missing and say whether this call made it. */
-static int open_safely(int dirfd, const char *name, int flags, int *created)
-{
-	int base = O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-
-	*created = 0;
-	for (int tries = 0; tries < OPEN_TRIES; tries++) {
-		int fd = openat(dirfd, name, base | (flags & ~O_CREAT));
-
-		if (fd >= 0)
-			return fd;
-		if (errno != ENOENT || !(flags & O_CREAT))
-			return -errno;
-		fd = openat(dirfd, name, base | flags | O_EXCL, 0600);
-		if (fd >= 0) {
-			*created = 1;
-			return fd;
-		}
-		if (errno != EEXIST)
-			return -errno;
-	}
-	return -ESTALE;
-}
-
-/* Open and lock the mailbox of address; its index is opened too. A file
-   unlinked while we waited for its lock is opened again. */
-static int open_locked(struct store *st, const char *address, int writable,
-		       int *fd_out, struct mbindex *ix, int *created)
-{
-	char name[ADDRESS_MAX + 8], idx[ADDRESS_MAX + 8];
-	int flags = writable ? O_RDWR | O_CREAT : O_RDWR;	/* a reader may mend the index */
-	int rc;
-
-	if ((rc = file_name(name, sizeof name, address, ".txt")) < 0 ||
-	    (rc = file_name(idx, sizeof idx, address, ".idx")) < 0)
-		return rc;
-	for (int tries = 0; tries < OPEN_TRIES; tries++) {
-		int fd = open_safely(st->dirfd, name, flags, created), idx_created;
-
-		if (fd < 0)
-			return fd;
-		rc = check_regular(fd);
-		if (rc == 0)
-			rc = lock_file(fd, writable ? F_WRLCK : F_RDLCK, st->lock_timeout);
-		if (rc == 0)
-			rc = check_regular(fd);
-		if (rc == 0) {
-			ix->fd = open_safely(st->dirfd, idx, O_RDWR | O_CREAT, &idx_created);
-			rc = ix->fd < 0 ? ix->fd : check_regular(ix->fd);
-			if (rc == 0) {
-				*fd_out = fd;
-				return 0;
-			}
-			if (ix->fd >= 0)
-				close(ix->fd);
-			if (*created)	/* ours and still locked: take it back */
-				unlinkat(st->dirfd, name, 0);
-		}
-		close(fd);
-		if (rc != -ESTALE)
-			return rc;
-	}
-	return -ESTALE;
-}
-
 /* Does the mailbox end in an LF (or hold nothing)? 1, 0, or -errno. */
 static int ends_in_lf(const struct box *b)
 {
@@ -223,7 +90,7 @@ static int ends_in_lf(const struct box *b)
 static int append_copy(struct box *b, const struct envelope *e, const struct spool *text)
 {
 	char header[MBOXRD_HEADER_MAX];
-	int len = mboxrd_header(header, sizeof header, e, b->address, text->size);
+	int len = mboxrd_header(header, sizeof header, e, b->address, text->size, b->ix.next_uid);
 	int lf = ends_in_lf(b), rc;
 
 	if (len < 0 || lf < 0)
@@ -231,13 +98,11 @@ static int append_copy(struct box *b, const struct envelope *e, const struct spo
 	if (lseek(b->fd, (off_t)b->old_size, SEEK_SET) < 0)
 		return -errno;
 	b->touched = 1;
-	b->start = b->old_size + !lf;
 	if ((!lf && (rc = write_full(b->fd, "\n", 1)) < 0) ||
 	    (rc = write_full(b->fd, header, (size_t)len)) < 0 ||
 	    (rc = spool_copy_to(text, b->fd)) < 0 ||
 	    (rc = write_full(b->fd, "\n", 1)) < 0)
 		return rc;
-	b->new_size = b->start + (uint64_t)len + text->size + 1;
 	return 0;
 }
 
@@ -249,9 +114,9 @@ static void take_back(struct store *st, struct box *b)
 	if (b->touched && ftruncate(b->fd, (off_t)b->old_size) == 0)
 		fdatasync(b->fd);
 	if (b->created) {
-		if (file_name(name, sizeof name, b->address, ".txt") == 0)
+		if (mboxfile_name(name, sizeof name, b->address, ".txt") == 0)
 			unlinkat(st->dirfd, name, 0);
-		if (file_name(name, sizeof name, b->address, ".idx") == 0)
+		if (mboxfile_name(name, sizeof name, b->address, ".idx") == 0)
 			unlinkat(st->dirfd, name, 0);
 	}
 }
@@ -279,7 +144,8 @@ static int open_boxes(struct store *st, struct box *boxes, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct box *b = &boxes[i];
 		struct stat sb;
-		int rc = open_locked(st, b->address, 1, &b->fd, &b->ix, &b->created);
+		int rc = mboxfile_open_locked(st->dirfd, st->lock_timeout, b->address,
+					      MBOXFILE_WRITE | MBOXFILE_CREATE, &b->fd, &b->ix, &b->created);
 
 		if (rc < 0)
 			return rc;
@@ -299,7 +165,8 @@ static int over_limit(const struct store *st, const struct box *boxes, size_t n,
 	char header[MBOXRD_HEADER_MAX];
 
 	for (size_t i = 0; st->max_mailbox > 0 && i < n; i++) {
-		int len = mboxrd_header(header, sizeof header, e, boxes[i].address, text->size);
+		int len = mboxrd_header(header, sizeof header, e, boxes[i].address, text->size,
+					boxes[i].ix.next_uid);
 
 		if (len < 0 || boxes[i].old_size + (uint64_t)len + text->size + 1 > st->max_mailbox)
 			return 1;
@@ -352,7 +219,7 @@ int store_deliver(struct store *st, const struct envelope *e,
 		if (rc < 0 && b->fd >= 0)
 			take_back(st, b);
 		else if (rc == 0)
-			mbindex_append(&b->ix, b->start, b->new_size);
+			mbindex_refresh(&b->ix, b->fd, 0);	/* the new record, and its UID */
 		if (b->ix.fd >= 0)
 			close(b->ix.fd);
 		if (b->fd >= 0)
@@ -370,12 +237,17 @@ static int refresh_index(struct mailbox *mb, int rebuild)
 {
 	int rc;
 
-	unlock_file(mb->fd);
-	rc = lock_file(mb->fd, F_WRLCK, mb->lock_timeout);
+	mboxfile_unlock(mb->fd);
+	rc = mboxfile_lock(mb->fd, F_WRLCK, mb->lock_timeout);
 	if (rc == 0)
 		rc = mbindex_refresh(&mb->ix, mb->fd, rebuild);
-	unlock_file(mb->fd);
+	mboxfile_unlock(mb->fd);
 	return rc;
+}
+
+int store_refresh(struct mailbox *mb)
+{
+	return refresh_index(mb, 0);
 }
 
 /* The index was found damaged while reading: make it anew, once. */
@@ -409,18 +281,18 @@ int store_mailbox_open(struct store *st, const char *address, struct mailbox *mb
 	mb->rebuilt = 0;
 	if (strlen(address) > STORE_ADDRESS_MAX)
 		return -ENOENT;		/* no file can have its name */
-	rc = open_locked(st, address, 0, &mb->fd, &mb->ix, &created);
+	rc = mboxfile_open_locked(st->dirfd, st->lock_timeout, address, 0, &mb->fd, &mb->ix, &created);
 	if (rc < 0)
 		return rc;
 	if (is_empty(mb->fd)) {		/* what a delivery killed right after creating it leaves */
-		unlock_file(mb->fd);
+		mboxfile_unlock(mb->fd);
 		store_mailbox_close(mb);
 		return -ENOENT;
 	}
 	rc = mbindex_check(&mb->ix, mb->fd);
 	if (rc == 0)
 		rc = refresh_index(mb, 0);
-	unlock_file(mb->fd);
+	mboxfile_unlock(mb->fd);
 	if (rc < 0) {
 		store_mailbox_close(mb);
 		return rc;
@@ -518,12 +390,13 @@ int store_message_copy(struct mailbox *mb, uint64_t id, struct stored_message *m
 		       struct spool *out)
 {
 	for (int tries = 0; tries < OPEN_TRIES; tries++) {
-		int rc = lock_file(mb->fd, F_RDLCK, mb->lock_timeout), fresh;
+		int rc = mboxfile_lock(mb->fd, F_RDLCK, mb->lock_timeout), fresh;
 
 		if (rc < 0)
 			return rc;
-		if ((rc = check_regular(mb->fd)) < 0) {
-			unlock_file(mb->fd);
+		rc = mboxfile_check(mb->fd);	/* -ESTALE: a deletion replaced the file, */
+		if (rc < 0 && rc != -ESTALE) {	/* and the one opened here stays whole */
+			mboxfile_unlock(mb->fd);
 			return rc;
 		}
 		fresh = mbindex_check(&mb->ix, mb->fd);
@@ -533,7 +406,7 @@ int store_message_copy(struct mailbox *mb, uint64_t id, struct stored_message *m
 			rc = store_message_text(mb, m, spool_sink, out);
 			rc = rc < 0 ? rc : out->error;
 		}
-		unlock_file(mb->fd);
+		mboxfile_unlock(mb->fd);
 		if (rc != -ESTALE && rc != -EAGAIN)
 			return rc;
 		if (rc == -ESTALE && mb->rebuilt)

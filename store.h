@@ -70,6 +70,20 @@ int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m);
    -errno. The lock is held for a disk read, not for the client. */
 int store_message_copy(struct mailbox *mb, uint64_t id, struct stored_message *m,
 		       struct spool *out);
+/* Deleting messages (expunge.c). pick() is asked of each message, with its
+   number (from 1) and index entry, twice over: 1 to delete it. The kept
+   messages are left octet for octet as they were, in a new file put in
+   place of the old durably before this returns: 0 with *removed the number
+   deleted, -ENOENT when there is no mailbox, or -errno with the mailbox as
+   it was. */
+typedef int (*store_pick)(void *ctx, uint64_t id, const struct mbentry *e);
+int store_expunge(struct store *st, const char *address, store_pick pick, void *ctx,
+		  uint64_t *removed);
+
+/* Bring mb's index up to date under an exclusive lock, then let the lock
+   go: 0 or -errno. */
+int store_refresh(struct mailbox *mb);
+
 /* Pass the message's text, unquoted, to out() in pieces. */
 int store_message_text(struct mailbox *mb, const struct stored_message *m,
 		       mboxrd_out out, void *ctx);

@@ -6,7 +6,8 @@
      FAULT_DIR     the store directory (required: without it nothing counts)
      FAULT_CALLS   kinds that count, a comma list of write, writev, pwrite,
                    fsync, fdatasync, ftruncate, rename, open (open, openat and
-                   their fortified and 64-bit forms); unset or "all": all
+                   their fortified and 64-bit forms), copy (copy_file_range),
+                   link (linkat); unset or "all": all
      FAULT_AT      the Nth counted call (from 1) gets the fault; 0 or unset:
                    none does, the calls are only counted
      FAULT_MODE    a comma list, one entry for call N, N+1, ...: ENOSPC, EIO,
@@ -31,9 +32,10 @@
 #include <unistd.h>
 
 enum kind { K_WRITE, K_WRITEV, K_PWRITE, K_FSYNC, K_FDATASYNC, K_FTRUNCATE,
-	    K_RENAME, K_OPEN, K_NKINDS };
+	    K_RENAME, K_OPEN, K_COPY, K_LINK, K_NKINDS };
 static const char *const kind_names[K_NKINDS] = {
 	"write", "writev", "pwrite", "fsync", "fdatasync", "ftruncate", "rename", "open",
+	"copy", "link",
 };
 
 enum mode { M_NONE, M_ENOSPC, M_EIO, M_EINTR, M_SHORT };
@@ -305,6 +307,27 @@ int renameat2(int olddir, const char *old, int newdir, const char *new, unsigned
 int renameat(int olddir, const char *old, int newdir, const char *new)
 {
 	return renameat2(olddir, old, newdir, new, 0);
+}
+
+ssize_t copy_file_range(int in, loff_t *in_off, int out, loff_t *out_off, size_t len,
+			unsigned flags)
+{
+	REAL(ssize_t, copy_file_range, int, loff_t *, int, loff_t *, size_t, unsigned);
+	enum mode m = fault_for(K_COPY, f.ready && fd_in_store(out));
+
+	if (fail_with(m))
+		return -1;
+	return real_copy_file_range(in, in_off, out, out_off, m == M_SHORT ? shorter(len) : len,
+				    flags);
+}
+
+int linkat(int olddir, const char *old, int newdir, const char *new, int flags)
+{
+	REAL(int, linkat, int, const char *, int, const char *, int);
+
+	if (fail_with(fault_for(K_LINK, f.ready && in_store(newdir, new))))
+		return -1;
+	return real_linkat(olddir, old, newdir, new, flags);
 }
 
 int rename(const char *old, const char *new)

@@ -179,8 +179,9 @@ class Smtp(ServerTest):
 
     def check_record(self, raw, rec, sender, msg, addr):
         self.assertTrue(rec.from_line.startswith((sender or "MAILER-DAEMON").encode() + b" "))
-        self.assertEqual([n for n, _ in rec.headers[:3]],
-                         ["x-mysmtp-prepended", "content-length", "return-path"])
+        self.assertEqual([n for n, _ in rec.headers[:4]],
+                         ["x-mysmtp-prepended", "content-length", "x-mysmtp-uid", "return-path"])
+        self.assertRegex(rec.header("x-mysmtp-uid"), r"^[1-9][0-9]*$")
         self.assertEqual(int(rec.header("content-length")), len(rec.body),
                          "Content-Length counts the stored body")
         self.assertEqual(rec.header("return-path"), "<%s>" % sender)

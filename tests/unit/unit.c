@@ -292,7 +292,7 @@ static void test_header(void)
 	struct envelope e = { .sender = "a@b.c", .helo = "b.c", .peer = "127.0.0.1",
 			      .hostname = "h", .message_id = "1.2.3@h", .when = 0 };
 	char buf[MBOXRD_HEADER_MAX], sender[FROM_SENDER_MAX + 1], date[11];
-	int n = mboxrd_header(buf, sizeof buf, &e, "d@e.f", 42);
+	int n = mboxrd_header(buf, sizeof buf, &e, "d@e.f", 42, 1);
 
 	CHECK(n > 0 && buf[n - 1] == '\n' && buf[n - 2] == '\n');
 	CHECK(strstr(buf, "\nContent-Length: 42\n") != NULL);
@@ -300,7 +300,7 @@ static void test_header(void)
 	CHECK(strstr(buf, "\nMessage-ID: <1.2.3@h>\n") != NULL);
 	mboxrd_parse_from_line(buf, (size_t)(strchr(buf, '\n') - buf), sender, date);
 	CHECK(strcmp(sender, "a@b.c") == 0 && strcmp(date, "00-00-0000") != 0);
-	CHECK(mboxrd_header(buf, 40, &e, "d@e.f", 42) < 0);
+	CHECK(mboxrd_header(buf, 40, &e, "d@e.f", 42, 1) < 0);
 }
 
 /* The header block of an SMTP-mode record, and what its counts say. */
@@ -311,25 +311,25 @@ static void test_smtp_header(void)
 			      .kind = RECORD_SMTP, .esmtp = 1, .body_start = 10,
 			      .add_date = 0, .add_message_id = 1 };
 	char buf[MBOXRD_HEADER_MAX], sender[FROM_SENDER_MAX + 1], date[11], *first, *rest;
-	int n = mboxrd_header(buf, sizeof buf, &e, "d@e.f", 52);
+	int n = mboxrd_header(buf, sizeof buf, &e, "d@e.f", 52, 1);
 
 	CHECK(n > 0 && buf[n - 1] == '\n' && buf[n - 2] != '\n');
 	first = strchr(buf, '\n') + 1;
 	CHECK(strncmp(first, MBOXRD_PREPENDED, strlen(MBOXRD_PREPENDED)) == 0);
 	rest = strchr(first, '\n') + 1;
 	CHECK(strtoul(first + strlen(MBOXRD_PREPENDED), NULL, 10) == (unsigned long)(buf + n - rest));
-	CHECK(strncmp(rest, "Content-Length: 42\nReturn-Path: <>\n", 35) == 0);
+	CHECK(strncmp(rest, "Content-Length: 42\n" MBOXRD_UID "1\nReturn-Path: <>\n", 51) == 0);
 	CHECK(strstr(buf, "with ESMTP id 1.2.3@h\n\tfor <d@e.f>; ") != NULL);
 	CHECK(strstr(buf, "\nMessage-ID: <1.2.3@h>\n") != NULL && !strstr(buf, "\nDate: "));
 	mboxrd_parse_from_line(buf, (size_t)(first - 1 - buf), sender, date);
 	CHECK(strcmp(sender, MBOXRD_NULL_SENDER) == 0);
 	e.body_start = 0;		/* no header section: ours ends with the blank line */
 	e.add_date = 1;
-	n = mboxrd_header(buf, sizeof buf, &e, "d@e.f", 52);
+	n = mboxrd_header(buf, sizeof buf, &e, "d@e.f", 52, 1);
 	CHECK(n > 0 && buf[n - 1] == '\n' && buf[n - 2] == '\n');
 	CHECK(strstr(buf, "\nContent-Length: 52\n") && strstr(buf, "\nDate: "));
 	e.body_start = 53;
-	CHECK(mboxrd_header(buf, sizeof buf, &e, "d@e.f", 52) < 0);
+	CHECK(mboxrd_header(buf, sizeof buf, &e, "d@e.f", 52, 1) < 0);
 }
 
 /* Scan text in pieces of step octets, checking it passes through unchanged. */

@@ -1,0 +1,127 @@
+/* record.c: one stored message as a mail reader gets it (record.h). */
+#define _GNU_SOURCE
+#include "record.h"
+#include "io.h"
+#include "mbindex.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+int record_span(int fd, uint64_t start, uint64_t end, struct record_span *r)
+{
+	struct mbox_head h;
+	uint64_t lf;
+	char two[2];
+	int rc = mbox_read_head(fd, start, end, &h);
+
+	if (rc < 0 || rc == HEAD_NONE)
+		return rc < 0 ? rc : -ESTALE;
+	rc = mbindex_find(fd, start, end, "\n", 1, &lf);	/* a long "From " line is read cut */
+	if (rc < 0)
+		return rc;
+	r->start = rc ? lf + 1 : end;
+	r->uid = h.uid;
+	if (h.has_length && h.body_start + h.length + 1 <= end && h.body_start >= r->start) {
+		r->end = h.body_start + h.length;
+	} else {
+		r->end = end;
+		if (end - r->start >= 2 && (rc = pread_full(fd, two, 2, end - 2)) == 0 &&
+		    memcmp(two, "\n\n", 2) == 0)
+			r->end = end - 1;
+		if (rc < 0)
+			return rc;
+	}
+	r->body = h.body_start < r->end ? h.body_start : r->end;
+	return 0;
+}
+
+/* Passes on what comes to it up to the end of the line that makes its
+   count, then nothing. */
+struct line_limit {
+	mboxrd_out out;
+	void *ctx;
+	int64_t lines;		/* lines still to pass; negative: all */
+};
+
+static void limited(void *ctx, const char *data, size_t len)
+{
+	struct line_limit *l = ctx;
+	const char *lf;
+
+	while (len > 0 && l->lines != 0) {
+		size_t n = len;
+
+		if (l->lines > 0 && (lf = memchr(data, '\n', len)) != NULL) {
+			n = (size_t)(lf - data) + 1;
+			l->lines--;
+		}
+		l->out(l->ctx, data, n);
+		data += n;
+		len -= n;
+	}
+}
+
+/* Feed [from, to) of fd through the quoter. */
+static int feed_range(int fd, uint64_t from, uint64_t to, struct from_quoter *q,
+		      const struct line_limit *l)
+{
+	char buf[16384];
+
+	while (from < to && l->lines != 0) {
+		size_t want = to - from < sizeof buf ? (size_t)(to - from) : sizeof buf;
+		ssize_t n = pread(fd, buf, want, (off_t)from);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		from_quoter_feed(q, buf, (size_t)n);
+		from += (uint64_t)n;
+	}
+	return 0;
+}
+
+int record_feed(int fd, const struct record_span *r, int64_t body_lines,
+		mboxrd_out out, void *ctx)
+{
+	struct line_limit all = { out, ctx, -1 }, body = { out, ctx, body_lines };
+	struct from_quoter q;
+	int rc;
+
+	from_quoter_init(&q, -1, limited, &all);
+	rc = feed_range(fd, r->start, r->body, &q, &all);
+	if (rc == 0) {
+		from_quoter_finish(&q);		/* the body starts a line */
+		from_quoter_init(&q, -1, limited, &body);
+		rc = feed_range(fd, r->body, r->end, &q, &body);
+	}
+	from_quoter_finish(&q);
+	return rc;
+}
+
+struct counter {
+	uint64_t octets, lfs;
+	char last;
+};
+
+static void count(void *ctx, const char *data, size_t len)
+{
+	struct counter *c = ctx;
+
+	if (len == 0)
+		return;
+	c->octets += len;
+	for (const char *p = data; (p = memchr(p, '\n', len - (size_t)(p - data))) != NULL; p++)
+		c->lfs++;
+	c->last = data[len - 1];
+}
+
+int record_octets(int fd, const struct record_span *r, uint64_t *octets)
+{
+	struct counter c = { 0, 0, '\n' };
+	int rc = record_feed(fd, r, -1, count, &c);
+
+	*octets = c.octets + c.lfs + (c.last != '\n' ? 2 : 0);
+	return rc;
+}
