@@ -20,7 +20,7 @@ TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-
 SERVER_SRCS = mysmtpd.c listener.c log.c session.c login.c accounts.c accounts_edit.c secret.c \
               sasl.c starttls.c tlsio.c protocol.c smtp.c smtparg.c rfc5322.c \
               io.c address.c data.c spool.c mboxrd.c store.c mbindex.c \
-              mboxfile.c record.c expunge.c
+              mboxfile.c record.c expunge.c maildrop.c pop3.c
 CLIENT_SRCS = mysmtp.c client_conn.c client_jobs.c client_shell.c client_login.c secret.c \
               tlsio.c io.c
 UNIT_SRCS   = tests/unit/unit.c address.c data.c mboxrd.c spool.c io.c smtparg.c \

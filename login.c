@@ -85,3 +85,30 @@ enum login_outcome login_check(struct session *s, const char *address, char *pas
 	    s->env->peer);
 	return ++s->auth_failures >= LOGIN_FAILURES_MAX ? LOGIN_TOO_MANY : LOGIN_FAILED;
 }
+
+static int same_address(const char *a, const char *b)
+{
+	char x[ADDRESS_MAX + 1], y[ADDRESS_MAX + 1];
+
+	return address_parse(a, strlen(a), x) == 0 && address_parse(b, strlen(b), y) == 0 &&
+	       strcmp(x, y) == 0;
+}
+
+enum login_outcome login_check_plain(struct session *s, struct sasl_plain *p)
+{
+	if (p->authzid[0] && !same_address(p->authzid, p->authcid))
+		p->authcid[0] = '\0';
+	return login_check(s, p->authcid, p->password);
+}
+
+int login_read_response(struct session *s, char *line, size_t max)
+{
+	int crlf, n = reader_line_crlf(&s->in, line, max,
+				       io_deadline(s->cfg->timeout, s->session_end), &crlf);
+
+	if (n == -ETIMEDOUT)
+		session_time_out(s);
+	else if (n < 0 && n != -E2BIG)
+		s->done = 1;	/* the connection is gone */
+	return n;
+}

@@ -5,6 +5,7 @@
 #ifndef MYSMTP_LOGIN_H
 #define MYSMTP_LOGIN_H
 
+#include "sasl.h"
 #include "session.h"
 
 #define LOGIN_FAILURES_MAX 3	/* failures that end a session */
@@ -44,5 +45,15 @@ int login_has_account(const struct session *s, const char *address);
 /* Check the password of address (the client's text, not yet normalised):
    the password is wiped here, whatever the outcome. */
 enum login_outcome login_check(struct session *s, const char *address, char *password);
+
+/* The same for a PLAIN response: an authzid, when given, must be the same
+   address as the authcid, else the login fails after the same hash and
+   delay as any other. */
+enum login_outcome login_check_plain(struct session *s, struct sasl_plain *p);
+
+/* Read the client's line of a SASL exchange into line[max + 1]: its length;
+   -E2BIG (too long: the dialect says so); or another -errno, the session
+   then ended (a timeout answered, or the connection gone). */
+int login_read_response(struct session *s, char *line, size_t max);
 
 #endif

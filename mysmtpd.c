@@ -10,6 +10,7 @@
 #include "listener.h"
 #include "log.h"
 #include "protocol.h"
+#include "pop3.h"
 #include "smtp.h"
 #include "store.h"
 #include "tlsio.h"
@@ -42,6 +43,8 @@ struct server {
 	const char *domains[MAX_DOMAINS];
 	char hostname[256];
 	int smtp;		/* -S: standard SMTP */
+	int pop3;		/* --pop3 */
+	int timeout_given;
 	const char *set_password;	/* --set-password ADDRESS: edit, serve nothing */
 	const char *remove_account;	/* --remove-account ADDRESS */
 	char busy[320];		/* the line for a connection past -c */
@@ -83,6 +86,8 @@ static const char usage[] =
 	"      --remove-account ADDRESS  take the account out of the --accounts file\n"
 	"  -S, --smtp                 speak standard SMTP (RFC 5321) instead of My_SMTP,\n"
 	"                             for curl, swaks, smtplib, msmtp, Postfix\n"
+	"      --pop3                 speak POP3 (RFC 1939) instead: mail readers fetch\n"
+	"                             and delete; needs --accounts; -t is then [600]\n"
 	"  -B, --bare-lf MODE         SMTP mode: a line ending in a bare LF is taken as\n"
 	"                             CRLF (normalize) or refused (reject) [normalize]\n"
 	"  -h, --help                 show this help\n"
@@ -91,7 +96,7 @@ static const char usage[] =
 	"Logs go to standard error, or to syslog when standard error is the\n"
 	"client's connection. See mysmtpd(8).\n";
 
-enum { OPT_SET_PASSWORD = 256, OPT_REMOVE_ACCOUNT };
+enum { OPT_SET_PASSWORD = 256, OPT_REMOVE_ACCOUNT, OPT_POP3 };
 
 static const struct option long_options[] = {
 	{ "mailbox-dir", required_argument, NULL, 'd' },
@@ -112,6 +117,7 @@ static const struct option long_options[] = {
 	{ "domain", required_argument, NULL, 'D' },
 	{ "hostname", required_argument, NULL, 'n' },
 	{ "smtp", no_argument, NULL, 'S' },
+	{ "pop3", no_argument, NULL, OPT_POP3 },
 	{ "accounts", required_argument, NULL, 'u' },
 	{ "allow-plaintext-auth", no_argument, NULL, 'P' },
 	{ "tls-cert", required_argument, NULL, 'C' },
@@ -181,7 +187,10 @@ static void parse_options(struct server *sv, int argc, char **argv)
 			break;
 		case 's': sv->cfg.max_message = number("-s", optarg, 1, 1ULL << 40); break;
 		case 'r': sv->cfg.max_recipients = (unsigned)number("-r", optarg, 1, 100000); break;
-		case 't': sv->cfg.timeout = (unsigned)number("-t", optarg, 1, 86400); break;
+		case 't':
+			sv->cfg.timeout = (unsigned)number("-t", optarg, 1, 86400);
+			sv->timeout_given = 1;
+			break;
 		case 'e': sv->cfg.max_errors = (unsigned)number("-e", optarg, 1, 100000); break;
 		case 'w': sv->lock_timeout = (unsigned)number("-w", optarg, 0, 3600); break;
 		case 'A': sv->cfg.any_domain = 1; break;
@@ -203,6 +212,7 @@ static void parse_options(struct server *sv, int argc, char **argv)
 		case 'C': sv->cfg.tls_cert = optarg; break;
 		case 'K': sv->cfg.tls_key = optarg; break;
 		case 'i': sv->cfg.tls_implicit = 1; break;
+		case OPT_POP3: sv->pop3 = 1; break;
 		case OPT_SET_PASSWORD: sv->set_password = optarg; break;
 		case OPT_REMOVE_ACCOUNT: sv->remove_account = optarg; break;
 		case 'h': fputs(usage, stdout); exit(0);
@@ -217,6 +227,17 @@ static void parse_options(struct server *sv, int argc, char **argv)
 			  sv->cfg.tls_cert ? sv->cfg.tls_cert : sv->cfg.tls_key);
 	if (sv->cfg.tls_implicit && !sv->cfg.tls_cert)
 		die_usage("--tls-implicit needs --tls-cert and --tls-key", "-i");
+	if (sv->pop3 && sv->smtp)
+		die_usage("--pop3 and --smtp are two dialects: choose one", "--pop3");
+	if (sv->pop3 && !sv->cfg.accounts_file && !sv->set_password && !sv->remove_account)
+		die_usage("--pop3 needs --accounts: POP3 serves only account holders", "--pop3");
+	if (sv->pop3 && !sv->timeout_given)
+		sv->cfg.timeout = 600;	/* RFC 1939 section 3: at least 10 minutes */
+}
+
+static const struct dialect *dialect_of(const struct server *sv)
+{
+	return sv->pop3 ? &pop3_dialect : sv->smtp ? &smtp_dialect : &mysmtp_dialect;
 }
 
 /* A peer address from the environment, if it looks like one. */
@@ -262,7 +283,7 @@ static int serve(struct server *sv, int in, int out, const char *peer, int over_
 	enum session_end end;
 
 	log_line("Client connected: %s", peer);
-	end = session_run(&sv->cfg, &sv->store, &env, sv->smtp ? &smtp_dialect : &mysmtp_dialect);
+	end = session_run(&sv->cfg, &sv->store, &env, dialect_of(sv));
 	log_line(end == END_TIMEOUT ? "Client timed out; disconnected." : "Client disconnected.");
 	return end == END_IO ? EX_IOERR : 0;
 }
@@ -293,7 +314,8 @@ static int run_inetd(struct server *sv)
 {
 	static const char unavailable[] = "500 SERVER ERROR mailbox directory unavailable\r\n";
 	static const char smtp_unavailable[] = "421 4.3.0 Error: mailbox directory unavailable\r\n";
-	const char *say = sv->smtp ? smtp_unavailable : unavailable;
+	static const char pop3_unavailable[] = "-ERR [SYS/TEMP] mailbox directory unavailable\r\n";
+	const char *say = sv->pop3 ? pop3_unavailable : sv->smtp ? smtp_unavailable : unavailable;
 	char peer[NI_MAXHOST];
 
 	if (stderr_is_connection())
@@ -311,7 +333,9 @@ static int run_inetd(struct server *sv)
 /* What a connection past -c is told, in the protocol spoken. */
 static void set_busy_line(struct server *sv)
 {
-	int n = sv->smtp ?
+	int n = sv->pop3 ?
+		snprintf(sv->busy, sizeof sv->busy, "-ERR [SYS/TEMP] too many connections\r\n") :
+		sv->smtp ?
 		snprintf(sv->busy, sizeof sv->busy, "421 4.7.0 %s Error: too many connections\r\n",
 			 sv->hostname) :
 		snprintf(sv->busy, sizeof sv->busy, "500 SERVER ERROR too many connections\r\n");

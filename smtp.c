@@ -329,22 +329,17 @@ static void cmd_data(struct session *s, char *arg)
 static int plain_response(struct session *s, const char *initial, struct sasl_plain *p)
 {
 	char line[SASL_BUFFER_MAX + 1];
-	int crlf, n, rc;
+	int n, rc;
 
 	if (*initial) {
 		rc = sasl_plain_decode(initial, strlen(initial), p);
 	} else {
 		send_line(s, 334, ' ', "");
-		n = reader_line_crlf(&s->in, line, SASL_BUFFER_MAX,
-				     io_deadline(s->cfg->timeout, s->session_end), &crlf);
+		n = login_read_response(s, line, SASL_BUFFER_MAX);
 		rc = n < 0 ? n : strcmp(line, "*") == 0 ? 1 : sasl_plain_decode(line, (size_t)n, p);
 		explicit_bzero(line, sizeof line);	/* a cut-off line too */
 		if (n == -E2BIG)
 			reply(s, 500, "5.5.6 Error: authentication exchange line is too long");
-		else if (n == -ETIMEDOUT)
-			session_time_out(s);
-		else if (n < 0)
-			s->done = 1;	/* the connection is gone */
 		else if (rc == 1)
 			reply(s, 501, "5.7.0 Error: authentication aborted");
 		if (n < 0 || rc == 1)
@@ -355,21 +350,9 @@ static int plain_response(struct session *s, const char *initial, struct sasl_pl
 	return rc < 0 ? -1 : 0;
 }
 
-static int same_address(const char *a, const char *b)
-{
-	char x[ADDRESS_MAX + 1], y[ADDRESS_MAX + 1];
-
-	return address_parse(a, strlen(a), x) == 0 && address_parse(b, strlen(b), y) == 0 &&
-	       strcmp(x, y) == 0;
-}
-
-/* Log in as p's authcid; an authzid, when given, must be the same address
-   (else the login fails, after the same hash and delay as any other). */
 static void plain_login(struct session *s, struct sasl_plain *p)
 {
-	if (p->authzid[0] && !same_address(p->authzid, p->authcid))
-		p->authcid[0] = '\0';
-	switch (login_check(s, p->authcid, p->password)) {
+	switch (login_check_plain(s, p)) {
 	case LOGIN_OK: reply(s, 235, "2.7.0 Authentication successful"); break;
 	case LOGIN_FAILED: reply(s, 535, "5.7.8 Error: authentication failed"); break;
 	case LOGIN_TOO_MANY: session_end_by(s, ENDING_AUTH); break;

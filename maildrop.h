@@ -1,0 +1,41 @@
+/* maildrop.h: a mailbox as one POP3 session sees it (RFC 1939, PROTOCOL.md
+   section 9): held against a second POP3 session, its messages numbered
+   and sized once at login, read one by one under the mailbox's lock, and
+   the ones marked deleted removed at QUIT. Deliveries go on meanwhile. */
+#ifndef MYSMTP_MAILDROP_H
+#define MYSMTP_MAILDROP_H
+
+#include <stdint.h>
+
+#include "spool.h"
+#include "store.h"
+
+struct maildrop {
+	int busy_fd;		/* ADDRESS.pop, locked while the session lasts */
+	struct mailbox mb;	/* mb.fd -1: no mailbox, no messages */
+	uint64_t count;		/* messages, fixed for the session */
+	struct mbentry *msg;	/* each one's offset, UID and size */
+	unsigned char *deleted;	/* marked by DELE */
+	uint64_t ndeleted, deleted_octets;
+	struct mbentry *marked;	/* at QUIT: the marked ones, by UID */
+};
+
+/* Take address's maildrop: 0, -EBUSY when another POP3 session has it, or
+   -errno. */
+int maildrop_open(struct store *st, const char *address, struct maildrop *d);
+void maildrop_close(struct maildrop *d);
+
+/* Copy message n (from 1) into out, as RETR sends it (record.h), or, with
+   body_lines >= 0, as TOP does: 0, -ENOENT when another program took it
+   away, or -errno. */
+int maildrop_copy(struct maildrop *d, uint64_t n, int64_t body_lines, struct spool *out);
+
+/* Delete the marked messages, durably: 0 with *removed, or -errno. */
+int maildrop_update(struct store *st, const char *address, struct maildrop *d,
+		    uint64_t *removed);
+
+/* The UIDL string of message n (from 1): "U" for a UID of its record, "xU"
+   for one the index gave it. */
+void maildrop_uidl(const struct maildrop *d, uint64_t n, char out[24]);
+
+#endif

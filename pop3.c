@@ -1,0 +1,492 @@
+/* pop3.c: the POP3 dialect (RFC 1939, with CAPA and response codes from
+   RFC 2449, AUTH PLAIN from RFC 5034, STLS from RFC 2595; PROTOCOL.md
+   section 9) on the session engine (session.h), for mysmtpd --pop3. The
+   engine's FRESH state is POP3's AUTHORIZATION, GREETED its TRANSACTION;
+   QUIT in TRANSACTION is its UPDATE. Message numbers are fixed at login
+   (maildrop.h); DELE only marks, QUIT deletes, a dropped connection
+   deletes nothing. */
+#define _GNU_SOURCE
+#include "pop3.h"
+#include "login.h"
+#include "maildrop.h"
+#include "sasl.h"
+#include "starttls.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define SASL_BUFFER_MAX 2048	/* octets of a "+ " response line */
+
+struct pop3 {
+	char user[ADDRESS_MAX + 1];	/* USER's argument, for PASS */
+	int have_user;
+	int have_drop;
+	struct maildrop drop;
+};
+
+static struct pop3 *state(struct session *s)
+{
+	return s->dialect_state;
+}
+
+/* "+OK text" for code 200, else "-ERR text". A -ERR counts as a client
+   error but [SYS/TEMP] and [IN-USE]: the server's trouble, or another
+   session's. */
+static void reply(struct session *s, int code, const char *text)
+{
+	char line[COMMAND_LINE_MAX];
+	int ok = code == 200, n = snprintf(line, sizeof line, "%s%s%s", ok ? "+OK" : "-ERR",
+					   *text ? " " : "", text);
+	int ours = strncmp(text, "[SYS/", 5) == 0 || strncmp(text, "[IN-USE]", 8) == 0;
+
+	if (n < 0 || (size_t)n >= sizeof line)
+		n = snprintf(line, sizeof line, "%s", ok ? "+OK" : "-ERR");
+	session_send_line(s, line, (size_t)n);
+	session_replied(s, line, !ok, !ok && !ours);
+}
+
+static void replyf(struct session *s, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void replyf(struct session *s, int code, const char *fmt, ...)
+{
+	char text[COMMAND_LINE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	reply(s, code, n < 0 || (size_t)n >= sizeof text ? "" : text);
+}
+
+static void send_text_line(struct session *s, const char *text)
+{
+	session_send_line(s, text, strlen(text));
+}
+
+static void cmd_capa(struct session *s, char *arg)
+{
+	int may_login = !s->user[0] && login_allowed(s);
+
+	(void)arg;
+	reply(s, 200, "Capability list follows");
+	if (may_login)
+		send_text_line(s, "USER");
+	if (may_login)
+		send_text_line(s, "SASL PLAIN");
+	if (starttls_offered(s) && !s->user[0])
+		send_text_line(s, "STLS");
+	send_text_line(s, "TOP");
+	send_text_line(s, "UIDL");
+	send_text_line(s, "RESP-CODES");
+	send_text_line(s, "AUTH-RESP-CODE");
+	send_text_line(s, "PIPELINING");
+	send_text_line(s, "IMPLEMENTATION My_SMTP");
+	send_text_line(s, ".");
+}
+
+/* 0 when a password may be taken now; else the refusal is sent. */
+static int may_log_in(struct session *s)
+{
+	if (s->user[0])
+		reply(s, 400, "already logged in");
+	else if (!login_allowed(s))
+		reply(s, 400, "[AUTH] TLS required: send STLS first");
+	else if (!login_accounts_ready(s))
+		reply(s, 400, "[SYS/TEMP] accounts unavailable");
+	else
+		return 0;
+	return -1;
+}
+
+/* Logged in as s->user: take the maildrop, or log out again. */
+static void open_drop(struct session *s)
+{
+	struct pop3 *p = state(s);
+	const struct maildrop *d = &p->drop;
+	uint64_t octets = 0;
+	int rc = maildrop_open(s->store, s->user, &p->drop);
+
+	if (rc < 0) {
+		LOG(s, "Mailbox %s not opened: %s", s->user, strerror(-rc));
+		explicit_bzero(s->user, sizeof s->user);
+		reply(s, 400, rc == -EBUSY ? "[IN-USE] mailbox in use by another POP3 session" :
+			      "[SYS/TEMP] cannot open the mailbox");
+		return;
+	}
+	p->have_drop = 1;
+	s->state = GREETED;
+	session_did_mail_work(s);
+	for (uint64_t i = 0; i < d->count; i++)
+		octets += d->msg[i].octets;
+	replyf(s, 200, "logged in, %llu messages (%llu octets)", (unsigned long long)d->count,
+	       (unsigned long long)octets);
+}
+
+static void logged_in(struct session *s, enum login_outcome how)
+{
+	switch (how) {
+	case LOGIN_OK: open_drop(s); break;
+	case LOGIN_FAILED: reply(s, 400, "[AUTH] authentication failed"); break;
+	case LOGIN_TOO_MANY: session_end_by(s, ENDING_AUTH); break;
+	case LOGIN_ERROR: reply(s, 400, "[SYS/TEMP] cannot check the password now"); break;
+	}
+}
+
+static void cmd_user(struct session *s, char *arg)
+{
+	struct pop3 *p = state(s);
+
+	if (may_log_in(s) < 0)
+		return;
+	if (!*arg || strlen(arg) > ADDRESS_MAX) {
+		reply(s, 400, "syntax: USER <user@domain>");
+		return;
+	}
+	memcpy(p->user, arg, strlen(arg) + 1);
+	p->have_user = 1;
+	reply(s, 200, "send PASS");
+}
+
+static void cmd_pass(struct session *s, char *arg)
+{
+	struct pop3 *p = state(s);
+
+	if (may_log_in(s) < 0) {
+		explicit_bzero(arg, strlen(arg));
+		return;
+	}
+	if (!p->have_user) {
+		explicit_bzero(arg, strlen(arg));
+		reply(s, 400, "send USER first");
+		return;
+	}
+	p->have_user = 0;
+	logged_in(s, login_check(s, p->user, arg));
+}
+
+/* The PLAIN response, on the AUTH line or after "+ ": 0, or -1 with the
+   reply sent. */
+static int plain_response(struct session *s, const char *initial, struct sasl_plain *p)
+{
+	char line[SASL_BUFFER_MAX + 1];
+	int n, rc;
+
+	if (*initial) {
+		rc = sasl_plain_decode(initial, strlen(initial), p);
+	} else {
+		session_send_line(s, "+ ", 2);
+		n = login_read_response(s, line, SASL_BUFFER_MAX);
+		rc = n < 0 ? n : strcmp(line, "*") == 0 ? 1 : sasl_plain_decode(line, (size_t)n, p);
+		explicit_bzero(line, sizeof line);
+		if (n == -E2BIG)
+			reply(s, 400, "authentication line too long");
+		else if (rc == 1)
+			reply(s, 400, "authentication aborted");
+		if (n < 0 || rc == 1)
+			return -1;
+	}
+	if (rc < 0)
+		reply(s, 400, "cannot decode the response");
+	return rc < 0 ? -1 : 0;
+}
+
+/* AUTH: without a mechanism, the list of them; AUTH PLAIN [initial]. */
+static void cmd_auth(struct session *s, char *arg)
+{
+	struct sasl_plain p;
+	size_t mech = strcspn(arg, " ");
+	const char *initial = arg + mech + (arg[mech] == ' ');
+
+	if (!*arg && !s->user[0]) {
+		reply(s, 200, "mechanisms follow");
+		send_text_line(s, "PLAIN");
+		send_text_line(s, ".");
+		return;
+	}
+	if (may_log_in(s) < 0)
+		return;
+	if (mech != 5 || strncasecmp(arg, "PLAIN", 5) != 0)
+		reply(s, 400, "unsupported authentication mechanism");
+	else if (plain_response(s, initial, &p) == 0)
+		logged_in(s, login_check_plain(s, &p));
+	explicit_bzero(&p, sizeof p);
+}
+
+static void cmd_stls(struct session *s, char *arg)
+{
+	(void)arg;
+	if (s->user[0]) {
+		reply(s, 400, "STLS only before login");
+		return;
+	}
+	switch (starttls_check(s)) {
+	case STARTTLS_UNAVAILABLE: reply(s, 400, "TLS not available"); break;
+	case STARTTLS_ACTIVE: reply(s, 400, "TLS already active"); break;
+	case STARTTLS_PIPELINED: session_end_by(s, ENDING_PIPELINED_TLS); break;
+	case STARTTLS_OK:
+		state(s)->have_user = 0;
+		reply(s, 200, "Begin TLS negotiation");
+		starttls_handshake(s);
+		break;
+	}
+}
+
+/* A message number of the session, not marked deleted: 0, or the -ERR sent. */
+static int message_number(struct session *s, const char *arg, uint64_t *n)
+{
+	const struct maildrop *d = &state(s)->drop;
+	size_t len = strspn(arg, "0123456789");
+
+	if (len == 0 || len > 18 || (arg[len] && arg[len] != ' ')) {
+		reply(s, 400, "syntax: a message number");
+		return -1;
+	}
+	*n = strtoull(arg, NULL, 10);
+	if (*n < 1 || *n > d->count) {
+		reply(s, 400, "no such message");
+		return -1;
+	}
+	if (d->deleted[*n - 1]) {
+		replyf(s, 400, "message %llu already deleted", (unsigned long long)*n);
+		return -1;
+	}
+	return 0;
+}
+
+static void cmd_stat(struct session *s, char *arg)
+{
+	const struct maildrop *d = &state(s)->drop;
+	uint64_t octets = 0;
+
+	(void)arg;
+	for (uint64_t i = 0; i < d->count; i++)
+		octets += d->deleted[i] ? 0 : d->msg[i].octets;
+	session_did_mail_work(s);
+	replyf(s, 200, "%llu %llu", (unsigned long long)(d->count - d->ndeleted),
+	       (unsigned long long)octets);
+}
+
+/* "n size" or "n uidl" for message n. */
+static void scan_line(const struct maildrop *d, uint64_t n, int uidl, char *out, size_t size)
+{
+	char uid[24];
+
+	if (uidl) {
+		maildrop_uidl(d, n, uid);
+		snprintf(out, size, "%llu %s", (unsigned long long)n, uid);
+	} else {
+		snprintf(out, size, "%llu %llu", (unsigned long long)n,
+			 (unsigned long long)d->msg[n - 1].octets);
+	}
+}
+
+/* LIST or UIDL: one line with an argument, else all of them. */
+static void listing(struct session *s, char *arg, int uidl)
+{
+	const struct maildrop *d = &state(s)->drop;
+	char line[64];
+	uint64_t n;
+
+	session_did_mail_work(s);
+	if (*arg) {
+		if (message_number(s, arg, &n) == 0) {
+			scan_line(d, n, uidl, line, sizeof line);
+			reply(s, 200, line);
+		}
+		return;
+	}
+	replyf(s, 200, "%llu messages", (unsigned long long)(d->count - d->ndeleted));
+	for (n = 1; n <= d->count && s->out.error == 0; n++) {
+		if (d->deleted[n - 1])
+			continue;
+		scan_line(d, n, uidl, line, sizeof line);
+		send_text_line(s, line);
+	}
+	send_text_line(s, ".");
+}
+
+static void cmd_list(struct session *s, char *arg)
+{
+	listing(s, arg, 0);
+}
+
+static void cmd_uidl(struct session *s, char *arg)
+{
+	listing(s, arg, 1);
+}
+
+/* RETR (body_lines < 0) or TOP of message n. */
+static void send_message(struct session *s, uint64_t n, int64_t body_lines)
+{
+	struct maildrop *d = &state(s)->drop;
+	int rc = maildrop_copy(d, n, body_lines, &s->spool);
+
+	if (rc < 0) {
+		LOG(s, "Message %llu unreadable: %s", (unsigned long long)n, strerror(-rc));
+		reply(s, 400, rc == -ENOENT ? "message removed by another program" :
+			      "[SYS/TEMP] cannot read the message");
+		return;
+	}
+	session_did_mail_work(s);
+	if (body_lines < 0)
+		replyf(s, 200, "%llu octets", (unsigned long long)d->msg[n - 1].octets);
+	else
+		reply(s, 200, "top of message follows");
+	rc = session_send_text(s, &s->spool);
+	spool_reset(&s->spool);
+	if (rc < 0) {
+		LOG(s, "Reply broken off: %s", strerror(-rc));
+		s->end = END_IO;
+		s->done = 1;
+		return;
+	}
+	send_text_line(s, ".");
+}
+
+static void cmd_retr(struct session *s, char *arg)
+{
+	uint64_t n;
+
+	if (message_number(s, arg, &n) == 0)
+		send_message(s, n, -1);
+}
+
+static void cmd_top(struct session *s, char *arg)
+{
+	char *lines = strchr(arg, ' ');
+	uint64_t n;
+
+	if (!lines || strspn(lines + 1, "0123456789") != strlen(lines + 1) || !lines[1] ||
+	    strlen(lines + 1) > 18) {
+		reply(s, 400, "syntax: TOP <message> <lines>");
+		return;
+	}
+	if (message_number(s, arg, &n) == 0)
+		send_message(s, n, (int64_t)strtoull(lines + 1, NULL, 10));
+}
+
+static void cmd_dele(struct session *s, char *arg)
+{
+	struct maildrop *d = &state(s)->drop;
+	uint64_t n;
+
+	if (message_number(s, arg, &n) < 0)
+		return;
+	d->deleted[n - 1] = 1;
+	d->ndeleted++;
+	session_did_mail_work(s);
+	replyf(s, 200, "message %llu deleted", (unsigned long long)n);
+}
+
+static void cmd_rset(struct session *s, char *arg)
+{
+	struct maildrop *d = &state(s)->drop;
+
+	(void)arg;
+	memset(d->deleted, 0, d->count);
+	d->ndeleted = 0;
+	reply(s, 200, "");
+}
+
+/* QUIT: in TRANSACTION, delete the marked messages first (UPDATE). */
+static void cmd_quit(struct session *s, char *arg)
+{
+	struct pop3 *p = state(s);
+	uint64_t removed = 0;
+	int rc = p->have_drop ? maildrop_update(s->store, s->user, &p->drop, &removed) : 0;
+
+	(void)arg;
+	s->end = END_QUIT;
+	s->done = 1;
+	if (rc < 0) {
+		LOG(s, "Deleting from %s failed: %s", s->user, strerror(-rc));
+		reply(s, 400, "[SYS/TEMP] deleted messages not removed");
+		return;
+	}
+	if (p->have_drop)
+		LOG(s, "%llu messages deleted from %s.", (unsigned long long)removed, s->user);
+	replyf(s, 200, "bye, %llu messages deleted", (unsigned long long)removed);
+}
+
+static const struct command commands[] = {
+	{ "CAPA", FRESH,   1, cmd_capa, 0, NULL, 0 },
+	{ "USER", FRESH,   0, cmd_user, 0, NULL, 0 },
+	{ "PASS", FRESH,   0, cmd_pass, 0, NULL, 1 },
+	{ "AUTH", FRESH,   0, cmd_auth, 0, NULL, 1 },
+	{ "STLS", FRESH,   1, cmd_stls, 0, NULL, 0 },
+	{ "STAT", GREETED, 1, cmd_stat, 0, NULL, 0 },
+	{ "LIST", GREETED, 0, cmd_list, 0, NULL, 0 },
+	{ "UIDL", GREETED, 0, cmd_uidl, 0, NULL, 0 },
+	{ "RETR", GREETED, 0, cmd_retr, 0, NULL, 0 },
+	{ "TOP",  GREETED, 0, cmd_top, 0, NULL, 0 },
+	{ "DELE", GREETED, 0, cmd_dele, 0, NULL, 0 },
+	{ "RSET", GREETED, 1, cmd_rset, 0, NULL, 0 },
+	{ "NOOP", GREETED, 1, session_cmd_reply, 200, "", 0 },
+	{ "QUIT", FRESH,   1, cmd_quit, 0, NULL, 0 },
+	{ "APOP", FRESH,   0, session_cmd_reply, 400, "APOP not supported: use USER/PASS or AUTH PLAIN", 0 },
+	{ NULL,   FRESH,   0, NULL, 0, NULL, 0 },
+};
+
+static void refuse(struct session *s, enum refusal why, const struct command *c)
+{
+	switch (why) {
+	case REFUSE_TOO_LONG: reply(s, 400, "line too long"); break;
+	case REFUSE_BAD_OCTET: reply(s, 400, "bad syntax"); break;
+	case REFUSE_BARE_LF: reply(s, 400, "bare LF"); break;
+	case REFUSE_UNKNOWN: reply(s, 400, "unknown command"); break;
+	case REFUSE_STATE: reply(s, 400, "log in first"); break;
+	case REFUSE_ARGUMENT: replyf(s, 400, "%s takes no argument", c->verb); break;
+	}
+}
+
+static void last_words(struct session *s, enum ending why)
+{
+	static const char *const said[] = {
+		[ENDING_TIMEOUT] = "-ERR Disconnected for inactivity.",
+		[ENDING_LIFETIME] = "-ERR Session time limit reached.",
+		[ENDING_ERRORS] = "-ERR Too many errors.",
+		[ENDING_JUNK] = "-ERR Too many commands without mail.",
+		[ENDING_AUTH] = "-ERR [AUTH] Too many failed logins.",
+		[ENDING_PIPELINED_TLS] = "-ERR Commands pipelined after STLS.",
+	};
+
+	if (why == ENDING_TIMEOUT)
+		LOG(s, "Timeout; closing.");
+	send_text_line(s, said[why]);
+}
+
+static void greet(struct session *s)
+{
+	s->dialect_state = calloc(1, sizeof(struct pop3));
+	if (!s->dialect_state) {
+		send_text_line(s, "-ERR [SYS/TEMP] out of memory");
+		s->end = END_IO;
+		s->done = 1;
+		return;
+	}
+	replyf(s, 200, "%s My_SMTP POP3 ready", s->cfg->hostname);
+}
+
+static void finish(struct session *s)
+{
+	struct pop3 *p = state(s);
+
+	if (!p)
+		return;
+	if (p->have_drop)
+		maildrop_close(&p->drop);
+	explicit_bzero(p, sizeof *p);
+	free(p);
+	s->dialect_state = NULL;
+}
+
+const struct dialect pop3_dialect = {
+	.commands = commands, .strict = 0, .greet = greet, .reply = reply, .refuse = refuse,
+	.last_words = last_words, .finish = finish,
+};
