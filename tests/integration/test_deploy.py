@@ -23,6 +23,7 @@ Self-contained: only the standard library and the tools named above.
 
 import grp
 import os
+import poplib
 import pwd
 import re
 import select
@@ -62,14 +63,16 @@ STATEDIR = "/var/lib/mysmtp"
 ACCOUNTS = "/etc/mysmtp/accounts"
 PASSWORDS = {"john@test.com": "john's secret", "david@test.com": "david's secret"}
 SERVICES = ("mysmtp@.service", "mysmtp-listener.service", "mysmtp-smtp@.service",
-            "mysmtp-smtps@.service")
+            "mysmtp-smtps@.service", "mysmtp-pop3@.service", "mysmtp-pop3s@.service")
 UNITS = ("mysmtp.socket", "mysmtp@.service", "mysmtp-listener.socket",
          "mysmtp-listener.service", "mysmtp-smtp.socket", "mysmtp-smtp@.service",
-         "mysmtp-smtps.socket", "mysmtp-smtps@.service")
+         "mysmtp-smtps.socket", "mysmtp-smtps@.service", "mysmtp-pop3.socket",
+         "mysmtp-pop3@.service", "mysmtp-pop3s.socket", "mysmtp-pop3s@.service")
 INSTALLED = [PREFIX + "/sbin/mysmtpd", PREFIX + "/bin/mysmtp",
              PREFIX + "/share/man/man8/mysmtpd.8", PREFIX + "/share/man/man1/mysmtp.1",
              PREFIX + "/lib/sysusers.d/mysmtp.conf", "/etc/xinetd.d/mysmtp",
-             "/etc/xinetd.d/mysmtp-smtp"] + \
+             "/etc/xinetd.d/mysmtp-smtp", "/etc/xinetd.d/mysmtp-pop3",
+             "/etc/xinetd.d/mysmtp-pop3s"] + \
             [UNITDIR + "/" + u for u in UNITS]
 MAX_EXPOSURE = 1.5
 
@@ -641,6 +644,48 @@ class Deploy(unittest.TestCase):
         act.wait_log(r"TLS started: TLSv1\.[23]")
         self.check_store(store, 1, owner)
 
+    def pop3_round(self, port, ctx=None):
+        """Fetch every message of david@test.com, delete the first, quit."""
+        if ctx is None:
+            p = poplib.POP3("127.0.0.1", port, timeout=WAIT)
+        else:
+            p = poplib.POP3_SSL("localhost", port, timeout=WAIT, context=ctx)
+        self.addCleanup(p.close)
+        p.user("david@test.com")
+        p.pass_(PASSWORDS["david@test.com"])
+        count = p.stat()[0]
+        for n in range(1, count + 1):
+            self.assertIn(b"Hope you are doing well.", p.retr(n)[1])
+        p.dele(1)
+        self.assertTrue(p.quit().startswith(b"+OK"))
+        return count
+
+    def test_pop3_per_connection_services(self):
+        """mysmtp-pop3@.service (port 110) and mysmtp-pop3s@.service (995,
+        implicit TLS, the key and certificate by LoadCredential=), run as
+        the service user in their sandbox: poplib fetches what the My_SMTP
+        unit delivered, and a DELE at QUIT (O_TMPFILE, linkat through
+        /proc/self/fd, rename) leaves a whole mailbox of the right owner."""
+        self.assertEqual(self.unit("mysmtp-pop3.socket")["Socket"]["ListenStream"], ["110"])
+        self.assertEqual(self.unit("mysmtp-pop3s.socket")["Socket"]["ListenStream"], ["995"])
+        owner = unprivileged()
+        store = self.store(owner)
+        argv = sandbox_prefix() + self.command_line("mysmtp@.service", store)
+        act, port = self.activator(argv, accept=True)
+        for i in range(3):
+            seed_session(self, port, i + 1)
+        argv = sandbox_prefix() + self.command_line("mysmtp-pop3@.service", store)
+        act, port = self.activator(argv, accept=True)
+        self.assertEqual(self.pop3_round(port), 3)
+        argv = sandbox_prefix() + self.command_line("mysmtp-pop3s@.service", store)
+        self.assertIn("--tls-implicit", argv)
+        act, port = self.activator(argv, accept=True)
+        ctx = ssl.create_default_context(cafile=self.tls_cert)
+        self.assertEqual(self.pop3_round(port, ctx), 2)
+        self.check_store(store, 1, owner)
+        self.assertEqual(sorted(n for n in os.listdir(store) if n.startswith("david")),
+                         ["david@test.com.idx", "david@test.com.pop", "david@test.com.txt"])
+
     def test_smtp_per_connection_service(self):
         """mysmtp-smtp@.service's ExecStart (mysmtpd -S), one per connection: two
         deliveries with Python's smtplib into the same store as My_SMTP's."""
@@ -714,9 +759,25 @@ class Deploy(unittest.TestCase):
                          "DATA received, message stored.", "Client disconnected.",
                          "Authenticated john@test.com from 127.0.0.1"), 1)
 
-    def run_xinetd(self, service, port_number, options, session, wants, connections):
+    def test_pop3_xinetd_entry(self):
+        """The installed POP3 entry (mysmtpd --pop3, port 110) the same way:
+        poplib logs in to an empty mailbox and quits."""
+        def session(port):
+            p = poplib.POP3("127.0.0.1", port, timeout=WAIT)
+            self.addCleanup(p.close)
+            p.user("david@test.com")
+            p.pass_(PASSWORDS["david@test.com"])
+            self.assertEqual(p.stat(), (0, 0))
+            p.quit()
+        self.run_xinetd("mysmtp-pop3", "110", "--pop3 ", session,
+                        ("Client connected: 127.0.0.1", "Authenticated david@test.com from 127.0.0.1",
+                         "0 messages deleted from david@test.com.", "Client disconnected."), 1,
+                        stored=0)
+
+    def run_xinetd(self, service, port_number, options, session, wants, connections, stored=1):
         """Check the installed entry for service, run it under xinetd (port, user,
-        store rewritten), run session(port), and find wants in its syslog lines."""
+        store rewritten), run session(port), find wants in its syslog lines, and
+        the stored messages in the store."""
         self.assertTrue(os.access(XINETD, os.X_OK), "xinetd is not installed (Debian package xinetd)")
         with open(self.staged("/etc/xinetd.d/" + service)) as f:
             entry = f.read()
@@ -794,7 +855,8 @@ class Deploy(unittest.TestCase):
             self.assertIn(want, texts, "syslog lines of mysmtpd: %r" % texts)
         for l in ours:
             self.assertTrue(l.startswith("<22>"), "facility mail, level info: %r" % l)
-        self.check_store(store, 1, who)
+        if stored:
+            self.check_store(store, stored, who)
 
     def fake_syslog(self):
         """A datagram socket that receives what is sent to /dev/log: bound at /dev/log
