@@ -2,8 +2,9 @@
 wrong Content-Length headers and cut-short appends. Only what a cut-short
 append of ours can leave may be removed; everything else is kept byte for byte."""
 import os
+import subprocess
 
-from support import ServerTest, mailbox_file, read_bytes
+from support import SERVER, ServerTest, mailbox_file, read_bytes
 
 FOREIGN = (b"From alice@test.com Sat Aug 15 10:00:00 2025\n"
            b"From: alice@test.com\nSubject: one\n\nfirst body\n>From quoted\n\n"
@@ -117,6 +118,34 @@ class MuttRewrite(ServerTest):
             time.sleep(0.025)
         self.fail("mutt did not exit: %r" % screen())
 
+    def pop3_view(self, d):
+        """What POP3 shows of david's mailbox: [(UIDL, LIST size, octets RETR sent)]."""
+        from test_accounts import two_accounts
+        accounts = os.path.join(self.root, "accounts")
+        if not os.path.exists(accounts):
+            two_accounts(self.root)
+
+        def pop3(commands):
+            talk = b"USER david@test.com\r\nPASS secret1\r\n" + commands + b"QUIT\r\n"
+            p = subprocess.run([SERVER, "--pop3", "-d", d, "-u", accounts], input=talk,
+                               capture_output=True, timeout=30)
+            lines = p.stdout.split(b"\r\n")[3:]
+            blocks, block = [], None
+            for l in lines:
+                if block is None and l.startswith(b"+OK"):
+                    block = []
+                elif l == b".":
+                    blocks.append(block)
+                    block = None
+                elif block is not None:
+                    block.append(l[1:] if l.startswith(b".") else l)
+            return blocks
+
+        uidl, listing = pop3(b"UIDL\r\nLIST\r\n")
+        bodies = pop3(b"".join(b"RETR %d\r\n" % (n + 1) for n in range(len(listing))))
+        return [(u.split()[1], int(l.split()[1]), sum(len(x) + 2 for x in b))
+                for u, l, b in zip(uidl, listing, bodies)]
+
     def test_mutt_reads_saves_and_deletes(self):
         d = self.mkdir()
         self.smtp_deliver(d, self.SMTP_ONE)
@@ -124,6 +153,8 @@ class MuttRewrite(ServerTest):
         self.smtp_deliver(d, self.SMTP_TWO)
         box = mailbox_file(d, "david@test.com")
         before = read_bytes(box)
+        view = self.pop3_view(d)
+        self.assertEqual([size for _, size, _ in view], [sent for _, _, sent in view])
         index, pager = b"q:Quit", b"i:Exit"
         self.mutt(box, [("Enter", index), ("i", pager), ("q", index)])   # read 1, index, quit
         after = read_bytes(box)
@@ -138,11 +169,19 @@ class MuttRewrite(ServerTest):
         self.assertEqual(mine, [b"Hello David,", b"mine"])
         self.assertEqual(two[0], b"Subject: two")
         self.assertEqual(two[-2:], [b"", b"body two"])
+        saved = self.pop3_view(d)
+        self.assertEqual([u for u, _, _ in saved], [u for u, _, _ in view], "UIDLs kept")
+        self.assertEqual([size for _, size, _ in saved], [sent for _, _, sent in saved],
+                         "sizes exact after mutt's rewrite")
         self.mutt(box, [("2", index), ("Enter", b"Jump to message: 2"),   # to message 2,
                         ("d", index), ("q", b" ND ")])                    # delete, quit: expunged
         got = self.read_back(d, "david@test.com")
         self.assertEqual([lines[0] for _, _, lines in got],
                          [b"From: John <john@test.com>", b"Subject: two"])
+        left = self.pop3_view(d)
+        self.assertEqual([u for u, _, _ in left], [view[0][0], view[2][0]],
+                         "after mutt deleted one, the others keep their UIDLs")
+        self.assertEqual([size for _, size, _ in left], [sent for _, _, sent in left])
 
 
 class TailsAndLines(ServerTest):

@@ -332,3 +332,63 @@ class RealClients(Pop3Test):
         p = self.session()
         self.assertEqual(p.stat(), (0, 0))
         p.quit()
+
+
+class Tls(ServerTest):
+    """STLS (RFC 2595) and implicit TLS (port 995), and AUTH PLAIN (RFC 5034)."""
+
+    def setUp(self):
+        super().setUp()
+        from test_tls import make_certificate
+        self.d = self.mkdir()
+        self.accounts = two_accounts(self.root)
+        self.cert, self.key = make_certificate(self.root)
+        self.tls = ["-C", self.cert, "-K", self.key]
+        import ssl
+        self.ctx = ssl.create_default_context(cafile=self.cert)
+        self.deliver(self.d, "john@test.com", [DAVID], [b"over TLS"], args=("-A",))
+
+    def test_stls_then_login(self):
+        """CAPA offers STLS; after it, USER and SASL PLAIN but not STLS, and
+        the login and RETR work over TLS."""
+        s, port = self.start_listener(self.d, ["--pop3", "-u", self.accounts] + self.tls)
+        p = poplib.POP3("localhost", port, timeout=REPLY_TIMEOUT)
+        self.closers.append(p.close)
+        self.assertIn("STLS", p.capa())
+        p.stls(context=self.ctx)
+        capa = p.capa()
+        self.assertNotIn("STLS", capa)
+        self.assertIn("USER", capa)
+        self.assertEqual(capa.get("SASL"), ["PLAIN"])
+        p.user(DAVID)
+        p.pass_(PASSWORD)
+        self.assertIn(b"over TLS", p.retr(1)[1])
+        p.quit()
+        s.wait_log(r"TLS started: TLSv1\.[23]")
+
+    def test_implicit_tls(self):
+        s, port = self.start_listener(self.d, ["--pop3", "-u", self.accounts, "-i"] + self.tls)
+        p = poplib.POP3_SSL("localhost", port, timeout=REPLY_TIMEOUT, context=self.ctx)
+        self.closers.append(p.close)
+        p.user(DAVID)
+        p.pass_(PASSWORD)
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+
+    def test_auth_plain(self):
+        """AUTH lists PLAIN; AUTH PLAIN with an initial response and after
+        "+ "; "*" aborts; a wrong password is [AUTH]."""
+        import base64
+        good = base64.b64encode(b"\0" + DAVID.encode() + b"\0" + PASSWORD.encode())
+        bad = base64.b64encode(b"\0" + DAVID.encode() + b"\0wrong")
+        talk = (b"AUTH\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN " + bad + b"\r\nAUTH PLAIN\r\n" + good +
+                b"\r\nSTAT\r\nQUIT\r\n")
+        p = subprocess.run([SERVER, "--pop3", "-d", self.d, "-u", self.accounts], input=talk,
+                           capture_output=True, timeout=30 * SLOW)
+        lines = p.stdout.split(b"\r\n")
+        self.assertEqual(lines[1:9], [b"+OK mechanisms follow", b"PLAIN", b".", b"+ ",
+                                      b"-ERR authentication aborted",
+                                      b"-ERR [AUTH] authentication failed", b"+ ",
+                                      b"+OK logged in, 1 messages (%d octets)" % int(
+                                          lines[9].split()[2])])
+        self.assertTrue(lines[9].startswith(b"+OK 1 "))
