@@ -180,11 +180,3 @@ int maildrop_update(struct store *st, const char *address, struct maildrop *d,
 	qsort(d->marked, k, sizeof *d->marked, by_uid);
 	return store_expunge(st, address, is_marked, d, removed);
 }
-
-void maildrop_uidl(const struct maildrop *d, uint64_t n, char out[24])
-{
-	uint64_t uid = d->msg[n - 1].uid;
-
-	snprintf(out, 24, "%s%llu", uid & MBINDEX_FOREIGN ? "x" : "",
-		 (unsigned long long)(uid & ~MBINDEX_FOREIGN));
-}

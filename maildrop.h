@@ -34,8 +34,4 @@ int maildrop_copy(struct maildrop *d, uint64_t n, int64_t body_lines, struct spo
 int maildrop_update(struct store *st, const char *address, struct maildrop *d,
 		    uint64_t *removed);
 
-/* The UIDL string of message n (from 1): "U" for a UID of its record, "xU"
-   for one the index gave it. */
-void maildrop_uidl(const struct maildrop *d, uint64_t n, char out[24]);
-
 #endif

@@ -272,42 +272,54 @@ static void cmd_stat(struct session *s, char *arg)
 	       (unsigned long long)octets);
 }
 
-/* "n size" or "n uidl" for message n. */
-static void scan_line(const struct maildrop *d, uint64_t n, int uidl, char *out, size_t size)
+/* Write v in decimal at out: its length (at most 20). */
+static size_t put_number(char *out, uint64_t v)
 {
-	char uid[24];
+	char digits[20];
+	size_t n = 0;
 
-	if (uidl) {
-		maildrop_uidl(d, n, uid);
-		snprintf(out, size, "%llu %s", (unsigned long long)n, uid);
-	} else {
-		snprintf(out, size, "%llu %llu", (unsigned long long)n,
-			 (unsigned long long)d->msg[n - 1].octets);
-	}
+	do
+		digits[n++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = digits[n - 1 - i];
+	return n;
+}
+
+/* "n size" or "n uidl" for message n, into out[48]: its length. A long
+   listing is mostly this, so it is made without printf. */
+static size_t scan_line(const struct maildrop *d, uint64_t n, int uidl, char *out)
+{
+	uint64_t uid = d->msg[n - 1].uid;
+	size_t len = put_number(out, n);
+
+	out[len++] = ' ';
+	if (!uidl)
+		return len + put_number(out + len, d->msg[n - 1].octets);
+	if (uid & MBINDEX_FOREIGN)
+		out[len++] = 'x';
+	return len + put_number(out + len, uid & ~MBINDEX_FOREIGN);
 }
 
 /* LIST or UIDL: one line with an argument, else all of them. */
 static void listing(struct session *s, char *arg, int uidl)
 {
 	const struct maildrop *d = &state(s)->drop;
-	char line[64];
+	char line[48];
 	uint64_t n;
 
 	session_did_mail_work(s);
 	if (*arg) {
 		if (message_number(s, arg, &n) == 0) {
-			scan_line(d, n, uidl, line, sizeof line);
+			line[scan_line(d, n, uidl, line)] = '\0';
 			reply(s, 200, line);
 		}
 		return;
 	}
 	replyf(s, 200, "%llu messages", (unsigned long long)(d->count - d->ndeleted));
-	for (n = 1; n <= d->count && s->out.error == 0; n++) {
-		if (d->deleted[n - 1])
-			continue;
-		scan_line(d, n, uidl, line, sizeof line);
-		send_text_line(s, line);
-	}
+	for (n = 1; n <= d->count && s->out.error == 0; n++)
+		if (!d->deleted[n - 1])
+			session_send_line(s, line, scan_line(d, n, uidl, line));
 	send_text_line(s, ".");
 }
 

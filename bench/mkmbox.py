@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench/mkmbox.py N FILE [SENDER]: write an mbox of N short messages in the
-form mysmtpd stores them (with Content-Length), fast, for the retrieval bench.
+form mysmtpd stores them (with X-MySMTP-UID and Content-Length), fast, for the retrieval bench.
 No index is written: mysmtpd rebuilds it from the mbox on first use."""
 import sys
 import time
@@ -11,8 +11,8 @@ def record(i, sender, rcpt, stamp, rfc):
     return (b"From %s %s\nReturn-Path: <%s>\nReceived: from test.com (local)\n"
             b"\tby bench (My_SMTP) with MYSMTP id %d.bench@bench\n\tfor <%s>; %s\n"
             b"From: %s\nTo: %s\nDate: %s\nMessage-ID: <%d.bench@bench>\n"
-            b"Content-Length: %d\n\n%s\n" % (sender, stamp, sender, i, rcpt, rfc,
-                                            sender, rcpt, rfc, i, len(body), body))
+            b"X-MySMTP-UID: %d\nContent-Length: %d\n\n%s\n"
+            % (sender, stamp, sender, i, rcpt, rfc, sender, rcpt, rfc, i, i, len(body), body))
 
 
 def main():
