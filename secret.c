@@ -53,16 +53,18 @@ int secret_read_hidden(int tty_fd, int prompt_fd, const char *prompt, char *out,
 	struct termios quiet;
 	int n;
 
-	if (write(prompt_fd, prompt, strlen(prompt)) < 0 || tcgetattr(tty_fd, &saved_tty) < 0)
+	if (tcgetattr(tty_fd, &saved_tty) < 0)
 		return -errno;
 	quiet = saved_tty;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	for (int i = 0; i < 4; i++)
 		sigaction(deadly[i], &restore, &old[i]);
 	changed_fd = tty_fd;
+	/* Echo off before the prompt: a password typed the moment the prompt
+	   shows is neither echoed nor thrown away. */
 	tcsetattr(tty_fd, TCSAFLUSH, &quiet);
-	n = secret_read_line(tty_fd, out, size);
-	tcsetattr(tty_fd, TCSAFLUSH, &saved_tty);
+	n = write(prompt_fd, prompt, strlen(prompt)) < 0 ? -errno : secret_read_line(tty_fd, out, size);
+	tcsetattr(tty_fd, TCSANOW, &saved_tty);
 	changed_fd = -1;
 	for (int i = 0; i < 4; i++)
 		sigaction(deadly[i], &old[i], NULL);
