@@ -132,7 +132,8 @@ FUZZ_SECONDS ?= 300
 FUZZ_FLAGS    = -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
 FUZZ_SRCS     = $(filter-out mysmtpd.c listener.c log.c accounts_edit.c secret.c,$(SERVER_SRCS))
-FUZZERS       = build/fuzz/fuzz_session build/fuzz/fuzz_address build/fuzz/fuzz_smtp
+FUZZERS       = build/fuzz/fuzz_session build/fuzz/fuzz_address build/fuzz/fuzz_smtp \
+                build/fuzz/fuzz_pop3
 FUZZ_OBJS     = $(FUZZ_SRCS:%.c=build/fuzz/obj/%.o)
 
 .PHONY: hardening fuzzers fuzz

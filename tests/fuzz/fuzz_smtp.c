@@ -353,8 +353,10 @@ static void check_record(struct mailbox *mb, const char *address, uint64_t id,
 		strcmp(m->date, "00-00-0000") != 0, "%s %llu: LIST shows %s %s", address,
 		(unsigned long long)id, m->sender, m->date);
 	REQUIRE(take_line(&p, end, MBOXRD_PREPENDED, &r, &rl) &&
-		take_line(&p, end, "Content-Length: ", &r, &rl), "%s %llu: first lines", address,
-		(unsigned long long)id);
+		take_line(&p, end, "Content-Length: ", &r, &rl) &&
+		take_line(&p, end, MBOXRD_UID, &r, &rl) && rl > 0 && rl <= 18 &&
+		strspn(r, "0123456789") == rl && strtoull(r, NULL, 10) == h.uid && h.uid > 0,
+		"%s %llu: first lines", address, (unsigned long long)id);
 	snprintf(expect, sizeof expect, "Return-Path: <%s>", d->sender);
 	REQUIRE(take_line(&p, end, expect, &r, &rl) && rl == 0, "%s %llu: Return-Path", address,
 		(unsigned long long)id);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,6 +99,17 @@ static inline char *slurp(int fd, size_t *len)
 	return buf;
 }
 
+/* Does the input hold word (lower case), in any case? */
+static inline int fuzz_holds(const uint8_t *data, size_t size, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (size_t i = 0; i + n <= size; i++)
+		if (strncasecmp((const char *)data + i, word, n) == 0)
+			return 1;
+	return 0;
+}
+
 /* A file of the store, made with data. */
 static inline void plant(const char *name, const char *data, size_t len)
 {
@@ -108,8 +120,9 @@ static inline void plant(const char *name, const char *data, size_t len)
 }
 
 /* Check that nothing was made beside the store and that the store holds
-   only mailbox files (ADDRESS.txt, ADDRESS.idx with a valid address, regular,
-   one link); call each(address, ctx) for every mailbox. */
+   only mailbox files (ADDRESS.txt, ADDRESS.idx, and ADDRESS.pop of a POP3
+   session, with a valid address, regular, one link); call each(address,
+   ctx) for every mailbox. */
 static inline void fuzz_store_walk(void (*each)(const char *address, void *ctx), void *ctx)
 {
 	DIR *d = fdopendir(dup(parent_fd));
@@ -130,7 +143,8 @@ static inline void fuzz_store_walk(void (*each)(const char *address, void *ctx),
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		REQUIRE(n > 4 && (!strcmp(e->d_name + n - 4, ".txt") || !strcmp(e->d_name + n - 4, ".idx")),
+		REQUIRE(n > 4 && (!strcmp(e->d_name + n - 4, ".txt") || !strcmp(e->d_name + n - 4, ".idx") ||
+				  !strcmp(e->d_name + n - 4, ".pop")),
 			"stray file in the store: %s", e->d_name);
 		REQUIRE(address_parse(e->d_name, n - 4, address) == 0 &&
 			strncmp(address, e->d_name, n - 4) == 0, "file name not a valid address: %s", e->d_name);
