@@ -13,7 +13,6 @@
 #include "starttls.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,20 +48,6 @@ static void reply(struct session *s, int code, const char *text)
 	session_replied(s, line, !ok, !ok && !ours);
 }
 
-static void replyf(struct session *s, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void replyf(struct session *s, int code, const char *fmt, ...)
-{
-	char text[COMMAND_LINE_MAX];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	reply(s, code, n < 0 || (size_t)n >= sizeof text ? "" : text);
-}
 
 static void send_text_line(struct session *s, const char *text)
 {
@@ -124,7 +109,7 @@ static void open_drop(struct session *s)
 	session_did_mail_work(s);
 	for (uint64_t i = 0; i < d->count; i++)
 		octets += d->msg[i].octets;
-	replyf(s, 200, "logged in, %llu messages (%llu octets)", (unsigned long long)d->count,
+	session_replyf(s, 200, "logged in, %llu messages (%llu octets)", (unsigned long long)d->count,
 	       (unsigned long long)octets);
 }
 
@@ -253,7 +238,7 @@ static int message_number(struct session *s, const char *arg, uint64_t *n)
 		return -1;
 	}
 	if (d->deleted[*n - 1]) {
-		replyf(s, 400, "message %llu already deleted", (unsigned long long)*n);
+		session_replyf(s, 400, "message %llu already deleted", (unsigned long long)*n);
 		return -1;
 	}
 	return 0;
@@ -268,7 +253,7 @@ static void cmd_stat(struct session *s, char *arg)
 	for (uint64_t i = 0; i < d->count; i++)
 		octets += d->deleted[i] ? 0 : d->msg[i].octets;
 	session_did_mail_work(s);
-	replyf(s, 200, "%llu %llu", (unsigned long long)(d->count - d->ndeleted),
+	session_replyf(s, 200, "%llu %llu", (unsigned long long)(d->count - d->ndeleted),
 	       (unsigned long long)octets);
 }
 
@@ -316,7 +301,7 @@ static void listing(struct session *s, char *arg, int uidl)
 		}
 		return;
 	}
-	replyf(s, 200, "%llu messages", (unsigned long long)(d->count - d->ndeleted));
+	session_replyf(s, 200, "%llu messages", (unsigned long long)(d->count - d->ndeleted));
 	for (n = 1; n <= d->count && s->out.error == 0; n++)
 		if (!d->deleted[n - 1])
 			session_send_line(s, line, scan_line(d, n, uidl, line));
@@ -347,7 +332,7 @@ static void send_message(struct session *s, uint64_t n, int64_t body_lines)
 	}
 	session_did_mail_work(s);
 	if (body_lines < 0)
-		replyf(s, 200, "%llu octets", (unsigned long long)d->msg[n - 1].octets);
+		session_replyf(s, 200, "%llu octets", (unsigned long long)d->msg[n - 1].octets);
 	else
 		reply(s, 200, "top of message follows");
 	rc = session_send_text(s, &s->spool);
@@ -393,7 +378,7 @@ static void cmd_dele(struct session *s, char *arg)
 	d->deleted[n - 1] = 1;
 	d->ndeleted++;
 	session_did_mail_work(s);
-	replyf(s, 200, "message %llu deleted", (unsigned long long)n);
+	session_replyf(s, 200, "message %llu deleted", (unsigned long long)n);
 }
 
 static void cmd_rset(struct session *s, char *arg)
@@ -423,7 +408,7 @@ static void cmd_quit(struct session *s, char *arg)
 	}
 	if (p->have_drop)
 		LOG(s, "%llu messages deleted from %s.", (unsigned long long)removed, s->user);
-	replyf(s, 200, "bye, %llu messages deleted", (unsigned long long)removed);
+	session_replyf(s, 200, "bye, %llu messages deleted", (unsigned long long)removed);
 }
 
 static const struct command commands[] = {
@@ -453,7 +438,7 @@ static void refuse(struct session *s, enum refusal why, const struct command *c)
 	case REFUSE_BARE_LF: reply(s, 400, "bare LF"); break;
 	case REFUSE_UNKNOWN: reply(s, 400, "unknown command"); break;
 	case REFUSE_STATE: reply(s, 400, "log in first"); break;
-	case REFUSE_ARGUMENT: replyf(s, 400, "%s takes no argument", c->verb); break;
+	case REFUSE_ARGUMENT: session_replyf(s, 400, "%s takes no argument", c->verb); break;
 	}
 }
 
@@ -482,7 +467,7 @@ static void greet(struct session *s)
 		s->done = 1;
 		return;
 	}
-	replyf(s, 200, "%s My_SMTP POP3 ready", s->cfg->hostname);
+	session_replyf(s, 200, "%s My_SMTP POP3 ready", s->cfg->hostname);
 }
 
 static void finish(struct session *s)

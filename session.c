@@ -7,6 +7,7 @@
 #include "starttls.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,18 @@ int session_send_text(struct session *s, const struct spool *text)
 	if (rc == 0 && !t.line_start)
 		writer_put(&s->out, "\r\n", 2);
 	return rc;
+}
+
+void session_replyf(struct session *s, int code, const char *fmt, ...)
+{
+	char text[COMMAND_LINE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	s->dialect->reply(s, code, n < 0 || (size_t)n >= sizeof text ? "Error" : text);
 }
 
 void session_end_by(struct session *s, enum ending why)

@@ -148,6 +148,9 @@ int session_send_text(struct session *s, const struct spool *text);
    session after max_errors of them in a row; any other reply starts the
    count afresh. */
 void session_replied(struct session *s, const char *line, int refusal, int client_error);
+/* Reply with code and a formatted text, in the dialect's form. */
+void session_replyf(struct session *s, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* End the session with the dialect's last line for why. */
 void session_end_by(struct session *s, enum ending why);
 /* No complete line in time: end the session, by its timeout or its lifetime. */

@@ -20,7 +20,6 @@
 #include "starttls.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,21 +65,6 @@ static void reply(struct session *s, int code, const char *text)
 	session_replied(s, line, code >= 400, code >= 400 && code != 451 && code != 452);
 }
 
-/* Reply with CODE and a formatted text. */
-static void replyf(struct session *s, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void replyf(struct session *s, int code, const char *fmt, ...)
-{
-	char text[COMMAND_LINE_MAX];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	reply(s, code, n < 0 || (size_t)n >= sizeof text ? "Error" : text);
-}
 
 
 /* The EHLO/HELO argument: one word of printable ASCII (a domain or address
@@ -142,11 +126,11 @@ static void refuse_path(struct session *s, enum smtparg_verdict v, const struct 
 			const char *command, const char *bad_path_status, const char *whose)
 {
 	if (v == SMTPARG_UNKNOWN_PARAM)
-		replyf(s, 555, "5.5.4 Unsupported option: %s", p->param);
+		session_replyf(s, 555, "5.5.4 Unsupported option: %s", p->param);
 	else if (v == SMTPARG_BAD_PATH)
-		replyf(s, 553, "%s Error: bad %s address syntax", bad_path_status, whose);
+		session_replyf(s, 553, "%s Error: bad %s address syntax", bad_path_status, whose);
 	else
-		replyf(s, 501, "5.5.4 Syntax: %s:<address>", command);
+		session_replyf(s, 501, "5.5.4 Syntax: %s:<address>", command);
 }
 
 /* 0 when accounts are off or were read; else 451 is sent. */
@@ -291,7 +275,7 @@ static void judge_message(struct session *s, const struct data_rx *d,
 		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
 	} else if (d->bare_lf && s->cfg->bare_lf_reject) {
 		LOG(s, "DATA received, bare <LF>; refused.");
-		replyf(s, 550, "5.5.2 %s Error: bare <LF> received", s->cfg->hostname);
+		session_replyf(s, 550, "5.5.2 %s Error: bare <LF> received", s->cfg->hostname);
 	} else if (d->has_nul) {
 		reply(s, 554, "5.6.0 Error: message holds a NUL octet");
 	} else if (s->spool.error) {
@@ -442,7 +426,7 @@ static void refuse(struct session *s, enum refusal why, const struct command *c)
 		reply(s, 500, "5.5.2 Error: bad syntax");
 		break;
 	case REFUSE_BARE_LF:
-		replyf(s, 550, "5.5.2 %s Error: bare <LF> received", s->cfg->hostname);
+		session_replyf(s, 550, "5.5.2 %s Error: bare <LF> received", s->cfg->hostname);
 		break;
 	case REFUSE_UNKNOWN:
 		reply(s, 500, "5.5.2 Error: command not recognized");
@@ -452,7 +436,7 @@ static void refuse(struct session *s, enum refusal why, const struct command *c)
 			      "5.5.1 Error: need MAIL command");
 		break;
 	case REFUSE_ARGUMENT:
-		replyf(s, 501, "5.5.4 Syntax: %s", c->verb);
+		session_replyf(s, 501, "5.5.4 Syntax: %s", c->verb);
 	}
 }
 

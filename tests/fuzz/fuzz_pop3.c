@@ -34,20 +34,6 @@ static const char planted[] =
 	"Subject: smtp\n\nbody.\n\n"
 	"From last@mda.example Thu Jan  9 13:00:00 2025\n\nno final LF";
 
-static void quiet_log(void *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void quiet_log(void *ctx, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	(void)ctx;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;

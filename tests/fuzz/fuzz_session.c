@@ -27,20 +27,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void quiet_log(void *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void quiet_log(void *ctx, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	(void)ctx;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);	/* formats every log line, unprinted */
-	va_end(ap);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;

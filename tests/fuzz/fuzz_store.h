@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,21 @@ static inline char *slurp(int fd, size_t *len)
 	buf[end] = '\0';
 	*len = (size_t)end;
 	return buf;
+}
+
+/* A session's log, formatted and dropped. */
+static void quiet_log(void *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), unused));
+
+static void quiet_log(void *ctx, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	(void)ctx;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
 }
 
 /* Does the input hold word (lower case), in any case? */
