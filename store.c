@@ -7,7 +7,6 @@
 #include "address.h"
 #include "io.h"
 #include "mboxfile.h"
-#include "record.h"
 
 #include <errno.h>
 #include <fcntl.h>
