@@ -48,7 +48,6 @@ static void reply(struct session *s, int code, const char *text)
 	session_replied(s, line, !ok, !ok && !ours);
 }
 
-
 static void send_text_line(struct session *s, const char *text)
 {
 	session_send_line(s, text, strlen(text));
@@ -60,10 +59,10 @@ static void cmd_capa(struct session *s, char *arg)
 
 	(void)arg;
 	reply(s, 200, "Capability list follows");
-	if (may_login)
+	if (may_login) {
 		send_text_line(s, "USER");
-	if (may_login)
 		send_text_line(s, "SASL PLAIN");
+	}
 	if (starttls_offered(s) && !s->user[0])
 		send_text_line(s, "STLS");
 	send_text_line(s, "TOP");
