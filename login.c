@@ -101,14 +101,26 @@ enum login_outcome login_check_plain(struct session *s, struct sasl_plain *p)
 	return login_check(s, p->authcid, p->password);
 }
 
-int login_read_response(struct session *s, char *line, size_t max)
+enum plain_read login_read_plain(struct session *s, const char *initial, const char *prompt,
+				struct sasl_plain *p)
 {
-	int crlf, n = reader_line_crlf(&s->in, line, max,
-				       io_deadline(s->cfg->timeout, s->session_end), &crlf);
+	char line[SASL_LINE_MAX + 1];
+	int crlf, n, rc;
 
+	if (*initial)
+		return sasl_plain_decode(initial, strlen(initial), p) < 0 ? PLAIN_UNDECODABLE : PLAIN_OK;
+	session_send_line(s, prompt, strlen(prompt));
+	n = reader_line_crlf(&s->in, line, SASL_LINE_MAX,
+			     io_deadline(s->cfg->timeout, s->session_end), &crlf);
+	rc = n < 0 ? n : strcmp(line, "*") == 0 ? 1 : sasl_plain_decode(line, (size_t)n, p);
+	explicit_bzero(line, sizeof line);	/* a cut-off line too */
+	if (n == -E2BIG)
+		return PLAIN_TOO_LONG;
 	if (n == -ETIMEDOUT)
 		session_time_out(s);
-	else if (n < 0 && n != -E2BIG)
+	else if (n < 0)
 		s->done = 1;	/* the connection is gone */
-	return n;
+	if (n < 0)
+		return PLAIN_ENDED;
+	return rc == 1 ? PLAIN_ABORTED : rc < 0 ? PLAIN_UNDECODABLE : PLAIN_OK;
 }

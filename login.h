@@ -51,9 +51,14 @@ enum login_outcome login_check(struct session *s, const char *address, char *pas
    delay as any other. */
 enum login_outcome login_check_plain(struct session *s, struct sasl_plain *p);
 
-/* Read the client's line of a SASL exchange into line[max + 1]: its length;
-   -E2BIG (too long: the dialect says so); or another -errno, the session
-   then ended (a timeout answered, or the connection gone). */
-int login_read_response(struct session *s, char *line, size_t max);
+/* The PLAIN response: the initial one of the AUTH line, or else a line
+   asked for with prompt (SMTP "334 ", POP3 "+ "), which "*" answers to give
+   up. The line is wiped whatever happens; the dialect says each outcome in
+   its own words, but PLAIN_ENDED: the session ended (a timeout answered,
+   or the connection gone). */
+#define SASL_LINE_MAX 2048	/* octets of a response line */
+enum plain_read { PLAIN_OK, PLAIN_TOO_LONG, PLAIN_ABORTED, PLAIN_UNDECODABLE, PLAIN_ENDED };
+enum plain_read login_read_plain(struct session *s, const char *initial, const char *prompt,
+				struct sasl_plain *p);
 
 #endif

@@ -18,7 +18,6 @@
 static int take_busy_lock(struct store *st, const char *address)
 {
 	char name[ADDRESS_MAX + 8];
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	int created, fd, rc = mboxfile_name(name, sizeof name, address, ".pop");
 
 	if (rc < 0)
@@ -26,8 +25,8 @@ static int take_busy_lock(struct store *st, const char *address)
 	fd = mboxfile_open(st->dirfd, name, O_RDWR | O_CREAT, &created);
 	if (fd < 0)
 		return fd;
-	if ((rc = mboxfile_check(fd)) == 0 && fcntl(fd, F_OFD_SETLK, &fl) < 0)
-		rc = errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+	if ((rc = mboxfile_check(fd)) == 0 && (rc = mboxfile_lock(fd, F_WRLCK, 0)) == -ETIMEDOUT)
+		rc = -EBUSY;		/* at once: another session holds it */
 	if (rc < 0) {
 		close(fd);
 		return rc;

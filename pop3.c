@@ -18,7 +18,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define SASL_BUFFER_MAX 2048	/* octets of a "+ " response line */
 
 struct pop3 {
 	char user[ADDRESS_MAX + 1];	/* USER's argument, for PASS */
@@ -158,26 +157,16 @@ static void cmd_pass(struct session *s, char *arg)
    reply sent. */
 static int plain_response(struct session *s, const char *initial, struct sasl_plain *p)
 {
-	char line[SASL_BUFFER_MAX + 1];
-	int n, rc;
+	static const char *const said[] = {
+		[PLAIN_TOO_LONG] = "authentication line too long",
+		[PLAIN_ABORTED] = "authentication aborted",
+		[PLAIN_UNDECODABLE] = "cannot decode the response",
+	};
+	enum plain_read rc = login_read_plain(s, initial, "+ ", p);
 
-	if (*initial) {
-		rc = sasl_plain_decode(initial, strlen(initial), p);
-	} else {
-		session_send_line(s, "+ ", 2);
-		n = login_read_response(s, line, SASL_BUFFER_MAX);
-		rc = n < 0 ? n : strcmp(line, "*") == 0 ? 1 : sasl_plain_decode(line, (size_t)n, p);
-		explicit_bzero(line, sizeof line);
-		if (n == -E2BIG)
-			reply(s, 400, "authentication line too long");
-		else if (rc == 1)
-			reply(s, 400, "authentication aborted");
-		if (n < 0 || rc == 1)
-			return -1;
-	}
-	if (rc < 0)
-		reply(s, 400, "cannot decode the response");
-	return rc < 0 ? -1 : 0;
+	if (rc != PLAIN_OK && rc != PLAIN_ENDED)
+		reply(s, 400, said[rc]);
+	return rc == PLAIN_OK ? 0 : -1;
 }
 
 /* AUTH: without a mechanism, the list of them; AUTH PLAIN [initial]. */

@@ -62,13 +62,14 @@ static void limited(void *ctx, const char *data, size_t len)
 	}
 }
 
-/* Feed [from, to) of fd through the quoter. */
-static int feed_range(int fd, uint64_t from, uint64_t to, struct from_quoter *q,
-		      const struct line_limit *l)
+int record_unquote(int fd, uint64_t from, uint64_t to, mboxrd_out out, void *ctx,
+		   const int64_t *more)
 {
+	struct from_quoter q;
 	char buf[16384];
 
-	while (from < to && l->lines != 0) {
+	from_quoter_init(&q, -1, out, ctx);
+	while (from < to && !(more && *more == 0)) {
 		size_t want = to - from < sizeof buf ? (size_t)(to - from) : sizeof buf;
 		ssize_t n = pread(fd, buf, want, (off_t)from);
 
@@ -76,9 +77,10 @@ static int feed_range(int fd, uint64_t from, uint64_t to, struct from_quoter *q,
 			continue;
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
-		from_quoter_feed(q, buf, (size_t)n);
+		from_quoter_feed(&q, buf, (size_t)n);
 		from += (uint64_t)n;
 	}
+	from_quoter_finish(&q);
 	return 0;
 }
 
@@ -86,18 +88,10 @@ int record_feed(int fd, const struct record_span *r, int64_t body_lines,
 		mboxrd_out out, void *ctx)
 {
 	struct line_limit all = { out, ctx, -1 }, body = { out, ctx, body_lines };
-	struct from_quoter q;
-	int rc;
+	int rc = record_unquote(fd, r->start, r->body, limited, &all, NULL);
 
-	from_quoter_init(&q, -1, limited, &all);
-	rc = feed_range(fd, r->start, r->body, &q, &all);
-	if (rc == 0) {
-		from_quoter_finish(&q);		/* the body starts a line */
-		from_quoter_init(&q, -1, limited, &body);
-		rc = feed_range(fd, r->body, r->end, &q, &body);
-	}
-	from_quoter_finish(&q);
-	return rc;
+	/* The body starts a line: its quoting is undone afresh. */
+	return rc < 0 ? rc : record_unquote(fd, r->body, r->end, limited, &body, &body.lines);
 }
 
 struct counter {

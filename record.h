@@ -22,6 +22,11 @@ struct record_span {
    next message. */
 int record_span(int fd, uint64_t start, uint64_t end, struct record_span *r);
 
+/* Pass [from, to) of fd to out(), mboxrd quoting undone (from the start of
+   a line), stopping early once *more, when given, is 0: 0 or -errno. */
+int record_unquote(int fd, uint64_t from, uint64_t to, mboxrd_out out, void *ctx,
+		   const int64_t *more);
+
 /* Pass the span, unquoted, to out(): all of it when body_lines is negative,
    else its header section and that many lines of its body (TOP). */
 int record_feed(int fd, const struct record_span *r, int64_t body_lines,

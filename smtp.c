@@ -27,7 +27,6 @@
 #include <time.h>
 
 #define HELO_MAX 255
-#define SASL_BUFFER_MAX 2048	/* octets of a 334 response line */
 
 /* One reply line: "CODE text", or "CODE-text" when more lines follow. */
 static void send_line(struct session *s, int code, char sep, const char *text)
@@ -307,31 +306,20 @@ static void cmd_data(struct session *s, char *arg)
 	session_reset_transaction(s);
 }
 
-/* The PLAIN response: on the AUTH line, or asked for with "334 ". The
-   engine wipes the command line and the input buffer afterwards; the
-   response line is wiped here. 0, or -1 with the reply sent. */
+/* The PLAIN response, on the AUTH line or after "334 ": 0, or -1 with the
+   reply sent. */
 static int plain_response(struct session *s, const char *initial, struct sasl_plain *p)
 {
-	char line[SASL_BUFFER_MAX + 1];
-	int n, rc;
+	static const struct { int code; const char *text; } said[] = {
+		[PLAIN_TOO_LONG] = { 500, "5.5.6 Error: authentication exchange line is too long" },
+		[PLAIN_ABORTED] = { 501, "5.7.0 Error: authentication aborted" },
+		[PLAIN_UNDECODABLE] = { 501, "5.5.2 Error: cannot decode response" },
+	};
+	enum plain_read rc = login_read_plain(s, initial, "334 ", p);
 
-	if (*initial) {
-		rc = sasl_plain_decode(initial, strlen(initial), p);
-	} else {
-		send_line(s, 334, ' ', "");
-		n = login_read_response(s, line, SASL_BUFFER_MAX);
-		rc = n < 0 ? n : strcmp(line, "*") == 0 ? 1 : sasl_plain_decode(line, (size_t)n, p);
-		explicit_bzero(line, sizeof line);	/* a cut-off line too */
-		if (n == -E2BIG)
-			reply(s, 500, "5.5.6 Error: authentication exchange line is too long");
-		else if (rc == 1)
-			reply(s, 501, "5.7.0 Error: authentication aborted");
-		if (n < 0 || rc == 1)
-			return -1;
-	}
-	if (rc < 0)
-		reply(s, 501, "5.5.2 Error: cannot decode response");
-	return rc < 0 ? -1 : 0;
+	if (rc != PLAIN_OK && rc != PLAIN_ENDED)
+		reply(s, said[rc].code, said[rc].text);
+	return rc == PLAIN_OK ? 0 : -1;
 }
 
 static void plain_login(struct session *s, struct sasl_plain *p)

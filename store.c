@@ -7,6 +7,7 @@
 #include "address.h"
 #include "io.h"
 #include "mboxfile.h"
+#include "record.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -420,21 +421,5 @@ int store_message_copy(struct mailbox *mb, uint64_t id, struct stored_message *m
 int store_message_text(struct mailbox *mb, const struct stored_message *m,
 		       mboxrd_out out, void *ctx)
 {
-	struct from_quoter q;
-	char buf[16384];
-
-	from_quoter_init(&q, -1, out, ctx);
-	for (uint64_t off = m->text_start; off < m->text_end;) {
-		size_t want = m->text_end - off < sizeof buf ? (size_t)(m->text_end - off) : sizeof buf;
-		ssize_t n = pread(mb->fd, buf, want, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		from_quoter_feed(&q, buf, (size_t)n);
-		off += (uint64_t)n;
-	}
-	from_quoter_finish(&q);
-	return 0;
+	return record_unquote(mb->fd, m->text_start, m->text_end, out, ctx, NULL);
 }
