@@ -17,7 +17,7 @@ TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-
              libnet-ssleay-perl libio-socket-ssl-perl gnutls-bin fetchmail mpop
 
 # The server: one idea per file (see README.md, "Source map").
-SERVER_SRCS = mysmtpd.c listener.c log.c session.c login.c accounts.c accounts_edit.c secret.c \
+SERVER_SRCS = mysmtpd.c listener.c pool.c scoreboard.c log.c session.c login.c accounts.c accounts_edit.c secret.c \
               sasl.c starttls.c tlsio.c protocol.c smtp.c smtparg.c rfc5322.c \
               io.c address.c data.c spool.c mboxrd.c store.c mbindex.c \
               mboxfile.c record.c expunge.c maildrop.c pop3.c

@@ -1,12 +1,13 @@
 /* listener.c: listening mode. It binds "[address:]port" itself, or takes the
-   sockets systemd passes ($LISTEN_FDS), forks one child per connection up
-   to a cap in all and a cap per peer address, and on SIGTERM stops
-   accepting and waits for its sessions.
+   sockets systemd passes ($LISTEN_FDS), and hands them to the pool of
+   workers (pool.c), which serves them up to a cap in all and a cap per
+   peer address, and on SIGTERM stops accepting and waits for its sessions.
    libsystemd is loaded here with dlopen, only in this long-lived mode, so
    the per-connection (inetd) path never pays for loading it. */
 #define _GNU_SOURCE
 #include "listener.h"
 #include "log.h"
+#include "pool.h"
 
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -25,30 +26,6 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#define MAX_LISTEN 16
-#define ACCEPT_BACKOFF_MS 100	/* after accept fails for want of descriptors */
-
-/* A session running: its child process and peer address; ending once the
-   child said (on the "over" pipe) that the session is over. */
-struct child {
-	pid_t pid;
-	int ending;
-	char peer[NI_MAXHOST];
-};
-
-/* The listening sockets, the sessions running and what serves them. */
-struct listener {
-	int fds[MAX_LISTEN], nfds;
-	const struct listen_limits *lim;
-	serve_fn serve;
-	void *ctx;
-	struct child *child;	/* 2 * lim->max_sessions slots: sessions that are
-				   over may wait a moment to be reaped */
-	unsigned active;
-	int over[2];		/* children write their pid here as their session ends */
-	int starved;		/* accept failed for want of descriptors: pause */
-	int said_starved;	/* and that was logged, since the last accept */
-};
 
 struct systemd {
 	void *lib;
@@ -56,16 +33,6 @@ struct systemd {
 	__typeof__(sd_notify) *notify;
 	__typeof__(sd_is_socket) *is_socket;
 };
-
-static volatile sig_atomic_t got_term, got_child;
-
-static void on_signal(int sig)
-{
-	if (sig == SIGCHLD)
-		got_child = 1;
-	else
-		got_term = 1;
-}
 
 int listener_has_systemd_sockets(void)
 {
@@ -88,12 +55,6 @@ static int systemd_load(struct systemd *sd)
 	sd->notify = (__typeof__(sd->notify))dlsym(sd->lib, "sd_notify");
 	sd->is_socket = (__typeof__(sd->is_socket))dlsym(sd->lib, "sd_is_socket");
 	return sd->listen_fds && sd->notify && sd->is_socket ? 0 : -1;
-}
-
-static void systemd_notify(const struct systemd *sd, const char *state)
-{
-	if (sd->notify)
-		sd->notify(0, state);
 }
 
 /* Split "[address:]port", "[v6]:port" or "port". */
@@ -169,7 +130,7 @@ static int bind_spec(const char *spec, int *fds)
 		log_line("Bad listen address %s: %s", spec, gai_strerror(rc));
 		return -1;
 	}
-	for (ai = list; ai && n < MAX_LISTEN; ai = ai->ai_next) {
+	for (ai = list; ai && n < LISTENER_MAX_SOCKETS; ai = ai->ai_next) {
 		int fd = bind_one(ai);
 
 		if (fd < 0)
@@ -185,7 +146,7 @@ static int systemd_sockets(const struct systemd *sd, int *fds)
 {
 	int n = sd->listen_fds(1);
 
-	if (n < 0 || n > MAX_LISTEN) {
+	if (n < 0 || n > LISTENER_MAX_SOCKETS) {
 		log_line("Bad sockets from systemd: %s", n < 0 ? strerror(-n) : "too many");
 		return -1;
 	}
@@ -237,165 +198,16 @@ static unsigned port_of(int fd)
 	return 0;
 }
 
-static void install_handlers(sigset_t *during_poll)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigset_t block;
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGCHLD);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigprocmask(SIG_BLOCK, &block, during_poll);
-	sigdelset(during_poll, SIGCHLD);
-	sigdelset(during_poll, SIGTERM);
-	sigdelset(during_poll, SIGINT);
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-}
-
-/* Collect finished children (with block, all of them). */
-static void reap(struct listener *l, int block)
-{
-	pid_t pid;
-
-	while (l->active > 0 && (pid = waitpid(-1, NULL, block ? 0 : WNOHANG)) > 0) {
-		for (unsigned i = 0; i < l->active; i++) {
-			if (l->child[i].pid == pid) {
-				l->child[i] = l->child[--l->active];
-				break;
-			}
-		}
-	}
-}
-
-/* Note the sessions whose children said they are over. */
-static void read_over(struct listener *l)
-{
-	pid_t pids[64];
-	ssize_t n;
-
-	while ((n = read(l->over[0], pids, sizeof pids)) > 0)
-		for (size_t k = 0; k < (size_t)n / sizeof *pids; k++)
-			for (unsigned i = 0; i < l->active; i++)
-				if (l->child[i].pid == pids[k])
-					l->child[i].ending = 1;
-}
-
-/* Sessions that still count against the caps: in all, or from peer. */
-static unsigned sessions_from(const struct listener *l, const char *peer)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < l->active; i++)
-		n += !l->child[i].ending && (!peer || strcmp(l->child[i].peer, peer) == 0);
-	return n;
-}
-
-void listener_session_over(int over_fd)
-{
-	pid_t pid = getpid();
-
-	if (over_fd >= 0 && write(over_fd, &pid, sizeof pid) < 0)
-		return;		/* a full pipe: the listener counts it until it exits */
-}
-
-/* In the child: default signals, no listening sockets, then the session. */
-static void run_child(struct listener *l, int conn, const char *peer)
-{
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	char prefix[32];
-	sigset_t none;
-
-	sigaction(SIGCHLD, &dfl, NULL);
-	sigaction(SIGTERM, &dfl, NULL);
-	sigaction(SIGINT, &dfl, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int i = 0; i < l->nfds; i++)
-		close(l->fds[i]);
-	close(l->over[0]);
-	snprintf(prefix, sizeof prefix, "[%ld] ", (long)getpid());
-	log_set_prefix(prefix);
-	_exit(l->serve(l->ctx, conn, peer, l->over[1]));
-}
-
-/* Tell a connection we will not serve it why, as far as it listens. */
-static void refuse(int conn, const char *peer, const char *why, const char *busy)
-{
-	log_line("%s; refused %s", why, peer);
-	if (send(conn, busy, strlen(busy), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-		log_line("Cannot tell %s: %s", peer, strerror(errno));
-}
-
-/* Serve conn in a new child, or refuse it: past a cap, or when fork fails.
-   A session whose child said it is over no longer counts: its client may
-   connect again before the child has exited. */
-static void start_session(struct listener *l, int conn)
-{
-	char peer[NI_MAXHOST];
-	pid_t pid;
-
-	listener_peer(conn, peer, sizeof peer);
-	reap(l, 0);		/* SIGCHLD may wait behind this accept */
-	read_over(l);
-	if (l->active >= 2 * l->lim->max_sessions || sessions_from(l, NULL) >= l->lim->max_sessions) {
-		refuse(conn, peer, "Too many connections", l->lim->busy);
-		return;
-	}
-	if (sessions_from(l, peer) >= l->lim->max_per_peer) {
-		refuse(conn, peer, "Too many connections from one address", l->lim->busy);
-		return;
-	}
-	pid = fork();
-	if (pid == 0)
-		run_child(l, conn, peer);
-	if (pid < 0) {
-		log_line("Cannot fork for %s: %s", peer, strerror(errno));
-		refuse(conn, peer, "Cannot start a session", l->lim->busy);
-		return;
-	}
-	l->child[l->active] = (struct child){ .pid = pid };
-	memcpy(l->child[l->active].peer, peer, sizeof peer);
-	l->active++;
-}
-
-/* Accept on every ready socket. A failure for want of descriptors (or
-   memory) is logged once and answered with a short pause, so that the
-   loop does not spin; the connection waits in the backlog meanwhile. */
-static void accept_ready(struct listener *l, const struct pollfd *p)
-{
-	for (int i = 0; i < l->nfds; i++) {
-		int conn;
-
-		if (!(p[i].revents & POLLIN))
-			continue;
-		conn = accept4(l->fds[i], NULL, NULL, SOCK_CLOEXEC);
-		if (conn < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				if (!l->said_starved)
-					log_line("Cannot accept: %s; pausing", strerror(errno));
-				l->starved = l->said_starved = 1;
-			}
-			continue;
-		}
-		l->said_starved = 0;
-		start_session(l, conn);
-		close(conn);
-	}
-}
-
 /* "all addresses" when one socket takes every address, else the first's. */
-static void where(const struct listener *l, char *out, size_t size)
+static void where(const int *fds, int nfds, char *out, size_t size)
 {
 	snprintf(out, size, "?");
-	for (int i = l->nfds - 1; i >= 0; i--) {
+	for (int i = nfds - 1; i >= 0; i--) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
 		char host[NI_MAXHOST];
 
-		if (getsockname(l->fds[i], (struct sockaddr *)&ss, &len) < 0 ||
+		if (getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0 ||
 		    getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, NULL, 0,
 				NI_NUMERICHOST) != 0)
 			continue;
@@ -407,76 +219,58 @@ static void where(const struct listener *l, char *out, size_t size)
 	}
 }
 
-/* Wait for connections (or, starved, a moment) and serve them. */
-static void serve_round(struct listener *l, const sigset_t *during_poll)
+static void notify(void *ctx, const char *state)
 {
-	struct timespec pause = { 0, ACCEPT_BACKOFF_MS * 1000000L };
-	struct pollfd p[MAX_LISTEN];
+	const struct systemd *sd = ctx;
 
-	for (int i = 0; i < l->nfds; i++)
-		p[i] = (struct pollfd){ .fd = l->fds[i], .events = POLLIN };
-	if (l->starved) {		/* wait without looking at the sockets */
-		ppoll(NULL, 0, &pause, during_poll);
-		l->starved = 0;
-	} else if (ppoll(p, (nfds_t)l->nfds, NULL, during_poll) > 0) {
-		accept_ready(l, p);
-	}
-	if (got_child) {
-		got_child = 0;
-		reap(l, 0);
-	}
+	sd->notify(0, state);
 }
 
-static int serve_forever(struct listener *l, const struct systemd *sd)
+/* Hand the listening sockets (made non-blocking: several workers wait on
+   them) to the pool of workers. */
+static int serve_sockets(int *fds, int nfds, int own, const struct systemd *sd,
+			 const struct listen_limits *lim, serve_fn serve, void *ctx)
 {
+	struct pool_config cfg = { .fds = fds, .nfds = nfds, .own_sockets = own, .lim = lim,
+				   .serve = serve, .ctx = ctx,
+				   .notify = sd->notify ? notify : NULL, .notify_ctx = (void *)sd };
 	char at[NI_MAXHOST];
-	sigset_t during_poll;
 
-	l->child = calloc(2 * (size_t)l->lim->max_sessions, sizeof *l->child);
-	if (!l->child || pipe2(l->over, O_CLOEXEC | O_NONBLOCK) < 0) {
-		log_line("Cannot listen: %s", strerror(l->child ? errno : ENOMEM));
-		free(l->child);
-		return EX_OSERR;
+	for (int i = 0; i < nfds; i++) {
+		int fl = fcntl(fds[i], F_GETFL);
+
+		if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0) {
+			log_line("Cannot listen: %s", strerror(errno));
+			return EX_OSERR;
+		}
 	}
-	install_handlers(&during_poll);
-	where(l, at, sizeof at);
-	log_line("Listening on port %u (%s)...", port_of(l->fds[0]), at);
-	systemd_notify(sd, "READY=1");
-	while (!got_term)
-		serve_round(l, &during_poll);
-	for (int i = 0; i < l->nfds; i++)
-		close(l->fds[i]);
-	reap(l, 0);
-	systemd_notify(sd, "STOPPING=1");
-	log_line("Stopping: waiting for %u session(s) to finish.", l->active);
-	reap(l, 1);
-	log_line("Stopped.");
-	close(l->over[0]);
-	close(l->over[1]);
-	free(l->child);
-	return 0;
+	where(fds, nfds, at, sizeof at);
+	log_line("Listening on port %u (%s)...", port_of(fds[0]), at);
+	return pool_run(&cfg);
 }
 
 int listener_run(const char *spec, const struct listen_limits *lim, serve_fn serve, void *ctx)
 {
-	struct listener l = { .lim = lim, .serve = serve, .ctx = ctx, .over = { -1, -1 } };
+	int fds[LISTENER_MAX_SOCKETS], nfds, own = 0;
 	struct systemd sd;
 
 	if (systemd_load(&sd) < 0)
 		return EX_UNAVAILABLE;
-	if (listener_has_systemd_sockets() && sd.listen_fds)
-		l.nfds = systemd_sockets(&sd, l.fds);
-	else if (spec)
-		l.nfds = bind_spec(spec, l.fds);
-	else
-		l.nfds = -1;
-	if (l.nfds == -2) {
+	if (listener_has_systemd_sockets() && sd.listen_fds) {
+		nfds = systemd_sockets(&sd, fds);
+	} else if (spec) {
+		nfds = bind_spec(spec, fds);
+		own = 1;
+	} else {
+		nfds = -1;
+	}
+	if (nfds == -2) {
 		char peer[NI_MAXHOST];
 
-		listener_peer(l.fds[0], peer, sizeof peer);
-		return serve(ctx, l.fds[0], peer, -1);
+		listener_peer(fds[0], peer, sizeof peer);
+		return serve(ctx, fds[0], peer, NULL);
 	}
-	if (l.nfds <= 0)
+	if (nfds <= 0)
 		return EX_OSERR;
-	return serve_forever(&l, &sd);
+	return serve_sockets(fds, nfds, own, &sd, lim, serve, ctx);
 }

@@ -1,18 +1,19 @@
-/* listener.h: listening mode: bind (or take systemd's sockets), fork one
-   child per connection up to a cap, stop cleanly on SIGTERM. */
+/* listener.h: listening mode: bind (or take systemd's sockets) and serve
+   them with a pool of workers (pool.h), up to caps; stop cleanly on SIGTERM. */
 #ifndef MYSMTP_LISTENER_H
 #define MYSMTP_LISTENER_H
 
 #include <stddef.h>
 
-/* Serve one connection, in a child process: the exit status. over_fd
-   (-1 for none) is for listener_session_over(). */
-typedef int (*serve_fn)(void *ctx, int fd, const char *peer, int over_fd);
+/* Serve one connection, in a worker: the session's exit status. over is
+   for listener_session_over(). The worker serves more sessions after it:
+   nothing of this one may stay behind. */
+typedef int (*serve_fn)(void *ctx, int fd, const char *peer, void *over);
 
-/* In a child, once its session has decided to end and before its last
-   reply goes out: the listener stops counting the session against its
-   caps, so a client that connects again at once is not refused for it. */
-void listener_session_over(int over_fd);
+/* In a worker, once its session has decided to end and before its last
+   reply goes out: the session no longer counts against the caps, so a
+   client that connects again at once is not refused for it. */
+void listener_session_over(void *over);
 
 /* 1 when systemd passed us sockets ($LISTEN_FDS for this process). */
 int listener_has_systemd_sockets(void);
@@ -20,9 +21,12 @@ int listener_has_systemd_sockets(void);
 /* 1 when spec is "[address:]port" with a port from 1 to 65535. */
 int listen_spec_valid(const char *spec);
 
+#define LISTENER_MAX_SOCKETS 16	/* listening sockets, bound or from systemd */
+
 struct listen_limits {
 	unsigned max_sessions;		/* at once, in all */
 	unsigned max_per_peer;		/* at once, from one peer address */
+	unsigned max_use;		/* sessions a worker serves before it is replaced */
 	const char *busy;		/* the line (with its CRLF) for one past a cap */
 };
 

@@ -1,6 +1,6 @@
 /* mysmtpd.c: the My_SMTP server. By default it serves one session on standard
    input and output (inetd, xinetd, systemd Accept=yes, a piped file); with -l,
-   or given listening sockets by systemd, it listens and forks per connection.
+   or given listening sockets by systemd, it listens with a pool of workers.
    With -S it speaks standard SMTP (smtp.c) instead of My_SMTP (protocol.c).
    Here are the options, the peer address, where logs go, and the exit codes. */
 #define _GNU_SOURCE
@@ -58,9 +58,11 @@ static const char usage[] =
 	"systemd socket activation or a piped command file), or listen with -l.\n"
 	"\n"
 	"  -d, --mailbox-dir DIR      where mailboxes are kept [mailbox]\n"
-	"  -l, --listen [ADDR:]PORT   listen and fork per connection (PORT 2525 is usual)\n"
+	"  -l, --listen [ADDR:]PORT   listen, with a pool of workers (PORT 2525 is usual)\n"
 	"  -c, --max-sessions N       sessions at once when listening [64]\n"
 	"  -p, --max-per-peer N       sessions at once from one address when listening [8]\n"
+	"  -U, --max-use N            sessions a listening worker serves before it is\n"
+	"                             replaced; 1: a new process for each [100]\n"
 	"  -s, --max-message-size N   largest message text, in octets [10485760]\n"
 	"  -r, --max-recipients N     recipients per message [100]\n"
 	"  -t, --timeout SECS         close after SECS without a complete line [300]\n"
@@ -105,6 +107,7 @@ static const struct option long_options[] = {
 	{ "listen", required_argument, NULL, 'l' },
 	{ "max-sessions", required_argument, NULL, 'c' },
 	{ "max-per-peer", required_argument, NULL, 'p' },
+	{ "max-use", required_argument, NULL, 'U' },
 	{ "max-session-time", required_argument, NULL, 'T' },
 	{ "max-junk-commands", required_argument, NULL, 'j' },
 	{ "max-mailbox-size", required_argument, NULL, 'm' },
@@ -168,7 +171,7 @@ static void parse_options(struct server *sv, int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "d:l:c:p:s:r:t:T:e:j:m:F:w:AD:n:SB:u:PC:K:ihV", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:c:p:U:s:r:t:T:e:j:m:F:w:AD:n:SB:u:PC:K:ihV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'd': sv->mailbox_dir = optarg; sv->mailbox_dir_given = 1; break;
 		case 'l':
@@ -178,6 +181,7 @@ static void parse_options(struct server *sv, int argc, char **argv)
 			break;
 		case 'c': sv->limits.max_sessions = (unsigned)number("-c", optarg, 1, 100000); break;
 		case 'p': sv->limits.max_per_peer = (unsigned)number("-p", optarg, 1, 100000); break;
+		case 'U': sv->limits.max_use = (unsigned)number("-U", optarg, 1, 1000000); break;
 		case 'T': sv->cfg.max_session = (unsigned)number("-T", optarg, 1, 604800); break;
 		case 'j': sv->cfg.max_junk = (unsigned)number("-j", optarg, 1, 1000000); break;
 		case 'm': sv->max_mailbox = number("-m", optarg, 0, 1ULL << 50); break;
@@ -270,18 +274,13 @@ static int stderr_is_connection(void)
 	       in.st_dev == err.st_dev && in.st_ino == err.st_ino;
 }
 
-static void tell_listener(void *over_fd)
-{
-	listener_session_over(*(int *)over_fd);
-}
-
 /* One session on in/out, logged from connect to disconnect: the exit
-   status. over_fd: where to say the session is over (-1: nowhere). */
-static int serve(struct server *sv, int in, int out, const char *peer, int over_fd)
+   status. over: for the listener, to say the session is over (NULL: none). */
+static int serve(struct server *sv, int in, int out, const char *peer, void *over)
 {
 	struct session_env env = { .in_fd = in, .out_fd = out, .peer = peer, .log = log_session,
-				   .ending = over_fd >= 0 ? tell_listener : NULL,
-				   .ending_ctx = &over_fd };
+				   .ending = over ? listener_session_over : NULL,
+				   .ending_ctx = over };
 	enum session_end end;
 	int one = 1;
 
@@ -294,9 +293,9 @@ static int serve(struct server *sv, int in, int out, const char *peer, int over_
 	return end == END_IO ? EX_IOERR : 0;
 }
 
-static int serve_socket(void *ctx, int fd, const char *peer, int over_fd)
+static int serve_socket(void *ctx, int fd, const char *peer, void *over)
 {
-	return serve(ctx, fd, fd, peer, over_fd);
+	return serve(ctx, fd, fd, peer, over);
 }
 
 /* Open the mailbox directory; the default one (no -d) is made, mode 0700,
@@ -333,7 +332,7 @@ static int run_inetd(struct server *sv)
 	}
 	if (!peer_from_env(peer, sizeof peer))
 		listener_peer(STDIN_FILENO, peer, sizeof peer);
-	return serve(sv, STDIN_FILENO, STDOUT_FILENO, peer, -1);
+	return serve(sv, STDIN_FILENO, STDOUT_FILENO, peer, NULL);
 }
 
 /* What a connection past -c is told, in the protocol spoken. */
@@ -402,7 +401,7 @@ int main(int argc, char **argv)
 			 .timeout = 300, .max_errors = 20, .max_junk = 100, .max_session = 3600,
 			 .auth_failure_delay_ms = 2000 },
 		.mailbox_dir = "mailbox", .lock_timeout = 30,
-		.limits = { .max_sessions = 64, .max_per_peer = 8 },
+		.limits = { .max_sessions = 64, .max_per_peer = 8, .max_use = 100 },
 		.max_mailbox = 1ULL << 30, .min_free = 1,
 	};
 	struct stat in;

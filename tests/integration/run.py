@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """run.py: run the integration tests (tests/integration/test_*.py).
 
-    python3 tests/integration/run.py [-k SUBSTRING]...
+    python3 tests/integration/run.py [-k SUBSTRING]... [--again-with-max-use N]
 
 Prints one line per test and, last, exactly "N passed, N failed" (errors,
 skips and timeouts count as failed). Exit status 1 if any test failed.
+With --again-with-max-use N, the tests that started a listening mysmtpd
+are run once more, each listener given --max-use N, and counted too.
 The server under test is $MYSMTPD (default ./mysmtpd at the top of the tree).
 """
 
@@ -105,13 +107,16 @@ class Result(unittest.TestResult):
 
 def main(argv):
     filters = []
+    again = None
     args = argv[1:]
     while args:
         a = args.pop(0)
         if a == "-k" and args:
             filters.append(args.pop(0))
+        elif a == "--again-with-max-use" and args and args[0].isdigit():
+            again = args.pop(0)
         else:
-            print("usage: run.py [-k SUBSTRING]...", file=sys.stderr)
+            print("usage: run.py [-k SUBSTRING]... [--again-with-max-use N]", file=sys.stderr)
             return 2
     signal.signal(signal.SIGALRM, _alarm)
     # Tests expect the default SIGPIPE-free Python behaviour; children get SIG_DFL back.
@@ -124,13 +129,19 @@ def main(argv):
                 yield from flatten(t)
             else:
                 yield t
-    if filters:
-        tests = [t for t in flatten(suite) if any(f in t.id() for f in filters)]
-        suite = unittest.TestSuite(tests)
+    tests = [t for t in flatten(suite) if not filters or any(f in t.id() for f in filters)]
+    suite = unittest.TestSuite(tests)
     result = Result()
     t0 = time.monotonic()
     print("integration: server %s" % os.environ.get("MYSMTPD", "./mysmtpd"), flush=True)
     suite.run(result)
+    if again:
+        import support
+        listeners = [t for t in tests if t.id() in support.LISTENER_TESTS]
+        print("integration: %d listener tests again, with --max-use %s" % (len(listeners), again),
+              flush=True)
+        os.environ["TEST_MAX_USE"] = again
+        unittest.TestSuite(listeners).run(result)
     print("integration: %.1fs" % (time.monotonic() - t0))
     print("%d passed, %d failed" % (result.passed, result.failed), flush=True)
     return 1 if result.failed else 0

@@ -502,6 +502,19 @@ def parse_mbox(data, what="mailbox"):
 
 # ---------------------------------------------------------------------------
 
+# The tests that started a listening mysmtpd (run.py runs them again with
+# --again-with-max-use), and the options each such server gets.
+LISTENER_TESTS = set()
+
+
+def listener_extra(test):
+    """--max-use $TEST_MAX_USE for a listening mysmtpd, when that is set; the
+    test is noted as one that runs a listener."""
+    LISTENER_TESTS.add(test.id())
+    n = os.environ.get("TEST_MAX_USE")
+    return ["--max-use", n] if n else []
+
+
 class ServerTest(unittest.TestCase):
     """Base class: a temporary root per test, processes killed at the end,
     and sanitizer reports in any server log fail the test."""
@@ -686,7 +699,7 @@ class ServerTest(unittest.TestCase):
         last = None
         for _ in range(3):
             port = free_port()
-            s = self.spawn(["-d", d, "-l", "127.0.0.1:%d" % port] + list(args),
+            s = self.spawn(["-d", d, "-l", "127.0.0.1:%d" % port] + listener_extra(self) + list(args),
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, **kw)
             try:
                 s.wait_log(r"Listening on port %d \(127\.0\.0\.1\)\.\.\.$" % port)

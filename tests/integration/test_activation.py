@@ -8,7 +8,8 @@ import socket
 import subprocess
 import time
 
-from support import (SEED_BODY, SERVER, SLOW, ServerTest, free_port, seed_session)
+from support import (SEED_BODY, SERVER, SLOW, ServerTest, free_port, listener_extra,
+                     seed_session)
 
 ACTIVATE = shutil.which("systemd-socket-activate") or "/usr/bin/systemd-socket-activate"
 
@@ -31,7 +32,7 @@ class Activation(ServerTest):
             port = free_port()
             opts = ["--inetd", "-a"] if accept else []
             argv = [ACTIVATE] + opts + ["-l", "127.0.0.1:%d" % port] + pass_env() + \
-                   [SERVER, "-d", d]
+                   [SERVER, "-d", d] + ([] if accept else listener_extra(self))
             s = self.spawn([], argv=argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            new_session=True)
             try:
@@ -88,7 +89,7 @@ class Activation(ServerTest):
                   if fd != 3 else 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"')
         env = dict(os.environ, NOTIFY_SOCKET=npath)
         s = self.spawn([], argv=["/bin/sh", "-c", script, SERVER, "-d", d,
-                                 "-l", "127.0.0.1:%d" % other],
+                                 "-l", "127.0.0.1:%d" % other] + listener_extra(self),
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        pass_fds=(fd,), env=env)
         lsock.close()

@@ -39,6 +39,7 @@ import threading
 import time
 import unittest
 
+from support import listener_extra
 from test_tls import make_certificate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -714,7 +715,8 @@ class Deploy(unittest.TestCase):
         self.addCleanup(notify.close)
         notify.bind(notify_path)
         os.chmod(notify_path, 0o666)
-        argv = sandbox_prefix() + self.command_line("mysmtp-listener.service", store)
+        argv = sandbox_prefix() + self.command_line("mysmtp-listener.service", store) + \
+            listener_extra(self)
         act, port = self.activator(["-E", "NOTIFY_SOCKET=" + notify_path] + argv, accept=False)
         first = Session(port)            # makes the activator exec the server
         self.addCleanup(first.close)

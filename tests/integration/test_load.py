@@ -38,9 +38,8 @@ def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def children(pid):
-    """(running, zombie) children of pid."""
-    run = zombie = 0
+def _child_stats(pid):
+    """(pid, state) of each child of pid."""
     for p in os.listdir("/proc"):
         if not p.isdigit():
             continue
@@ -50,11 +49,18 @@ def children(pid):
         except (FileNotFoundError, ProcessLookupError):
             continue
         if int(fields[1]) == pid:
-            if fields[0] == "Z":
-                zombie += 1
-            else:
-                run += 1
-    return run, zombie
+            yield int(p), fields[0]
+
+
+def children(pid):
+    """(running, zombie) children of pid."""
+    states = [s for _, s in _child_stats(pid)]
+    return len(states) - states.count("Z"), states.count("Z")
+
+
+def child_pids(pid):
+    """The children of pid that are not zombies."""
+    return [p for p, s in _child_stats(pid) if s != "Z"]
 
 
 class Load(ServerTest):
@@ -101,10 +107,15 @@ class Load(ServerTest):
             finally:
                 c.close()
 
-    def run_load(self, d, port, launcher_pid, what):
+    def run_load(self, d, port, launcher_pid, what, workers=False):
+        """With workers (the listener), the launcher keeps idle children: each
+        must then hold the descriptors a fresh one holds, no more."""
         time.sleep(0.2)
         fds_before = fd_count(launcher_pid)
-        self.assertEqual(children(launcher_pid), (0, 0), "children before the load")
+        at_rest = children(launcher_pid)
+        worker_fds = {fd_count(p) for p in child_pids(launcher_pid)}
+        self.assertEqual(at_rest[1], 0, "zombies before the load")
+        self.assertEqual(at_rest[0] > 0, workers, "children before the load")
         acked = {}
         stats = Stats.fromkeys(("sessions", "errors", "refused (over -c)", "connect errors"), 0)
         deadline = time.monotonic() + LOAD_SECONDS
@@ -121,11 +132,15 @@ class Load(ServerTest):
             t.join(1)
         self.assertFalse([t for t in threads if t.is_alive()], "clients still running")
         elapsed = time.monotonic() - t0
-        # Every session has ended: the launcher reaps its children and closes their sockets.
+        # Every session has ended: the launcher reaps its children and closes
+        # their sockets; idle workers hold what a fresh one holds.
         end = time.monotonic() + 10 * SLOW
-        while children(launcher_pid) != (0, 0) and time.monotonic() < end:
+        while not self.rested(launcher_pid, workers, worker_fds) and time.monotonic() < end:
             time.sleep(0.05)
-        self.assertEqual(children(launcher_pid), (0, 0), "%s: children left (running, zombie)" % what)
+        self.assertTrue(self.rested(launcher_pid, workers, worker_fds),
+                        "%s: children left (running, zombie): %s, descriptors of each: %s, before %s"
+                        % (what, children(launcher_pid),
+                           [fd_count(p) for p in child_pids(launcher_pid)], worker_fds))
         self.assertEqual(fd_count(launcher_pid), fds_before, "%s: descriptors of the launcher" % what)
         self.assertEqual(stats["errors"], 0, "%s: client errors: %s" % (what, stats))
         self.assertEqual([k for k in stats if k.startswith("not stored")], [], stats)
@@ -136,6 +151,16 @@ class Load(ServerTest):
               % (what, len(acked), copies, stats["sessions"], elapsed, len(acked) / elapsed,
                  stats["refused (over -c)"], peak), end=" ", flush=True)
         self.assertGreater(len(acked), CLIENTS, "%s: too few deliveries to mean anything" % what)
+
+    @staticmethod
+    def rested(pid, workers, worker_fds):
+        running, zombies = children(pid)
+        if not workers:
+            return (running, zombies) == (0, 0)
+        try:
+            return zombies == 0 and {fd_count(p) for p in child_pids(pid)} == worker_fds
+        except FileNotFoundError:       # a worker exited as we looked
+            return False
 
     def check_store(self, d, acked, what):
         """Each acknowledged message once, whole, in each of its mailboxes; nothing else."""
@@ -158,7 +183,7 @@ class Load(ServerTest):
     def test_listener_under_load(self):
         d = self.mkdir()
         server, port = self.start_listener(d, ["-c", str(CLIENTS), "-p", str(CLIENTS), "-w", "60"])
-        self.run_load(d, port, server.pid, "mysmtpd -l -c 64")
+        self.run_load(d, port, server.pid, "mysmtpd -l -c 64", workers=True)
 
     def test_cap_counts_only_live_sessions(self):
         """-c 8 and 8 clients that each wait for the end of a session before
