@@ -1,0 +1,248 @@
+"""test_workers.py: the listener's pool of workers (mysmtpd(8), LISTENING):
+a worker serves sessions one after another and nothing of one reaches the
+next; one killed loses only its session and is replaced; --max-use bounds
+its sessions; its memory does not grow from session to session."""
+
+import os
+import signal
+import socket
+import struct
+import time
+
+from support import (DATA_PROMPT, FLAVOUR, SLOW, STORED, ServerTest, mailbox_file, read_bytes,
+                     seed_session, vm_hwm_kib)
+from test_accounts import two_accounts
+
+LOGIN_FIRST = "403 FORBIDDEN log in first (AUTH)"
+
+
+def workers_of(pid):
+    """The live children of pid."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(p))
+    return out
+
+
+def descriptors(pid):
+    """What each open descriptor of pid names, by number."""
+    out = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def reset(c):
+    """Drop a connection with a RST, as a client that vanishes does."""
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+
+
+class Workers(ServerTest):
+    def one_worker(self, server):
+        """With -c 1: the one worker, once it is up."""
+        deadline = time.monotonic() + 10 * SLOW
+        while time.monotonic() < deadline:
+            w = workers_of(server.pid)
+            if len(w) == 1 and len(descriptors(w[0])) > 3:
+                return w[0]
+            time.sleep(0.02)
+        self.fail("no single worker: %s" % workers_of(server.pid))
+
+    def at_rest(self, pid, rest):
+        """Wait until pid holds exactly the descriptors rest (its session is over)."""
+        deadline = time.monotonic() + 10 * SLOW
+        while descriptors(pid) != rest and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(descriptors(pid), rest, "descriptors of the worker between sessions")
+
+    def session_pids(self, server):
+        """The [pid] of each 'Client connected' line, in order."""
+        return [int(l.split("]")[0][1:]) for l in server.log_lines()
+                if l.startswith("[") and l.endswith("Client connected: 127.0.0.1")]
+
+    def test_two_sessions_through_one_worker_share_nothing(self):
+        """-c 1: one worker serves both. The first logs in, sends HELO, MAIL,
+        RCPT, DATA and half a message, and vanishes. The second, in the same
+        process, finds no HELO, no login, no transaction, no spool file and
+        no descriptor of the first; what it sends is stored with its own HELO
+        and sender, and nothing of the first is."""
+        d = self.mkdir()
+        accounts = two_accounts(self.root)
+        server, port = self.start_listener(d, ["-c", "1", "-U", "100", "-A", "-u", accounts])
+        w = self.one_worker(server)
+        rest = descriptors(w)
+        a = self.tcp_session(port)
+        self.ok(a, "HELO one.example")
+        self.ok(a, "AUTH david@test.com secret1")
+        self.ok(a, "MAIL FROM: david@test.com")
+        self.ok(a, "RCPT TO: john@test.com")
+        self.assertEqual(a.cmd("DATA"), DATA_PROMPT)
+        a.send(b"%0126d\r\n" % 0 * 1024)      # 128 KiB: past the spool's memory
+        deadline = time.monotonic() + 10 * SLOW
+        while not any("(deleted)" in what for what in descriptors(w).values()):
+            self.assertLess(time.monotonic(), deadline, "no spool file: %s" % descriptors(w))
+            time.sleep(0.02)
+        reset(a)
+        b = self.tcp_session(port)
+        self.assertEqual(b.cmd("MAIL FROM: john@test.com"), "403 FORBIDDEN send HELO first")
+        self.ok(b, "HELO two.example")
+        self.assertEqual(b.cmd("LIST david@test.com"), LOGIN_FIRST)
+        self.assertEqual(b.cmd("RCPT TO: david@test.com"), "403 FORBIDDEN send MAIL FROM first")
+        self.assertEqual(b.cmd("DATA"), "403 FORBIDDEN send MAIL FROM first")
+        new = {fd: what for fd, what in descriptors(w).items() if rest.get(fd) != what}
+        self.assertEqual([what[:8] for what in new.values()], ["socket:["],
+                         "only the new connection beside what the worker holds at rest: %s" % new)
+        self.ok(b, "AUTH john@test.com hunter2")
+        self.assertEqual(b.cmd("LIST david@test.com"), "403 FORBIDDEN not your mailbox")
+        self.ok(b, "MAIL FROM: john@test.com")
+        self.ok(b, "RCPT TO: david@test.com")
+        self.assertEqual(b.data([b"from the second session"]), STORED)
+        self.quit(b)
+        self.at_rest(w, rest)
+        self.assertEqual(self.session_pids(server), [w, w], "both sessions in the one worker")
+        self.assertFalse(read_bytes(mailbox_file(d, "john@test.com")), "the first session stored")
+        self.check_mbox(d, "david@test.com", [[b"from the second session"]],
+                        sender="john@test.com", helo="two.example", peer="127.0.0.1")
+        self.assertEqual(sorted(os.listdir(d)), ["david@test.com.idx", "david@test.com.txt"])
+
+    def test_a_pop3_lock_is_let_go_between_sessions(self):
+        """-c 1 --pop3: a session that logs in holds the maildrop's lock (a
+        second server's login is told [IN-USE]); once it vanishes, the same
+        worker's next session, and any other, logs in as the same user."""
+        d = self.mkdir()
+        accounts = two_accounts(self.root)
+        self.deliver(d, "john@test.com", ["david@test.com"], [b"one"], args=("-A",))
+        server, port = self.start_listener(d, ["-c", "1", "-U", "100", "--pop3", "-u", accounts])
+        w = self.one_worker(server)
+        rest = descriptors(w)
+
+        def login(s, f):
+            self.assertTrue(f.readline().startswith(b"+OK"))
+            s.sendall(b"USER david@test.com\r\nPASS secret1\r\n")
+            self.assertTrue(f.readline().startswith(b"+OK"))
+            return f.readline()
+
+        def other_server():
+            c = self.pipe_session(d, ["--pop3", "-u", accounts], greet=False)
+            c.reply()
+            c.cmd("USER david@test.com")
+            r = c.cmd("PASS secret1")
+            c.close()
+            c.server.wait()
+            return r
+        a = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
+        self.closers.append(a.close)
+        self.assertTrue(login(a, a.makefile("rb")).startswith(b"+OK"), "first login")
+        self.assertTrue(other_server().startswith("-ERR [IN-USE]"), "the lock is held")
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        a.close()
+        self.at_rest(w, rest)
+        self.assertTrue(other_server().startswith("+OK"), "the lock went with the session")
+        b = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
+        self.closers.append(b.close)
+        f = b.makefile("rb")
+        self.assertTrue(login(b, f).startswith(b"+OK"), "the same worker's next login")
+        b.sendall(b"STAT\r\nQUIT\r\n")
+        self.assertRegex(f.readline(), rb"^\+OK 1 \d+\r\n$")
+        self.assertTrue(f.readline().startswith(b"+OK"))
+        self.assertEqual(self.session_pids(server), [w, w])
+
+    def test_a_worker_killed_mid_data_loses_only_its_session(self):
+        """kill -9 of the worker serving a DATA: that client sees the end, the
+        master logs the loss and forks another, the next client is served,
+        and nothing of the lost message is stored."""
+        d = self.mkdir()
+        server, port = self.start_listener(d, ["-c", "2"])
+        a = self.tcp_session(port)
+        self.ok(a, "HELO test.com")
+        self.ok(a, "MAIL FROM: john@test.com")
+        self.ok(a, "RCPT TO: v@test.com")
+        self.assertEqual(a.cmd("DATA"), DATA_PROMPT)
+        a.send(b"half of it\r\n")
+        m = server.wait_log(r"^\[(\d+)\] RCPT TO: v@test\.com$")
+        victim = int(m.group(1))
+        os.kill(victim, signal.SIGKILL)
+        a.expect_eof()
+        server.wait_log(r"^Worker %d was killed by signal 9; its session is lost$" % victim)
+        b = self.tcp_session(port)
+        seed_session(self, b)
+        self.assertNotIn(victim, workers_of(server.pid))
+        self.assertIsNone(server.proc.poll(), "the master lives on")
+        self.assertFalse(read_bytes(mailbox_file(d, "v@test.com")), "half a message stored")
+        self.assertEqual([f for f in os.listdir(d) if not f.endswith((".txt", ".idx"))], [])
+
+    def test_max_use_replaces_a_worker_after_so_many_sessions(self):
+        """-c 1 --max-use 3: three sessions in one worker, the fourth in a new
+        one; the worker that left is no failure (nothing logged of it)."""
+        d = self.mkdir()
+        server, port = self.start_listener(d, ["-c", "1", "--max-use", "3"])
+        for _ in range(4):
+            c = self.tcp_session(port)
+            self.quit(c)
+            server.wait_log(r"Client disconnected\.$")
+        deadline = time.monotonic() + 10 * SLOW
+        while len(self.session_pids(server)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pids = self.session_pids(server)
+        self.assertEqual(len(set(pids[:3])), 1, pids)
+        self.assertNotEqual(pids[3], pids[0], pids)
+        self.assertFalse([l for l in server.log_lines() if l.startswith("Worker ")],
+                         server.log_lines())
+
+    def test_memory_does_not_grow_from_session_to_session(self):
+        """-c 1: one worker's peak RSS (VmHWM) after 100 more sessions, each a
+        login (yescrypt), a delivery, LIST and GET_MAIL, is within 10 % of
+        its peak after the first; so is its RSS at rest."""
+        d = self.mkdir()
+        accounts = two_accounts(self.root)
+        env = dict(os.environ)
+        if FLAVOUR == "asan":   # ASan keeps freed memory in quarantine: not ours
+            env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0"
+        server, port = self.start_listener(d, ["-c", "1", "--max-use", "1000", "-A",
+                                               "-u", accounts], env=env)
+        w = self.one_worker(server)
+        rest = descriptors(w)
+
+        def session(k):
+            c = self.tcp_session(port)
+            self.ok(c, "HELO test.com")
+            self.ok(c, "AUTH david@test.com secret1")
+            self.ok(c, "MAIL FROM: david@test.com")
+            self.ok(c, "RCPT TO: david@test.com")
+            self.assertEqual(c.data([b"%062d" % i for i in range(16)]), STORED)
+            self.assertEqual(c.list("david@test.com")[1][-1][0], k)
+            self.assertEqual(c.get_mail("david@test.com", k)[0], "200 OK")
+            self.quit(c)
+            self.closers.remove(c.close)
+        session(1)
+        self.at_rest(w, rest)
+        first = (vm_hwm_kib(w), rss_kib(w))
+        for k in range(2, 102):
+            session(k)
+        self.at_rest(w, rest)
+        last = (vm_hwm_kib(w), rss_kib(w))
+        print("[peak RSS %d -> %d KiB, RSS at rest %d -> %d KiB]"
+              % (first[0], last[0], first[1], last[1]), end=" ", flush=True)
+        self.assertEqual(self.session_pids(server), [w] * 101)
+        self.assertLessEqual(last[0], first[0] * 1.10, "peak RSS grew")
+        self.assertLessEqual(last[1], first[1] * 1.10, "RSS at rest grew")
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
