@@ -107,8 +107,12 @@ build/bench/floor: bench/floor.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDHARDEN) -o $@ $<
 
+build/bench/appends: bench/appends.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -pthread $(LDHARDEN) -o $@ $<
+
 # make bench QUICK=1: the same table from fewer sessions, in under a minute.
-bench: mysmtpd build/static/mysmtpd build/bench/loadgen build/bench/floor | test-deps
+bench: mysmtpd build/static/mysmtpd build/bench/loadgen build/bench/floor build/bench/appends | test-deps
 	QUICK=$(QUICK) bench/run
 
 # Every test, against the normal build, then against the sanitized one, then
@@ -131,7 +135,7 @@ FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 300
 FUZZ_FLAGS    = -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
-FUZZ_SRCS     = $(filter-out mysmtpd.c listener.c log.c accounts_edit.c secret.c,$(SERVER_SRCS))
+FUZZ_SRCS     = $(filter-out mysmtpd.c listener.c pool.c scoreboard.c log.c accounts_edit.c secret.c,$(SERVER_SRCS))
 FUZZERS       = build/fuzz/fuzz_session build/fuzz/fuzz_address build/fuzz/fuzz_smtp \
                 build/fuzz/fuzz_pop3
 FUZZ_OBJS     = $(FUZZ_SRCS:%.c=build/fuzz/obj/%.o)

@@ -1,10 +1,13 @@
 /* bench/floor.c: the floor a per-connection handler cannot go below: it sends
    My_SMTP's replies to a sending session and appends the message (about
-   1 KiB) to one file under an fcntl lock with fdatasync, and does nothing
-   else: no parsing beyond the verb, no checks, no index. Run per connection
-   by systemd-socket-activate --inetd, like mysmtpd.   floor DIR */
+   1 KiB) to the recipient's file (RCPT.txt; floor.txt if the address has
+   other characters than letters, digits, '@', '.' and '-') under an fcntl
+   lock with fdatasync, and does nothing else: no parsing beyond the verb,
+   no checks, no index. Run per connection by systemd-socket-activate
+   --inetd, like mysmtpd.   floor DIR */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -41,10 +44,30 @@ static void say(const char *s)
 		_exit(1);
 }
 
-static void store(int dir, const char *text, size_t n)
+/* The file name for "RCPT TO: address". */
+static void recipient(char *name, size_t size, const char *l, size_t n)
+{
+	static const char fit[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@.-";
+	const char *a = l + 8, *end = l + n;
+	size_t k = 0;
+
+	while (a < end && *a == ' ')
+		a++;
+	if (end > a && end[-1] == '\r')
+		end--;
+	for (; a < end && k + 5 < size && *a && strchr(fit, *a); a++)
+		name[k++] = *a;
+	if (a < end || k == 0) {
+		snprintf(name, size, "floor.txt");
+		return;
+	}
+	memcpy(name + k, ".txt", 5);
+}
+
+static void store(int dir, const char *name, const char *text, size_t n)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	int fd = openat(dir, "floor.txt", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int fd = openat(dir, name, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 
 	if (fd < 0 || fcntl(fd, F_OFD_SETLKW, &fl) < 0 || write(fd, text, n) != (ssize_t)n ||
 	    fdatasync(fd) < 0)
@@ -55,6 +78,7 @@ static void store(int dir, const char *text, size_t n)
 int main(int argc, char **argv)
 {
 	static char text[16384];
+	char name[300] = "floor.txt";
 	int dir = argc > 1 ? open(argv[1], O_RDONLY | O_DIRECTORY) : -1;
 	char *l;
 	size_t n, tlen = 0;
@@ -76,11 +100,13 @@ int main(int argc, char **argv)
 					tlen += n + 1;
 				}
 			}
-			store(dir, text, tlen);
+			store(dir, name, text, tlen);
 			tlen = 0;
 			say("200 Message stored successfully\r\n");
 			continue;
 		}
+		if (n >= 8 && strncasecmp(l, "RCPT TO:", 8) == 0)
+			recipient(name, sizeof name, l, n);
 		say("200 OK\r\n");
 	}
 	return 0;

@@ -3,9 +3,11 @@
    (the bench uses 127.0.0.1), and it prints one line of key=value figures:
    sessions per second, p50/p99 latency, and how many failed.
      loadgen [-c conns] [-n sessions] [-T secs] [-m send|get|list] [-r requests]
-             [-a address] [-i max-id | -x id] [-k kib] host port
+             [-a address] [-M] [-i max-id | -x id] [-k kib] host port
    send: greeting, HELO, MAIL FROM, RCPT TO, DATA with a k KiB message, QUIT;
          every reply must be 200, the last of DATA "200 Message stored successfully".
+         With -M each connection sends to a mailbox of its own (bench1@test.com,
+         bench2@test.com, ...), as the disk-limit writers each have a file.
    get:  HELO, then r times GET_MAIL of a random id in 1..max-id (or of id), QUIT.
    list: HELO, then r times LIST, QUIT. Latency is per session (send) or per
    request (get, list); list also reports lines per second. */
@@ -31,6 +33,7 @@ struct options {
 	double seconds;
 	const char *mode, *address, *host, *port;
 	int kib;
+	int own_mailbox;	/* -M */
 };
 
 struct conn {
@@ -39,7 +42,7 @@ struct conn {
 	char buf[65536];
 };
 
-static struct options opt = { 8, 1000, 1, 10, 0, 60.0, "send", "bench@test.com", NULL, NULL, 1 };
+static struct options opt = { 8, 1000, 1, 10, 0, 60.0, "send", "bench@test.com", NULL, NULL, 1, 0 };
 static struct addrinfo *target;
 static atomic_long next_session, done_ok, done_failed, lines_read;
 static double *latency;		/* one per session or request */
@@ -154,11 +157,14 @@ static void record(double seconds)
 		latency[i] = seconds;
 }
 
-static int session_send(struct conn *c)
+static int session_send(struct conn *c, unsigned k)
 {
 	char rcpt[400];
 
-	snprintf(rcpt, sizeof rcpt, "RCPT TO: %s\r\n", opt.address);
+	if (opt.own_mailbox)
+		snprintf(rcpt, sizeof rcpt, "RCPT TO: bench%u@test.com\r\n", k);
+	else
+		snprintf(rcpt, sizeof rcpt, "RCPT TO: %s\r\n", opt.address);
 	return step(c, NULL, "200 ") || step(c, "HELO test.com\r\n", "200 ") ||
 	       step(c, "MAIL FROM: bench@test.com\r\n", "200 ") || step(c, rcpt, "200 ") ||
 	       step(c, "DATA\r\n", "200 ") ||
@@ -203,7 +209,7 @@ static void *worker(void *arg)
 		int rc = dial(c);
 
 		if (rc == 0) {
-			rc = sending ? session_send(c) : session_read(c, &seed);
+			rc = sending ? session_send(c, (unsigned)(uintptr_t)arg) : session_read(c, &seed);
 			close(c->fd);
 		}
 		if (rc == 0 && sending)
@@ -244,7 +250,7 @@ static void build_message(void)
 static void usage(void)
 {
 	fputs("usage: loadgen [-c conns] [-n sessions] [-T secs] [-m send|get|list] [-r requests]\n"
-	      "               [-a address] [-i max-id | -x id] [-k kib] host port\n", stderr);
+	      "               [-a address] [-M] [-i max-id | -x id] [-k kib] host port\n", stderr);
 	exit(64);
 }
 
@@ -252,7 +258,7 @@ static void parse(int argc, char **argv)
 {
 	int ch;
 
-	while ((ch = getopt(argc, argv, "c:n:T:m:r:a:i:x:k:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:n:T:m:r:a:Mi:x:k:")) != -1) {
 		switch (ch) {
 		case 'c': opt.conns = atoi(optarg); break;
 		case 'n': opt.sessions = atol(optarg); break;
@@ -260,6 +266,7 @@ static void parse(int argc, char **argv)
 		case 'm': opt.mode = optarg; break;
 		case 'r': opt.requests = atol(optarg); break;
 		case 'a': opt.address = optarg; break;
+		case 'M': opt.own_mailbox = 1; break;
 		case 'i': opt.max_id = atol(optarg); break;
 		case 'x': opt.fixed_id = atol(optarg); break;
 		case 'k': opt.kib = atoi(optarg); break;

@@ -10,6 +10,7 @@ from support import ServerTest, free_port, mailbox_file, parse_mbox, read_bytes
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOADGEN = os.environ.get("LOADGEN", os.path.join(TOP, "build", "bench", "loadgen"))
 FLOOR = os.environ.get("FLOOR", os.path.join(TOP, "build", "bench", "floor"))
+APPENDS = os.environ.get("APPENDS", os.path.join(TOP, "build", "bench", "appends"))
 STATIC = os.path.join(TOP, "build", "static", "mysmtpd")
 
 
@@ -41,6 +42,19 @@ class BenchSmoke(ServerTest):
         self.assertEqual(bad.returncode, 1, "a 401 counts as a failed session")
         self.assertIn("failed=1", bad.stdout)
 
+    def test_disk_limit_appends(self):
+        """bench/appends: C writers, each its own file, N locked 1 KiB appends in all."""
+        d = self.mkdir()
+        r = subprocess.run([APPENDS, d, "3", "10"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        f = figures(r.stdout)
+        self.assertEqual(f["appends"], "10")
+        self.assertGreater(float(f["rate"]), 0)
+        sizes = sorted(os.path.getsize(os.path.join(d, n)) for n in os.listdir(d))
+        self.assertEqual(sizes, [3 * 1024, 3 * 1024, 4 * 1024])
+        bad = subprocess.run([APPENDS, d, "0", "10"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(bad.returncode, 2, "a usage error")
+
     def test_static_build_under_socket_activation(self):
         """The statically linked server that make bench measures, per connection
         and with listening sockets from systemd (where it dlopens libsystemd)."""
@@ -65,6 +79,14 @@ class BenchSmoke(ServerTest):
         self.wait_connectable(port)
         f = self.loadgen(port, "-c", "2", "-n", "6")
         self.assertEqual((f["ok"], f["failed"]), ("6", "0"))
-        with open(os.path.join(d, "floor.txt"), "rb") as fl:
-            self.assertEqual(len(re.findall(rb"^aaaa", fl.read(), re.M)), 6)
+        f = self.loadgen(port, "-c", "2", "-n", "4", "-M")     # a mailbox per connection
+        self.assertEqual((f["ok"], f["failed"]), ("4", "0"))
+        counts = {}
+        for name in sorted(os.listdir(d)):
+            with open(os.path.join(d, name), "rb") as fl:
+                counts[name] = len(re.findall(rb"^aaaa", fl.read(), re.M))
+        self.assertEqual(sorted(counts), ["bench1@test.com.txt", "bench2@test.com.txt",
+                                          "bench@test.com.txt"])
+        self.assertEqual((counts["bench@test.com.txt"], counts["bench1@test.com.txt"] +
+                          counts["bench2@test.com.txt"]), (6, 4))
         act.kill()
