@@ -28,6 +28,8 @@ struct box {
 	int created;		/* this delivery made the file */
 	int touched;		/* bytes were written to it */
 	uint64_t old_size;
+	uint64_t end;		/* the size once the copy was appended */
+	uint64_t uid;		/* of the copy appended */
 };
 
 int store_open(struct store *st, const char *dir, unsigned lock_timeout)
@@ -93,6 +95,7 @@ static int append_copy(struct box *b, const struct envelope *e, const struct spo
 	int len = mboxrd_header(header, sizeof header, e, b->address, text->size, b->ix.next_uid);
 	int lf = ends_in_lf(b), rc;
 
+	b->uid = b->ix.next_uid;
 	if (len < 0 || lf < 0)
 		return len < 0 ? len : lf;
 	if (lseek(b->fd, (off_t)b->old_size, SEEK_SET) < 0)
@@ -103,6 +106,7 @@ static int append_copy(struct box *b, const struct envelope *e, const struct spo
 	    (rc = spool_copy_to(text, b->fd)) < 0 ||
 	    (rc = write_full(b->fd, "\n", 1)) < 0)
 		return rc;
+	b->end = b->old_size + !lf + (uint64_t)len + text->size + 1;
 	return 0;
 }
 
@@ -174,14 +178,23 @@ static int over_limit(const struct store *st, const struct box *boxes, size_t n,
 	return 0;
 }
 
-static int write_boxes(struct store *st, struct box *boxes, size_t n,
-		       const struct envelope *e, const struct spool *text)
+static int append_boxes(struct box *boxes, size_t n, const struct envelope *e,
+			const struct spool *text)
 {
-	int any_created = 0, rc;
+	int rc;
 
 	for (size_t i = 0; i < n; i++)
 		if ((rc = append_copy(&boxes[i], e, text)) < 0)
 			return rc;
+	return 0;
+}
+
+/* Make the appended copies durable, with the locks let go: deliveries to
+   one mailbox then share the file system's journal commits. */
+static int sync_boxes(struct store *st, const struct box *boxes, size_t n)
+{
+	int any_created = 0;
+
 	for (size_t i = 0; i < n; i++) {
 		if (fdatasync(boxes[i].fd) < 0)
 			return -errno;
@@ -190,6 +203,65 @@ static int write_boxes(struct store *st, struct box *boxes, size_t n,
 	if (any_created && fsync(st->dirfd) < 0)
 		return -errno;
 	return 0;
+}
+
+static int is_the_copy(void *ctx, uint64_t id, const struct mbentry *e)
+{
+	const struct box *b = ctx;
+
+	(void)id;
+	return e->uid == b->uid;	/* one of ours: no MBINDEX_FOREIGN */
+}
+
+/* A mailbox this delivery made and left empty goes, as if never made. */
+static void remove_if_empty(struct store *st, const struct box *b)
+{
+	char name[ADDRESS_MAX + 8];
+	struct mbindex ix;
+	struct stat sb;
+	int fd, created;
+
+	if (mboxfile_open_locked(st->dirfd, st->lock_timeout, b->address, MBOXFILE_WRITE, &fd,
+				 &ix, &created) < 0)
+		return;
+	if (fstat(fd, &sb) == 0 && sb.st_size == 0) {
+		if (mboxfile_name(name, sizeof name, b->address, ".idx") == 0)
+			unlinkat(st->dirfd, name, 0);
+		if (mboxfile_name(name, sizeof name, b->address, ".txt") == 0)
+			unlinkat(st->dirfd, name, 0);
+	}
+	if (ix.fd >= 0)
+		close(ix.fd);
+	close(fd);
+}
+
+/* Take b's copy out again, after its lock was let go: cut it off if it is
+   still the last thing in the file, as the failure of an append does; else
+   (another delivery appended after it, or the file was replaced) delete it
+   by its UID. */
+static void withdraw_one(struct store *st, struct box *b)
+{
+	struct stat sb;
+	uint64_t removed;
+	int last;
+
+	if (mboxfile_lock(b->fd, F_WRLCK, st->lock_timeout) < 0)
+		return;
+	last = fstat(b->fd, &sb) == 0 && sb.st_nlink > 0 && (uint64_t)sb.st_size == b->end;
+	if (last)
+		take_back(st, b);
+	mboxfile_unlock(b->fd);
+	if (!last && store_expunge(st, b->address, is_the_copy, b, &removed) == 0 && b->created)
+		remove_if_empty(st, b);
+}
+
+/* The copies were appended and their locks let go, but one could not be
+   made durable: take each out again, so that the sender, told of the
+   failure, can send it again without a second copy. */
+static void withdraw(struct store *st, struct box *boxes, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		withdraw_one(st, &boxes[i]);
 }
 
 int store_deliver(struct store *st, const struct envelope *e,
@@ -212,7 +284,7 @@ int store_deliver(struct store *st, const struct envelope *e,
 	if (rc == 0 && over_limit(st, boxes, n, e, text))
 		rc = -EDQUOT;
 	if (rc == 0)
-		rc = write_boxes(st, boxes, n, e, text);
+		rc = append_boxes(boxes, n, e, text);
 	for (size_t i = 0; i < n; i++) {
 		struct box *b = &boxes[i];
 
@@ -223,8 +295,15 @@ int store_deliver(struct store *st, const struct envelope *e,
 		if (b->ix.fd >= 0)
 			close(b->ix.fd);
 		if (b->fd >= 0)
-			close(b->fd);
+			mboxfile_unlock(b->fd);
 	}
+	/* The locks are let go before the sync: a reader syncs before it reads
+	   (refresh_index), and a failed sync takes the copies back. */
+	if (rc == 0 && (rc = sync_boxes(st, boxes, n)) < 0)
+		withdraw(st, boxes, n);
+	for (size_t i = 0; i < n; i++)
+		if (boxes[i].fd >= 0)
+			close(boxes[i].fd);
 out:
 	free(sorted);
 	free(boxes);
@@ -232,7 +311,10 @@ out:
 }
 
 /* Bring the index up to date (or make it anew) under an exclusive lock,
-   then let go of the lock. */
+   then let go of the lock. A delivery makes its copy durable after it has
+   let its lock go, so the file is synced here too: a reader never serves a
+   message that a crash could still take back (and whose UID could then be
+   given again). With nothing to write, that costs a system call. */
 static int refresh_index(struct mailbox *mb, int rebuild)
 {
 	int rc;
@@ -241,6 +323,8 @@ static int refresh_index(struct mailbox *mb, int rebuild)
 	rc = mboxfile_lock(mb->fd, F_WRLCK, mb->lock_timeout);
 	if (rc == 0)
 		rc = mbindex_refresh(&mb->ix, mb->fd, rebuild);
+	if (rc == 0 && fdatasync(mb->fd) < 0)
+		rc = -errno;
 	mboxfile_unlock(mb->fd);
 	return rc;
 }

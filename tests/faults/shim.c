@@ -12,6 +12,8 @@
                    none does, the calls are only counted
      FAULT_MODE    a comma list, one entry for call N, N+1, ...: ENOSPC, EIO,
                    EINTR (the call is not made), SHORT (a write of half as much)
+     FAULT_DELAY_MS  wait this long before a fault fires (another process may
+                   act meanwhile)
      FAULT_REPORT  a file to which the exit appends one line:
                    "calls C fired F kinds K1,K2,..." (every counted call's kind)
 
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -51,6 +54,7 @@ static struct {
 	enum mode modes[MAX_MODES];
 	int nmodes;
 	const char *report;
+	unsigned long delay_ms;
 	unsigned char log[MAX_LOG];	/* kind of each counted call */
 } f;
 
@@ -116,6 +120,7 @@ __attribute__((constructor)) static void shim_init(void)
 	parse_kinds(getenv("FAULT_CALLS"));
 	parse_modes(getenv("FAULT_MODE"));
 	f.report = getenv("FAULT_REPORT");
+	f.delay_ms = getenv("FAULT_DELAY_MS") ? strtoul(getenv("FAULT_DELAY_MS"), NULL, 10) : 0;
 	f.ready = 1;
 }
 
@@ -194,6 +199,11 @@ static enum mode fault_for(enum kind k, int counted)
 	if (f.at == 0 || n < f.at || n >= f.at + (unsigned long)f.nmodes)
 		return M_NONE;
 	f.fired++;
+	if (f.delay_ms) {
+		struct timespec ts = { (time_t)(f.delay_ms / 1000), (long)(f.delay_ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
 	return f.modes[n - f.at];
 }
 

@@ -293,3 +293,51 @@ class Faults(ServerTest):
         print("[%d faulted deliveries, %d server runs in %.1fs: %s; %d double faults left a tail"
               " the next delivery mended]" % (total, self.runs, time.monotonic() - t0, figures,
                                                self.torn), end=" ", flush=True)
+
+
+class SyncAfterUnlock(ServerTest):
+    """A delivery makes its copies durable after it lets their locks go, so
+    that deliveries to one mailbox share the journal's commits. When that
+    sync fails, another delivery may have appended after the copy meanwhile:
+    the copy is then taken out by its UID, and the other message stays."""
+
+    def deliver_raw(self, d, data):
+        p = subprocess.run([SERVER, "-d", d, "-n", "test.host"], input=data,
+                           capture_output=True, timeout=30 * SLOW)
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, p.stderr)
+        return p.stdout.decode("latin-1")
+
+    def test_a_failed_sync_takes_back_only_its_own_copy(self):
+        d = self.mkdir()
+        self.assertTrue(os.path.isfile(SHIM), "fault shim %s missing" % SHIM)
+        for k in range(2):
+            self.assertIn(STORED, self.deliver_raw(d, session_input(["a@test.com"],
+                                                                    [b"earlier %d" % k])))
+        before = read_bytes(os.path.join(d, "a@test.com.txt"))
+        env = dict(os.environ, LD_PRELOAD=preload(), FAULT_DIR=d, FAULT_CALLS="fdatasync",
+                   FAULT_AT="1", FAULT_MODE="EIO", FAULT_DELAY_MS=str(int(2000 * SLOW)))
+        failing = subprocess.Popen([SERVER, "-d", d, "-n", "test.host"], env=env,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        self.addCleanup(failing.kill)
+        failing.stdin.write(session_input(["a@test.com"], [b"the one whose sync fails"]))
+        failing.stdin.close()
+        deadline = time.monotonic() + 10 * SLOW
+        while b"the one whose sync fails" not in read_bytes(os.path.join(d, "a@test.com.txt")):
+            self.assertLess(time.monotonic(), deadline, "the failing copy never appeared")
+            time.sleep(0.01)
+        out = self.deliver_raw(d, session_input(["a@test.com"], [b"appended after it"]))
+        self.assertIn(STORED, out, "a delivery while the other waits for its sync")
+        self.assertIsNone(failing.poll(), "the second delivery waited for the first's sync")
+        out, err = failing.stdout.read(), failing.stderr.read()
+        failing.wait(30 * SLOW)
+        self.assertIn(STORE_FAILED, out.decode(), "the failed sync's reply")
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, err)
+        after = read_bytes(os.path.join(d, "a@test.com.txt"))
+        self.assertTrue(after.startswith(before), "earlier messages touched")
+        msgs = parse_mbox(after[len(before):])
+        self.assertEqual([m.text_lines() for m in msgs], [[b"appended after it"]])
+        out = self.deliver_raw(d, b"HELO test.com\r\nLIST a@test.com\r\nQUIT\r\n")
+        self.assertEqual(out.count("Email from f@test.com"), 3, out)
