@@ -235,9 +235,9 @@ VARIANTS = [
 
 
 class Hostile(ServerTest):
-    def baseline(self, d):
+    def baseline(self, d, **kw):
         """VmHWM of an idle session of this build."""
-        c = self.pipe_session(d, preexec_fn=without_huge_pages())
+        c = self.pipe_session(d, preexec_fn=without_huge_pages(), **kw)
         self.ok(c, "HELO test.com")
         w = HwmWatcher(c.server.pid)
         time.sleep(0.05)
@@ -407,7 +407,13 @@ class Hostile(ServerTest):
         base = self.baseline(d)
         rcpts = b"".join(b"RCPT TO: r%05d@test.com\r\n" % i for i in range(10000))
         with self.subTest(case="default limits"):
-            c, w = self.watched(d)
+            # The session ends with its last reply, at once: a sanitized build's
+            # leak scan at exit (some 10 MiB) could be sampled before the test
+            # has read that reply, so it is left out here, baseline and all.
+            env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
+                       ":detect_leaks=0")
+            quiet_base = self.baseline(d, env=env)
+            c, w = self.watched(d, env=env)
             self.ok(c, "HELO test.com")
             self.ok(c, "MAIL FROM: john@test.com")
             self.send_until_closed(c, rcpts)
@@ -417,7 +423,7 @@ class Hostile(ServerTest):
                              [TOO_MANY_ERRORS])
             c.expect_eof()
             self.assertEqual(c.server.wait(), 0)
-            self.check_memory(base, w, "10,000 RCPT, default -r 100")
+            self.check_memory(quiet_base, w, "10,000 RCPT, default -r 100")
         with self.subTest(case="-r 100000: all taken, then a delivery that runs out of descriptors"):
             def few_fds():
                 resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
