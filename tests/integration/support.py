@@ -424,13 +424,34 @@ def without_huge_pages(then=None):
     return preexec
 
 
-def vm_hwm_kib(pid):
-    """Peak resident set size of a live process, in KiB."""
+def status_kib(pid, key):
+    """A KiB figure (VmHWM, VmRSS) of a live process, from /proc/PID/status."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
-    raise AssertionError("no VmHWM for pid %d" % pid)
+    raise AssertionError("no %s for pid %d" % (key, pid))
+
+
+def vm_hwm_kib(pid):
+    """Peak resident set size of a live process, in KiB."""
+    return status_kib(pid, "VmHWM")
+
+
+def child_states(pid):
+    """(pid, state letter) of each child of pid, from /proc."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            out.append((int(p), fields[0]))
+    return out
 
 
 # ---------------------------------------------------------------------------

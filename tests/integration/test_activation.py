@@ -8,8 +8,8 @@ import socket
 import subprocess
 import time
 
-from support import (SEED_BODY, SERVER, SLOW, ServerTest, free_port, listener_extra,
-                     seed_session)
+from support import (SEED_BODY, SERVER, SLOW, ServerTest, child_states, free_port,
+                     listener_extra, seed_session)
 
 ACTIVATE = shutil.which("systemd-socket-activate") or "/usr/bin/systemd-socket-activate"
 
@@ -102,6 +102,11 @@ class Activation(ServerTest):
             except socket.timeout:
                 break
         self.assertIn(b"READY=1", got.split(b"\n"), "no READY=1 on NOTIFY_SOCKET; got %r" % got)
+        idle = [p for p, state in child_states(s.pid) if state != "Z"]
+        self.assertGreaterEqual(len(idle), 1, "READY=1 before a worker was up")
+        for w in idle:      # each is waiting on the listening socket already
+            self.assertIn("anon_inode:[eventpoll]",
+                          [os.readlink("/proc/%d/fd/%s" % (w, fd)) for fd in os.listdir("/proc/%d/fd" % w)])
         c = self.tcp_session(port)
         seed_session(self, c)
         with self.assertRaises(ConnectionRefusedError, msg="-l port bound although LISTEN_FDS was given"):

@@ -19,7 +19,7 @@ import threading
 import time
 
 import test_activation
-from support import (SLOW, STORED, ProtocolError, ServerTest, TcpSession,
+from support import (SLOW, STORED, ProtocolError, ServerTest, TcpSession, child_states,
                      free_port, mailbox_file, parse_mbox, read_bytes)
 
 LOAD_SECONDS = float(os.environ.get("LOAD_SECONDS", "2.5"))
@@ -38,29 +38,15 @@ def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def _child_stats(pid):
-    """(pid, state) of each child of pid."""
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[1]) == pid:
-            yield int(p), fields[0]
-
-
 def children(pid):
     """(running, zombie) children of pid."""
-    states = [s for _, s in _child_stats(pid)]
+    states = [s for _, s in child_states(pid)]
     return len(states) - states.count("Z"), states.count("Z")
 
 
 def child_pids(pid):
     """The children of pid that are not zombies."""
-    return [p for p, s in _child_stats(pid) if s != "Z"]
+    return [p for p, s in child_states(pid) if s != "Z"]
 
 
 class Load(ServerTest):

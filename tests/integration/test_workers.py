@@ -9,8 +9,8 @@ import socket
 import struct
 import time
 
-from support import (DATA_PROMPT, FLAVOUR, SLOW, STORED, ServerTest, mailbox_file, read_bytes,
-                     seed_session, vm_hwm_kib)
+from support import (DATA_PROMPT, FLAVOUR, SLOW, STORED, ServerTest, child_states, mailbox_file,
+                     read_bytes, seed_session, status_kib)
 from test_accounts import two_accounts
 
 LOGIN_FIRST = "403 FORBIDDEN log in first (AUTH)"
@@ -18,18 +18,7 @@ LOGIN_FIRST = "403 FORBIDDEN log in first (AUTH)"
 
 def workers_of(pid):
     """The live children of pid."""
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(p))
-    return out
+    return [p for p, state in child_states(pid) if state != "Z"]
 
 
 def descriptors(pid):
@@ -228,21 +217,13 @@ class Workers(ServerTest):
             self.closers.remove(c.close)
         session(1)
         self.at_rest(w, rest)
-        first = (vm_hwm_kib(w), rss_kib(w))
+        first = (status_kib(w, "VmHWM"), status_kib(w, "VmRSS"))
         for k in range(2, 102):
             session(k)
         self.at_rest(w, rest)
-        last = (vm_hwm_kib(w), rss_kib(w))
+        last = (status_kib(w, "VmHWM"), status_kib(w, "VmRSS"))
         print("[peak RSS %d -> %d KiB, RSS at rest %d -> %d KiB]"
               % (first[0], last[0], first[1], last[1]), end=" ", flush=True)
         self.assertEqual(self.session_pids(server), [w] * 101)
         self.assertLessEqual(last[0], first[0] * 1.10, "peak RSS grew")
         self.assertLessEqual(last[1], first[1] * 1.10, "RSS at rest grew")
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
