@@ -190,7 +190,7 @@ static int append_boxes(struct box *boxes, size_t n, const struct envelope *e,
 }
 
 /* Make the appended copies durable, with the locks let go: deliveries to
-   one mailbox then share the file system's journal commits. */
+   one mailbox then share the file's writes (and a journal's commits). */
 static int sync_boxes(struct store *st, const struct box *boxes, size_t n)
 {
 	int any_created = 0;

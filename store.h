@@ -53,7 +53,7 @@ int store_has_room(struct store *st, uint64_t size, size_t n);
    of each recipient, durably, or to none: 0, -EDQUOT when a copy would take
    a mailbox past max_mailbox, or -errno. The copies are appended under the
    mailboxes' locks and made durable after they are let go, so deliveries to
-   one mailbox share the journal's commits. */
+   one mailbox share the file's writes to disk (and a journal's commits). */
 int store_deliver(struct store *st, const struct envelope *e,
 		  const struct spool *text, const char *const *recipients, size_t n);
 

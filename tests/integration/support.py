@@ -528,9 +528,12 @@ def parse_mbox(data, what="mailbox"):
 LISTENER_TESTS = set()
 
 
-def listener_extra(test):
+def listener_extra(test, args=()):
     """--max-use $TEST_MAX_USE for a listening mysmtpd, when that is set; the
-    test is noted as one that runs a listener."""
+    test is noted as one that runs a listener, unless its own args set
+    --max-use (then running it again would test nothing new)."""
+    if "-U" in args or "--max-use" in args:
+        return []
     LISTENER_TESTS.add(test.id())
     n = os.environ.get("TEST_MAX_USE")
     return ["--max-use", n] if n else []
@@ -720,7 +723,8 @@ class ServerTest(unittest.TestCase):
         last = None
         for _ in range(3):
             port = free_port()
-            s = self.spawn(["-d", d, "-l", "127.0.0.1:%d" % port] + listener_extra(self) + list(args),
+            s = self.spawn(["-d", d, "-l", "127.0.0.1:%d" % port] + listener_extra(self, args) +
+                           list(args),
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, **kw)
             try:
                 s.wait_log(r"Listening on port %d \(127\.0\.0\.1\)\.\.\.$" % port)
