@@ -243,7 +243,7 @@ static void worker_run(struct pool *p, int slot, const sigset_t *during_wait)
 		    (n > 0 && accept_ready(p, slot, ev, n, &uses)))
 			break;
 	}
-	if (scoreboard_set(p->sb, slot, SLOT_EXITING))
+	if (scoreboard_set(p->sb, slot, SLOT_EMPTY))
 		wake_master(p);
 	close(ep);
 	exit(0);
@@ -319,9 +319,11 @@ static void reap(struct pool *p, int block)
 	int status;
 	pid_t pid;
 
-	while ((pid = waitpid(-1, &status, block ? 0 : WNOHANG)) > 0)
-		if (scoreboard_remove(p->sb, pid, &was) >= 0)
-			log_death(p, pid, status, was);
+	while ((pid = waitpid(-1, &status, block ? 0 : WNOHANG)) > 0) {
+		if (scoreboard_remove(p->sb, pid, &was) < 0)
+			was = SLOT_EXITING;	/* it gave its slot up on its way out */
+		log_death(p, pid, status, was);
+	}
 }
 
 /* Every worker allowed is busy (or none could be started): take what waits

@@ -160,7 +160,10 @@ int scoreboard_set(struct scoreboard *sb, int slot, enum slot_state state)
 
 	lock(sb);
 	count(sb, &before);
-	sb->slot[slot].state = state;
+	if (state == SLOT_EMPTY)
+		sb->slot[slot] = (struct slot){ .state = SLOT_EMPTY };
+	else
+		sb->slot[slot].state = state;
 	count(sb, &after);
 	unlock(sb);
 	return (before.available == 0 && after.available > 0) ||

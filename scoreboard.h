@@ -41,7 +41,7 @@ void scoreboard_set_pid(struct scoreboard *sb, int slot, pid_t pid);
 /* Master: send sig to every worker. */
 void scoreboard_kill(struct scoreboard *sb, int sig);
 /* Master: the worker pid is gone: the slot it held (now empty) and the
-   state it was in, or -1. */
+   state it was in, or -1 when it had given its slot up. */
 int scoreboard_remove(struct scoreboard *sb, pid_t pid, enum slot_state *was);
 
 /* Worker: take a session from peer, unless max_per_peer sessions from it
@@ -50,7 +50,9 @@ int scoreboard_remove(struct scoreboard *sb, pid_t pid, enum slot_state *was);
 int scoreboard_begin(struct scoreboard *sb, int slot, const char *peer, unsigned max_per_peer,
 		     int *last);
 /* Worker: go to state; 1 when that makes the first available worker (or,
-   for SLOT_EXITING, leaves none), so the master should look again. */
+   for SLOT_EXITING, leaves none), so the master should look again. A worker
+   about to exit gives its slot up (SLOT_EMPTY), so that a worker slow to
+   exit holds no room a new one needs; it touches the slot no more. */
 int scoreboard_set(struct scoreboard *sb, int slot, enum slot_state state);
 /* Worker, idle for long: 1 (and the slot is exiting) when another worker
    is available to take its place, else 0. */

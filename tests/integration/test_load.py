@@ -51,9 +51,16 @@ def child_pids(pid):
 
 class Load(ServerTest):
     def client(self, port, k, deadline, acked, stats):
+        """Deliver until the deadline, and at least once however slow the
+        machine (up to a bound), so the count means something anywhere."""
         rnd = random.Random(k)
         n = 0
-        while time.monotonic() < deadline:
+        hard = deadline + 30 * SLOW
+
+        def more():
+            now = time.monotonic()
+            return now < deadline or (n == 0 and now < hard)
+        while more():
             try:
                 c = TcpSession(port, timeout=30 * SLOW)
             except OSError:
@@ -69,7 +76,7 @@ class Load(ServerTest):
                     continue
                 assert g.endswith("My_SMTP ready"), g
                 assert c.cmd("HELO test.com") == "200 OK"
-                while time.monotonic() < deadline:
+                while more():
                     n += 1
                     tag = b"client%02d-msg%05d" % (k, n)
                     rcpts = rnd.sample(BOXES, rnd.choice((1, 1, 2)))
@@ -136,7 +143,7 @@ class Load(ServerTest):
               " up to %d sessions at once; all stored once, nothing else]"
               % (what, len(acked), copies, stats["sessions"], elapsed, len(acked) / elapsed,
                  stats["refused (over -c)"], peak), end=" ", flush=True)
-        self.assertGreater(len(acked), CLIENTS, "%s: too few deliveries to mean anything" % what)
+        self.assertGreaterEqual(len(acked), CLIENTS, "%s: a client delivered nothing" % what)
 
     @staticmethod
     def rested(pid, workers, worker_fds):
@@ -178,7 +185,10 @@ class Load(ServerTest):
         pending while connections keep ppoll busy, and a third of these were
         refused before it did. A child also says on a pipe that its session
         is over before its last reply, so the instant between its client
-        seeing that reply and its exit costs no refusal either (0.5 % before)."""
+        seeing that reply and its exit costs no refusal either (0.5 % before).
+        With workers, one that leaves after --max-use sessions gives its slot
+        up before it exits: when exits were slow (a sanitized build's leak
+        scan), the slots of leaving workers ran out and 4 to 6 % were refused."""
         d = self.mkdir()
         cap = 8
         server, port = self.start_listener(d, ["-c", str(cap), "-p", str(cap)])
@@ -209,7 +219,7 @@ class Load(ServerTest):
         print("[%d sessions, %d refused]" % (total, stats.get("refused", 0)), end=" ", flush=True)
         self.assertEqual(stats.get("errors", 0), 0, stats)
         self.assertGreater(total, 50)
-        self.assertLess(stats.get("refused", 0), total / 10, "sessions refused below the cap: %s" % stats)
+        self.assertLess(stats.get("refused", 0), total / 50, "sessions refused below the cap: %s" % stats)
 
     def test_socket_activation_under_load(self):
         d = self.mkdir()
