@@ -316,7 +316,7 @@ class SyncAfterUnlock(ServerTest):
                                                                     [b"earlier %d" % k])))
         before = read_bytes(os.path.join(d, "a@test.com.txt"))
         env = dict(os.environ, LD_PRELOAD=preload(), FAULT_DIR=d, FAULT_CALLS="fdatasync",
-                   FAULT_AT="1", FAULT_MODE="EIO", FAULT_DELAY_MS=str(int(2000 * SLOW)))
+                   FAULT_AT="1", FAULT_MODE="EIO", FAULT_DELAY_MS=str(int(1000 * SLOW)))
         failing = subprocess.Popen([SERVER, "-d", d, "-n", "test.host"], env=env,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)
