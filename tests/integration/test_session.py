@@ -226,7 +226,8 @@ class Session(ServerTest):
     def test_bad_options_and_missing_directory(self):
         d = self.mkdir()
         for args in (["-s", "abc"], ["-c", "0"], ["-t", "-1"], ["--no-such-option"],
-                     ["-r", "99999999999999999999999"], ["-l", "127.0.0.1:99999"]):
+                     ["-r", "99999999999999999999999"], ["-l", "127.0.0.1:99999"], ["-U", "0"],
+                     ["--max-use", "1000001"]):
             with self.subTest(args=args):
                 s = self.spawn(["-d", d] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
                 try:
