@@ -239,4 +239,5 @@ class Workers(ServerTest):
               % (first[0], last[0], first[1], last[1]), end=" ", flush=True)
         self.assertEqual(self.session_pids(server), [w] * 101)
         self.assertLessEqual(last[0], first[0] * 1.10, "peak RSS grew")
-        self.assertLessEqual(last[1], first[1] * 1.10, "RSS at rest grew")
+        if FLAVOUR != "asan":   # its allocator keeps size classes of its own
+            self.assertLessEqual(last[1], first[1] * 1.10, "RSS at rest grew")
