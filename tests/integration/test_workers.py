@@ -84,6 +84,7 @@ class Workers(ServerTest):
             self.assertLess(time.monotonic(), deadline, "no spool file: %s" % descriptors(w))
             time.sleep(0.02)
         reset(a)
+        self.at_rest(w, rest)   # -c 1: until the worker has seen the RST, b would be refused
         b = self.tcp_session(port)
         self.assertEqual(b.cmd("MAIL FROM: john@test.com"), "403 FORBIDDEN send HELO first")
         self.ok(b, "HELO two.example")
