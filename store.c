@@ -310,11 +310,18 @@ out:
 	return rc;
 }
 
+/* A delivery makes its copy durable only after it has let its lock go (and
+   has already indexed it), so whatever a reader is about to see is synced
+   first: a reader never serves a message that a crash could still take
+   back, nor one whose UID could then be given again. With nothing to
+   write, that is a cache flush: about 0.1 ms. */
+static int sync_view(const struct mailbox *mb)
+{
+	return fdatasync(mb->fd) < 0 ? -errno : 0;
+}
+
 /* Bring the index up to date (or make it anew) under an exclusive lock,
-   then let go of the lock. A delivery makes its copy durable after it has
-   let its lock go, so the file is synced here too: a reader never serves a
-   message that a crash could still take back (and whose UID could then be
-   given again). With nothing to write, that costs a system call. */
+   sync what it now covers, then let go of the lock. */
 static int refresh_index(struct mailbox *mb, int rebuild)
 {
 	int rc;
@@ -323,8 +330,8 @@ static int refresh_index(struct mailbox *mb, int rebuild)
 	rc = mboxfile_lock(mb->fd, F_WRLCK, mb->lock_timeout);
 	if (rc == 0)
 		rc = mbindex_refresh(&mb->ix, mb->fd, rebuild);
-	if (rc == 0 && fdatasync(mb->fd) < 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = sync_view(mb);
 	mboxfile_unlock(mb->fd);
 	return rc;
 }
@@ -376,6 +383,8 @@ int store_mailbox_open(struct store *st, const char *address, struct mailbox *mb
 	rc = mbindex_check(&mb->ix, mb->fd);
 	if (rc == 0)
 		rc = refresh_index(mb, 0);
+	else if (rc == 1)	/* current, perhaps with a copy not yet synced */
+		rc = sync_view(mb);
 	mboxfile_unlock(mb->fd);
 	if (rc < 0) {
 		store_mailbox_close(mb);

@@ -341,3 +341,22 @@ class SyncAfterUnlock(ServerTest):
         self.assertEqual([m.text_lines() for m in msgs], [[b"appended after it"]])
         out = self.deliver_raw(d, b"HELO test.com\r\nLIST a@test.com\r\nQUIT\r\n")
         self.assertEqual(out.count("Email from f@test.com"), 3, out)
+
+    def test_a_reader_syncs_before_it_reads(self):
+        """The delivery indexed its copy before syncing it, so a reader finds
+        the index current: it syncs the mailbox all the same before LIST,
+        and when that sync fails it answers 500 rather than list a copy a
+        crash could take back."""
+        d = self.mkdir()
+        self.assertIn(STORED, self.deliver_raw(d, session_input(["a@test.com"], [b"one"])))
+        report = os.path.join(self.root, "report")
+        listing = b"HELO test.com\r\nLIST a@test.com\r\nQUIT\r\n"
+        for mode, want in (("", "1: Email from f@test.com"), ("EIO", "500 SERVER ERROR")):
+            with self.subTest(mode=mode or "no fault"):
+                env = dict(os.environ, LD_PRELOAD=preload(), FAULT_DIR=d, FAULT_CALLS="fdatasync",
+                           FAULT_AT="1" if mode else "0", FAULT_MODE=mode, FAULT_REPORT=report)
+                p = subprocess.run([SERVER, "-d", d], input=listing, capture_output=True,
+                                   env=env, timeout=30 * SLOW)
+                self.assertIn(want, p.stdout.decode())
+                calls = read_bytes(report).decode().splitlines()[-1]
+                self.assertRegex(calls, r"^calls [1-9]", "the reader synced nothing")
