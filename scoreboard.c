@@ -156,18 +156,19 @@ int scoreboard_begin(struct scoreboard *sb, int slot, const char *peer, unsigned
 
 int scoreboard_set(struct scoreboard *sb, int slot, enum slot_state state)
 {
-	struct scoreboard_counts before, after;
+	struct scoreboard_counts c;
+	int was, now;
 
 	lock(sb);
-	count(sb, &before);
+	count(sb, &c);
+	was = is_available(sb->slot[slot].state);
+	now = is_available(state);
 	if (state == SLOT_EMPTY)
 		sb->slot[slot] = (struct slot){ .state = SLOT_EMPTY };
 	else
 		sb->slot[slot].state = state;
-	count(sb, &after);
 	unlock(sb);
-	return (before.available == 0 && after.available > 0) ||
-	       (before.available > 0 && after.available == 0);
+	return was != now && c.available - (unsigned)was == 0;	/* no other was available */
 }
 
 int scoreboard_leave_if_spare(struct scoreboard *sb, int slot)

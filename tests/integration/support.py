@@ -15,6 +15,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -400,6 +401,12 @@ class TcpSession(Conn):
 PR_SET_THP_DISABLE = 41
 
 
+def reset(conn):
+    """Drop a TCP session with a RST, as a client that vanishes does."""
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
 def env_under_strace():
     """The environment for a server run under strace: LeakSanitizer stops
     the process with ptrace at exit, which a traced process cannot allow,
@@ -619,6 +626,15 @@ class ServerTest(unittest.TestCase):
         word = WORDS[m.group(1)]
         if word is not None:
             self.assertTrue(r[4:].startswith(word), "reply %r lacks the word %r" % (r, word))
+
+    def begin_message(self, conn, rcpt, first_line):
+        """HELO, MAIL FROM john@test.com, RCPT TO rcpt, DATA, and the message's
+        first line: a session left in the middle of a message."""
+        self.ok(conn, "HELO test.com")
+        self.ok(conn, "MAIL FROM: john@test.com")
+        self.ok(conn, "RCPT TO: " + rcpt)
+        self.assertEqual(conn.cmd("DATA"), DATA_PROMPT)
+        conn.send(first_line + b"\r\n")
 
     def quit(self, conn):
         """QUIT, 200 Goodbye, close, and (pipes) exit status 0."""

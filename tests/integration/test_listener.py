@@ -3,11 +3,10 @@
 import re
 import signal
 import socket
-import struct
 import time
 
 from support import (DATA_PROMPT, SEED_BODY, SEED_LOG, SERVER, SLOW, STORED, TcpSession,
-                     env_under_strace, listener_extra,
+                     env_under_strace, listener_extra, reset,
                      ServerTest, is_subsequence, mailbox_file, read_bytes, seed_session)
 
 PREFIX_RE = re.compile(r"^\[(\d+)\] (.*)$")
@@ -99,11 +98,7 @@ class Listener(ServerTest):
         d = self.mkdir()
         server, port = self.start_listener(d)
         a = self.tcp_session(port)
-        self.ok(a, "HELO test.com")
-        self.ok(a, "MAIL FROM: john@test.com")
-        self.ok(a, "RCPT TO: david@test.com")
-        self.assertEqual(a.cmd("DATA"), DATA_PROMPT)
-        a.send(b"Hello David,\r\n")
+        self.begin_message(a, "david@test.com", b"Hello David,")
         server.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 5 * SLOW
         refused = False
@@ -131,13 +126,8 @@ class Listener(ServerTest):
         d = self.mkdir()
         server, port = self.start_listener(d)
         a = self.tcp_session(port)
-        self.ok(a, "HELO test.com")
-        self.ok(a, "MAIL FROM: john@test.com")
-        self.ok(a, "RCPT TO: v@test.com")
-        self.assertEqual(a.cmd("DATA"), DATA_PROMPT)
-        a.send(b"half of it\r\n")
-        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
-        a.close()
+        self.begin_message(a, "v@test.com", b"half of it")
+        reset(a)
         b = self.tcp_session(port)
         seed_session(self, b)
         server.wait_log(r"Client disconnected\.$")

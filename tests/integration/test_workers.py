@@ -10,7 +10,7 @@ import struct
 import time
 
 from support import (DATA_PROMPT, FLAVOUR, SLOW, STORED, ServerTest, child_states, mailbox_file,
-                     read_bytes, seed_session, status_kib)
+                     read_bytes, reset, seed_session, status_kib)
 from test_accounts import make_accounts, two_accounts
 
 LOGIN_FIRST = "403 FORBIDDEN log in first (AUTH)"
@@ -30,12 +30,6 @@ def descriptors(pid):
         except FileNotFoundError:
             pass
     return out
-
-
-def reset(c):
-    """Drop a connection with a RST, as a client that vanishes does."""
-    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    c.close()
 
 
 class Workers(ServerTest):
@@ -136,7 +130,7 @@ class Workers(ServerTest):
         self.closers.append(a.close)
         self.assertTrue(login(a, a.makefile("rb")).startswith(b"+OK"), "first login")
         self.assertTrue(other_server().startswith("-ERR [IN-USE]"), "the lock is held")
-        a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
         a.close()
         self.at_rest(w, rest)
         self.assertTrue(other_server().startswith("+OK"), "the lock went with the session")
@@ -156,11 +150,7 @@ class Workers(ServerTest):
         d = self.mkdir()
         server, port = self.start_listener(d, ["-c", "2"])
         a = self.tcp_session(port)
-        self.ok(a, "HELO test.com")
-        self.ok(a, "MAIL FROM: john@test.com")
-        self.ok(a, "RCPT TO: v@test.com")
-        self.assertEqual(a.cmd("DATA"), DATA_PROMPT)
-        a.send(b"half of it\r\n")
+        self.begin_message(a, "v@test.com", b"half of it")
         m = server.wait_log(r"^\[(\d+)\] RCPT TO: v@test\.com$")
         victim = int(m.group(1))
         os.kill(victim, signal.SIGKILL)
