@@ -182,12 +182,14 @@ static void cmd_rcpt(struct session *s, char *arg)
 
 	if (parse_prefixed_address(arg, "TO:", address) < 0)
 		reply(s, 400, "syntax: RCPT TO: <user@domain>");
+	else if (accounts_ready(s) < 0)
+		return;
+	else if (login_accounts_on(s) && !login_is_local(s, address))
+		reply(s, 403, "relaying denied");
 	else if (!session_domain_served(s->cfg, address))
 		reply(s, 403, "domain not served here");
 	else if (strlen(address) > STORE_ADDRESS_MAX)
 		reply(s, 403, "address too long for a mailbox file");
-	else if (accounts_ready(s) < 0)
-		return;
 	else if (login_accounts_on(s) && !login_has_account(s, address))
 		reply(s, 401, "no such mailbox");
 	else if (session_tx_has(&s->tx, address))
@@ -419,7 +421,8 @@ static int is_id(void *ctx, uint64_t id, const struct mbentry *e)
 }
 
 /* DELETE <address> <id> (PROTOCOL.md section 9): durable before the reply;
-   the later messages move up one. */
+   the later messages move up one. Without accounts, only with --open-delete:
+   else any client could delete any mailbox's mail. */
 static void cmd_delete(struct session *s, char *arg)
 {
 	char address[ADDRESS_MAX + 1];
@@ -427,6 +430,10 @@ static void cmd_delete(struct session *s, char *arg)
 	uint64_t id, removed;
 	int rc;
 
+	if (!login_accounts_on(s) && !s->cfg->open_delete) {
+		reply(s, 403, "deleting needs accounts");
+		return;
+	}
 	if (parse_get_args(arg, &addr_len, &id) < 0) {
 		reply(s, 400, "syntax: DELETE <user@domain> <id from 1>");
 		return;

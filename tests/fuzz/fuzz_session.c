@@ -203,7 +203,7 @@ static void pick_config(struct config *cfg, size_t size)
 {
 	*cfg = (struct config){ .max_message = 3000, .max_recipients = 4, .timeout = 10,
 				.max_errors = 20, .max_junk = 100, .max_session = 3600,
-				.hostname = "fuzz.host" };
+				.hostname = "fuzz.host", .open_delete = 1 };
 	if (size % 5 == 4)	/* accounts on, logins failing without their delay */
 		cfg->accounts_file = accounts_file;
 	switch (size % 4) {

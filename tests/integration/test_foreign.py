@@ -81,7 +81,7 @@ class MuttRewrite(ServerTest):
         replies = []
         while not replies or not replies[-1].startswith("221"):
             replies.append(c.reply())
-        self.assertTrue(any(r.startswith("250 2.0.0 Ok: queued") for r in replies), replies)
+        self.assertTrue(any(r.startswith("250 2.0.0 Ok: stored ") for r in replies), replies)
 
     def mutt(self, box, keys):
         """Open box in mutt on a tmux terminal, type keys, wait for it to exit."""
