@@ -259,6 +259,42 @@ class Octets(Pop3Test):
         self.assertEqual([l.split()[1] for l in raw_response(f)][:2], [b"1", b"2"])
         s.sendall(b"QUIT\r\n")
 
+    def test_index_of_the_former_format_is_counted_anew(self):
+        """An index written before RETR left out the store's bookkeeping
+        lines (format MYSMTPX2) holds the sizes of then: it is rebuilt, so
+        LIST gives the octets RETR now sends, and the UIDLs stay."""
+        import struct
+        for i in range(3):
+            self.deliver_text([b"message %d" % i])
+        p = self.session()
+        uidls, sizes = self.uidls(p), [int(l.split()[1]) for l in p.list()[1]]
+        p.quit()
+        M = (1 << 64) - 1
+
+        def mix(x):
+            x = ((x ^ (x >> 30)) * 0xbf58476d1ce4e5b9) & M
+            x = ((x ^ (x >> 27)) * 0x94d049bb133111eb) & M
+            return x ^ (x >> 31)
+        path = mailbox_file(self.d, DAVID)[:-4] + ".idx"
+        with open(path, "r+b") as f:
+            data = bytearray(f.read())
+            data[0:8] = b"MYSMTPX2"
+            for n in range((len(data) - 64) // 32):
+                at = 64 + 32 * n
+                offset, uid, octets, _ = struct.unpack_from("<4Q", data, at)
+                octets += 52        # what the bookkeeping lines once added
+                check = mix(offset ^ mix(uid ^ mix(octets ^ mix(n + 0x9e3779b97f4a7c15))))
+                struct.pack_into("<4Q", data, at, offset, uid, octets, check)
+            f.seek(0)
+            f.write(data)
+        p = self.session()
+        self.assertEqual([int(l.split()[1]) for l in p.list()[1]], sizes)
+        self.assertEqual(self.uidls(p), uidls)
+        self.assertEqual([p.retr(n)[2] for n in (1, 2, 3)], sizes)
+        p.quit()
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(8), b"MYSMTPX3")
+
     def test_own_header_block_seen_by_poplib_and_email(self):
         """A My_SMTP text that opens with its own header block: a mail reader
         (poplib, then Python's email parser) sees its Subject and its body
