@@ -141,6 +141,8 @@ static uint64_t check_mailbox(const char *address)
 	uint64_t count = 0;
 	int rc = store_mailbox_open(&st, address, &mb);
 
+	if (rc == -ENOENT)	/* a file that holds nothing: DELETE took every message */
+		return 0;
 	REQUIRE(rc == 0, "mailbox %s does not open: %s", address, strerror(-rc));
 	REQUIRE(store_list(&mb, list_each, &count) == 0 && count == mb.count, "LIST %s", address);
 	for (uint64_t id = 1; id <= count; id++) {
