@@ -229,6 +229,20 @@ int accounts_has(const struct accounts *a, const char *address)
 	return find(a, address, &field, &len) == 0;
 }
 
+int accounts_has_domain(const struct accounts *a, const char *address)
+{
+	char found[ADDRESS_MAX + 1];
+	const char *line, *field, *at = strchr(address, '@');
+	size_t pos = 0, n, len;
+
+	while (at && a->text && next_line(a, &pos, &line, &n))
+		if (!is_comment_or_blank(line, n) &&
+		    accounts_parse_line(line, n, found, &field, &len) == 0 &&
+		    address_in_domain(found, at + 1))
+			return 1;
+	return 0;
+}
+
 int accounts_same(const char *a, const char *b, size_t len)
 {
 	unsigned char diff = 0;

@@ -47,6 +47,8 @@ int accounts_parse_line(const char *line, size_t len, char *address,
 
 /* 1 when address (normalised) has an account, usable or not. */
 int accounts_has(const struct accounts *a, const char *address);
+/* 1 when an account is in the domain of address (normalised). */
+int accounts_has_domain(const struct accounts *a, const char *address);
 
 /* 1 when password is address's password, 0 when not (a wrong password, no
    such account, or a hash that never matches: warn says which of the last),

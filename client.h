@@ -45,6 +45,7 @@ struct conn {
 struct job {
 	enum { J_SHELL, J_SEND, J_LIST, J_GET, J_DELETE } kind;
 	const char *host, *port, *helo, *from, *file, *addr, *id;
+	const char *subject;		/* send -S: a Subject line before the text */
 	const char *user;		/* --user: log in as this address after HELO */
 	const char *password_file;
 	bool plaintext_ok;		/* --allow-plaintext-auth */

@@ -3,6 +3,7 @@
 #include "client.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -34,6 +35,48 @@ static int send_text(struct conn *c, struct reader *src, const char *name)
 	return r < 0 ? conn_fail(c, r) : EX_OK;
 }
 
+/* A Subject field of text (send -S) and the empty line that ends the
+   header block: as it is when it is printable ASCII, else as RFC 2047
+   encoded words (UTF-8, base64), one a line of at most 76 octets, folded,
+   never cutting a UTF-8 sequence. */
+static int send_subject(struct conn *c, const char *text)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char line[128];
+	size_t len = strlen(text), at = 0;
+	bool ascii = true;
+	int r = 0;
+
+	for (size_t i = 0; i < len; i++)
+		ascii &= text[i] >= ' ' && text[i] < 127;
+	if (ascii) {
+		if ((r = conn_put(c, "Subject: ", 9)) == 0)
+			r = conn_line(c, text, len);
+		return r < 0 ? r : conn_line(c, "", 0);
+	}
+	while (r >= 0 && at < len) {
+		size_t n = len - at < 39 ? len - at : 39, k;	/* 52 of base64: 73 a line */
+
+		while (n > 1 && at + n < len && ((unsigned char)text[at + n] & 0xc0) == 0x80)
+			n--;
+		k = (size_t)snprintf(line, sizeof line, "%s=?UTF-8?B?", at == 0 ? "Subject: " : " ");
+		for (size_t i = 0; i < n; i += 3) {
+			unsigned v = (unsigned char)text[at + i] << 16;
+
+			v |= i + 1 < n ? (unsigned char)text[at + i + 1] << 8 : 0;
+			v |= i + 2 < n ? (unsigned char)text[at + i + 2] : 0;
+			line[k++] = b64[v >> 18];
+			line[k++] = b64[(v >> 12) & 63];
+			line[k++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+			line[k++] = i + 2 < n ? b64[v & 63] : '=';
+		}
+		memcpy(line + k, "?=", 2);
+		r = conn_line(c, line, k + 2);
+		at += n;
+	}
+	return r < 0 ? r : conn_line(c, "", 0);
+}
+
 /* send: HELO, MAIL FROM, RCPT TO each, DATA, the text, QUIT. */
 int run_send(struct conn *c, const struct job *j, int text_fd)
 {
@@ -49,6 +92,11 @@ int run_send(struct conn *c, const struct job *j, int text_fd)
 		st = conn_command(c, "RCPT TO: %s", j->rcpt[i]);
 	if (st == EX_OK)
 		st = conn_command(c, "DATA");
+	if (st == EX_OK && j->subject) {
+		int r = send_subject(c, j->subject);
+
+		st = r < 0 ? conn_fail(c, r) : EX_OK;
+	}
 	if (st == EX_OK)
 		st = send_text(c, &src, j->file ? j->file : "stdin");
 	if (st == EX_OK)

@@ -56,6 +56,13 @@ int login_has_account(const struct session *s, const char *address)
 	return accounts_has(&s->accounts, address);
 }
 
+int login_is_local(const struct session *s, const char *address)
+{
+	if (s->cfg->ndomains > 0)
+		return session_domain_served(s->cfg, address);
+	return accounts_has_domain(&s->accounts, address);
+}
+
 /* The failure delay, whole whatever signals come. */
 static void pause_ms(unsigned ms)
 {

@@ -41,6 +41,9 @@ int login_allowed(const struct session *s);
 
 /* 1 when address has an account. */
 int login_has_account(const struct session *s, const char *address);
+/* 1 when address is in a local domain: one --domain names, or without
+   --domain one an account is in (with accounts on). */
+int login_is_local(const struct session *s, const char *address);
 
 /* Check the password of address (the client's text, not yet normalised):
    the password is wiped here, whatever the outcome. */

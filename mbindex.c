@@ -15,7 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC "MYSMTPX2"
+#define MAGIC "MYSMTPX3"	/* X3: RETR sizes without our bookkeeping lines */
+#define MAGIC_BEFORE "MYSMTPX2"	/* its UID counters are taken, its entries rebuilt */
 #define HEADER_SIZE 64
 #define ENTRY_SIZE 32
 #define READ_MAX 256		/* entries read at once */
@@ -142,6 +143,7 @@ static int read_prepended(const char *head, size_t len, size_t off, uint64_t sta
 	    off - at > n || after + n - (off - at) > at || head[after + n - (off - at) - 1] != '\n')
 		return 0;
 	h->text_start = start + after + n - (off - at);
+	h->moved_length = start + at;
 	return 1;
 }
 
@@ -220,6 +222,7 @@ int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h)
 	memcpy(h->from_line, head, h->from_len);
 	h->from_line[h->from_len] = '\0';
 	h->has_length = 0;
+	h->moved_length = 0;
 	h->prepended = lf && read_prepended(head, len, (size_t)(lf - head) + 1, start, h);
 	blank = memmem(head, len, "\n\n", 2);
 	h->ours = our_shape(head, blank ? (size_t)(blank - head) + 1 : len, blank != NULL,
@@ -382,9 +385,10 @@ int mbindex_check(struct mbindex *ix, int mbox_fd)
 	}
 	if (rc < 0)
 		return rc == -ENODATA ? 0 : rc;
-	whole = memcmp(hd.magic, MAGIC, 8) == 0 && hd.check == header_check(&hd);
+	whole = (memcmp(hd.magic, MAGIC, 8) == 0 || memcmp(hd.magic, MAGIC_BEFORE, 8) == 0) &&
+		hd.check == header_check(&hd);
 	take_counters(ix, &hd, whole);
-	if (!whole || hd.inode != ix->inode || hd.covered > (uint64_t)mst.st_size ||
+	if (!whole || memcmp(hd.magic, MAGIC, 8) != 0 || hd.inode != ix->inode || hd.covered > (uint64_t)mst.st_size ||
 	    hd.count > ((uint64_t)ist.st_size - HEADER_SIZE) / ENTRY_SIZE ||
 	    (uint64_t)ist.st_size != HEADER_SIZE + hd.count * ENTRY_SIZE)
 		return 0;

@@ -38,6 +38,8 @@ struct mbox_head {
 	uint64_t length;	/* its value */
 	int prepended;		/* an SMTP-mode record (MBOXRD_PREPENDED, mboxrd.h) */
 	uint64_t text_start;	/* then: where the message as sent begins */
+	uint64_t moved_length;	/* then: where a mail reader's rewrite moved our
+				   Content-Length line to (read_prepended); 0: not */
 	int ours;		/* a record this server wrote, by the shape of its
 				   first header lines: only its length is trusted,
 				   and only it may be found torn */

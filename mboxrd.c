@@ -112,6 +112,14 @@ static int append(char *buf, size_t size, size_t *len, const char *fmt, ...)
 	return 0;
 }
 
+/* What the Received line says the message came with. */
+static const char *protocol_name(const struct envelope *e)
+{
+	if (e->kind == RECORD_HEADED)
+		return "MYSMTP";
+	return e->esmtp ? "ESMTP" : "SMTP";
+}
+
 /* The header lines an SMTP record puts after MBOXRD_PREPENDED: length or -ENOSPC. */
 static int smtp_prepended(char *buf, size_t size, const struct envelope *e,
 			  const char *recipient, uint64_t text_len, uint64_t uid,
@@ -127,8 +135,9 @@ static int smtp_prepended(char *buf, size_t size, const struct envelope *e,
 		   "\tby %s (My_SMTP) with %s id %s\n"
 		   "\tfor <%s>; %s\n",
 		   (unsigned long long)(text_len - e->body_start), (unsigned long long)uid, e->sender,
-		   e->helo, e->peer, e->hostname, e->esmtp ? "ESMTP" : "SMTP",
+		   e->helo, e->peer, e->hostname, protocol_name(e),
 		   e->message_id, recipient, rfc_date) < 0 ||
+	    (e->add_from && append(buf, size, &len, "From: %s\n", e->sender) < 0) ||
 	    (e->add_date && append(buf, size, &len, "Date: %s\n", rfc_date) < 0) ||
 	    (e->add_message_id &&
 	     append(buf, size, &len, "Message-ID: <%s>\n", e->message_id) < 0) ||
@@ -161,7 +170,7 @@ int mboxrd_header(char *buf, size_t size, const struct envelope *e,
 	char ctime_line[32], rfc_date[64];
 	int n;
 
-	if (e->kind == RECORD_SMTP)
+	if (e->kind != RECORD_MYSMTP)
 		return smtp_header(buf, size, e, recipient, text_len, uid);
 	if (format_dates(e->when, ctime_line, rfc_date) < 0)
 		return -EINVAL;

@@ -26,11 +26,14 @@ void from_quoter_init(struct from_quoter *q, int delta, mboxrd_out out, void *ct
 void from_quoter_feed(struct from_quoter *q, const char *data, size_t len);
 void from_quoter_finish(struct from_quoter *q);
 
-/* The two kinds of stored record. RECORD_MYSMTP: our header block, a blank
+/* The kinds of stored record. RECORD_MYSMTP: our header block, a blank
    line, then the text of a My_SMTP DATA. RECORD_SMTP (SMTP mode): an RFC 5322
    message as sent, its own header section included, with our header lines in
-   front of it; the first of them, MBOXRD_PREPENDED, says where it begins. */
-enum record_kind { RECORD_MYSMTP, RECORD_SMTP };
+   front of it; the first of them, MBOXRD_PREPENDED, says where it begins.
+   RECORD_HEADED: a My_SMTP text that opens with a header section of its own
+   (rfc5322_headed), stored as RECORD_SMTP is, so that a mail reader sees one
+   header block and GET_MAIL still finds the text as sent. */
+enum record_kind { RECORD_MYSMTP, RECORD_SMTP, RECORD_HEADED };
 
 /* What the header block of one stored copy says. */
 struct envelope {
@@ -41,8 +44,9 @@ struct envelope {
 	const char *message_id;	/* without the angle brackets */
 	time_t when;
 	enum record_kind kind;
-	/* RECORD_SMTP only: */
+	/* RECORD_SMTP and RECORD_HEADED only: */
 	int esmtp;		/* the client greeted with EHLO */
+	int add_from;		/* the message has no From field: add one */
 	int add_date;		/* the message has no Date field: add one */
 	int add_message_id;	/* the message has no Message-ID field: add one */
 	uint64_t body_start;	/* octets of the stored text up to and with the empty
@@ -58,6 +62,9 @@ struct envelope {
 /* Every record's UID in its mailbox (POP3's UIDL), among our header lines:
    "X-MySMTP-UID: U", U from 1, each larger than the one before. */
 #define MBOXRD_UID "X-MySMTP-UID: "
+/* The third line of ours that is bookkeeping, not a message's: a mail
+   reader is shown none of the three (record.h). */
+#define MBOXRD_LENGTH "Content-Length: "
 /* A null reverse-path is stored as this sender in the "From " line. */
 #define MBOXRD_NULL_SENDER "MAILER-DAEMON"
 

@@ -18,7 +18,7 @@
 
 static const char usage_text[] =
 "usage: mysmtp [-s host] [-p port] [-t secs] [-k secs] [-u address] [host[:port] [port]]\n"
-"       mysmtp [options] send [-f from] [-H helo] [-i file] rcpt...\n"
+"       mysmtp [options] send [-f from] [-H helo] [-i file] [-S subject] rcpt...\n"
 "       mysmtp [options] list [-H helo] address\n"
 "       mysmtp [options] get [-H helo] address id\n"
 "       mysmtp [options] delete [-H helo] address id\n"
@@ -29,7 +29,9 @@ static const char help_text[] =
 "Talks My_SMTP to the server at host:port (default 127.0.0.1:2525). Without\n"
 "a subcommand it is a shell (prompts, editing, Tab and history on a\n"
 "terminal; a command file from a pipe); send, list, get and delete do one\n"
-"job each for scripts and print only their result. mysmtp(1) tells all of it.\n"
+"job each for scripts and print only their result; send's -S puts a\n"
+"Subject line (RFC 2047 where not ASCII) and an empty line before the text.\n"
+"mysmtp(1) tells all of it.\n"
 "\n"
 "Options (before or after the subcommand):\n"
 "  -s, --server host   server host (default 127.0.0.1); the shell also takes\n"
@@ -164,7 +166,7 @@ static int parse_job(struct job *j, int argc, char **argv)
 
 	if (strcmp(argv[0], "send") == 0) {
 		j->kind = J_SEND;
-		opts = "f:H:i:s:p:t:k:u:hV";
+		opts = "f:H:i:S:s:p:t:k:u:hV";
 	} else
 		j->kind = strcmp(argv[0], "list") == 0 ? J_LIST :
 			  strcmp(argv[0], "delete") == 0 ? J_DELETE : J_GET;
@@ -180,6 +182,7 @@ static int parse_job(struct job *j, int argc, char **argv)
 		case 'f': j->from = optarg; break;
 		case 'H': j->helo = optarg; break;
 		case 'i': j->file = optarg; break;
+		case 'S': j->subject = optarg; break;
 		default: return usage(NULL);
 		}
 	}

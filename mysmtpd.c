@@ -77,6 +77,8 @@ static const char usage[] =
 	"  -w, --lock-timeout SECS    wait this long for a mailbox lock [30]\n"
 	"  -A, --any-domain           let MAIL FROM, LIST and GET_MAIL name any domain,\n"
 	"                             not only the HELO domain\n"
+	"      --open-delete          let DELETE work without --accounts: any client\n"
+	"                             may then delete any mailbox's mail\n"
 	"  -D, --domain DOMAIN        accept RCPT TO only for DOMAIN (repeatable)\n"
 	"  -n, --hostname NAME        name in the greeting and headers [host name]\n"
 	"  -u, --accounts FILE        only account holders read mail, and mail goes only\n"
@@ -100,7 +102,7 @@ static const char usage[] =
 	"Logs go to standard error, or to syslog when standard error is the\n"
 	"client's connection. See mysmtpd(8).\n";
 
-enum { OPT_SET_PASSWORD = 256, OPT_REMOVE_ACCOUNT, OPT_POP3 };
+enum { OPT_SET_PASSWORD = 256, OPT_REMOVE_ACCOUNT, OPT_POP3, OPT_OPEN_DELETE };
 
 static const struct option long_options[] = {
 	{ "mailbox-dir", required_argument, NULL, 'd' },
@@ -119,6 +121,7 @@ static const struct option long_options[] = {
 	{ "max-errors", required_argument, NULL, 'e' },
 	{ "lock-timeout", required_argument, NULL, 'w' },
 	{ "any-domain", no_argument, NULL, 'A' },
+	{ "open-delete", no_argument, NULL, OPT_OPEN_DELETE },
 	{ "domain", required_argument, NULL, 'D' },
 	{ "hostname", required_argument, NULL, 'n' },
 	{ "smtp", no_argument, NULL, 'S' },
@@ -219,6 +222,7 @@ static void parse_options(struct server *sv, int argc, char **argv)
 		case 'K': sv->cfg.tls_key = optarg; break;
 		case 'i': sv->cfg.tls_implicit = 1; break;
 		case OPT_POP3: sv->pop3 = 1; break;
+		case OPT_OPEN_DELETE: sv->cfg.open_delete = 1; break;
 		case OPT_SET_PASSWORD: sv->set_password = optarg; break;
 		case OPT_REMOVE_ACCOUNT: sv->remove_account = optarg; break;
 		case 'h': fputs(usage, stdout); exit(0);

@@ -10,6 +10,7 @@
 #include "io.h"
 #include "login.h"
 #include "mboxrd.h"
+#include "rfc5322.h"
 #include "starttls.h"
 
 #include <errno.h>
@@ -182,12 +183,14 @@ static void cmd_rcpt(struct session *s, char *arg)
 
 	if (parse_prefixed_address(arg, "TO:", address) < 0)
 		reply(s, 400, "syntax: RCPT TO: <user@domain>");
+	else if (accounts_ready(s) < 0)
+		return;
+	else if (login_accounts_on(s) && !login_is_local(s, address))
+		reply(s, 403, "relaying denied");
 	else if (!session_domain_served(s->cfg, address))
 		reply(s, 403, "domain not served here");
 	else if (strlen(address) > STORE_ADDRESS_MAX)
 		reply(s, 403, "address too long for a mailbox file");
-	else if (accounts_ready(s) < 0)
-		return;
 	else if (login_accounts_on(s) && !login_has_account(s, address))
 		reply(s, 401, "no such mailbox");
 	else if (session_tx_has(&s->tx, address))
@@ -211,27 +214,36 @@ static void quoter_sink(void *quoter, const char *text, size_t len)
 	from_quoter_feed(quoter, text, len);
 }
 
-/* Read the message up to its final dot into the spool: 0, or -1 when the
+/* Read the message up to its final dot into the spool, From-quoted, looking
+   at whether it opens with a header section of its own: 0, or -1 when the
    session is over (timeout or lost connection). */
-static int receive_text(struct session *s, struct data_rx *d)
+static int receive_text(struct session *s, struct data_rx *d, struct msg_scan *scan)
 {
 	struct from_quoter q;
 	int rc;
 
 	spool_reset(&s->spool);
-	from_quoter_init(&q, +1, spool_sink, &s->spool);
+	msg_scan_init(scan, spool_sink, &s->spool);
+	from_quoter_init(&q, +1, msg_scan_sink, scan);
 	data_rx_init(d, s->cfg->max_message, quoter_sink, &q);
 	rc = session_receive(s, d);
 	from_quoter_finish(&q);
 	return rc;
 }
 
-static void store_message_now(struct session *s)
+/* A text with a header section of its own is joined to ours, with no empty
+   line between: From, Date and Message-ID are ours only where it has none. */
+static void store_message_now(struct session *s, const struct msg_scan *scan)
 {
 	char id[MESSAGE_ID_MAX + 1];
+	int headed = rfc5322_headed(scan);
 	struct envelope e = {
 		.sender = s->tx.sender, .helo = s->helo, .peer = s->env->peer,
 		.hostname = s->cfg->hostname,
+		.kind = headed ? RECORD_HEADED : RECORD_MYSMTP,
+		.body_start = headed ? scan->body_start : 0,
+		.add_from = !scan->has_from, .add_date = !scan->has_date,
+		.add_message_id = !scan->has_message_id,
 	};
 	static const struct { int code; const char *text; } said[] = {
 		[DELIVERED] = { 200, "Message stored successfully" },
@@ -248,11 +260,12 @@ static void store_message_now(struct session *s)
 static void cmd_data(struct session *s, char *arg)
 {
 	struct data_rx d;
+	struct msg_scan scan;
 	char why[64];
 
 	(void)arg;
 	reply(s, 200, "Enter your message (end with a single dot '.'):");
-	if (receive_text(s, &d) < 0)
+	if (receive_text(s, &d, &scan) < 0)
 		return;
 	if (d.size > s->cfg->max_message) {
 		snprintf(why, sizeof why, "message larger than %llu octets",
@@ -264,7 +277,7 @@ static void cmd_data(struct session *s, char *arg)
 		LOG(s, "DATA received, spool failed: %s", strerror(-s->spool.error));
 		reply(s, 500, "cannot hold the message");
 	} else {
-		store_message_now(s);
+		store_message_now(s, &scan);
 	}
 	spool_reset(&s->spool);
 	session_reset_transaction(s);
@@ -419,7 +432,8 @@ static int is_id(void *ctx, uint64_t id, const struct mbentry *e)
 }
 
 /* DELETE <address> <id> (PROTOCOL.md section 9): durable before the reply;
-   the later messages move up one. */
+   the later messages move up one. Without accounts, only with --open-delete:
+   else any client could delete any mailbox's mail. */
 static void cmd_delete(struct session *s, char *arg)
 {
 	char address[ADDRESS_MAX + 1];
@@ -427,6 +441,10 @@ static void cmd_delete(struct session *s, char *arg)
 	uint64_t id, removed;
 	int rc;
 
+	if (!login_accounts_on(s) && !s->cfg->open_delete) {
+		reply(s, 403, "deleting needs accounts");
+		return;
+	}
 	if (parse_get_args(arg, &addr_len, &id) < 0) {
 		reply(s, 400, "syntax: DELETE <user@domain> <id from 1>");
 		return;

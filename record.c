@@ -33,7 +33,96 @@ int record_span(int fd, uint64_t start, uint64_t end, struct record_span *r)
 			return rc;
 	}
 	r->body = h.body_start < r->end ? h.body_start : r->end;
+	r->ours_end = !h.ours ? r->start : !h.prepended ? r->body :
+		      h.text_start < r->start ? r->start : h.text_start < r->body ? h.text_start : r->body;
+	r->moved_length = h.prepended && h.moved_length < r->body ? h.moved_length : 0;
 	return 0;
+}
+
+/* Drops the store's bookkeeping lines from a record's header block as it
+   streams by (in the mbox's own octets: a header block has no From
+   quoting): a line starting with one of their names, where our own header
+   lines are, or where our Content-Length was moved to. */
+struct bookkeeping {
+	mboxrd_out out;
+	void *ctx;
+	uint64_t pos;		/* the offset in the mbox of the next octet */
+	uint64_t ours_end, moved;
+	int state;		/* LINE_START, DECIDING, PASSING, DROPPING */
+	size_t held;		/* octets of the line's start held while DECIDING */
+	char head[24];
+};
+
+enum { LINE_START, DECIDING, PASSING, DROPPING };
+
+static const char *const hidden[] = { MBOXRD_PREPENDED, MBOXRD_LENGTH, MBOXRD_UID };
+
+/* 1: head[0..held) is a whole hidden name; 0: the start of one; -1: neither. */
+static int hidden_name(const struct bookkeeping *b)
+{
+	int partial = -1;
+
+	for (size_t i = 0; i < sizeof hidden / sizeof *hidden; i++) {
+		size_t n = strlen(hidden[i]);
+
+		if (b->held <= n && memcmp(b->head, hidden[i], b->held) == 0) {
+			if (b->held == n)
+				return 1;
+			partial = 0;
+		}
+	}
+	return partial;
+}
+
+/* One octet of a line whose start may be a hidden name. */
+static void deciding_octet(struct bookkeeping *b, char c)
+{
+	int verdict;
+
+	b->pos++;
+	b->head[b->held++] = c;
+	verdict = c == '\n' ? -1 : hidden_name(b);
+	if (verdict == 0)
+		return;
+	if (verdict < 0)
+		b->out(b->ctx, b->head, b->held);
+	b->state = c == '\n' ? LINE_START : verdict > 0 ? DROPPING : PASSING;
+	b->held = 0;
+}
+
+static void bookkeeping_feed(void *ctx, const char *data, size_t len)
+{
+	struct bookkeeping *b = ctx;
+
+	while (len > 0) {
+		const char *lf;
+		size_t n = 1;
+
+		if (b->state == LINE_START)
+			b->state = b->pos < b->ours_end || (b->moved && b->pos == b->moved) ?
+				   DECIDING : PASSING;
+		if (b->state == DECIDING) {
+			deciding_octet(b, *data);
+		} else {
+			lf = memchr(data, '\n', len);
+			n = lf ? (size_t)(lf - data) + 1 : len;
+			if (b->state == PASSING)
+				b->out(b->ctx, data, n);
+			b->pos += n;
+			if (lf)
+				b->state = LINE_START;
+		}
+		data += n;
+		len -= n;
+	}
+}
+
+/* What DECIDING still holds when the header block ends without an LF. */
+static void bookkeeping_finish(struct bookkeeping *b)
+{
+	if (b->state == DECIDING && b->held > 0)
+		b->out(b->ctx, b->head, b->held);
+	b->held = 0;
 }
 
 /* Passes on what comes to it up to the end of the line that makes its
@@ -88,7 +177,12 @@ int record_feed(int fd, const struct record_span *r, int64_t body_lines,
 		mboxrd_out out, void *ctx)
 {
 	struct line_limit all = { out, ctx, -1 }, body = { out, ctx, body_lines };
-	int rc = record_unquote(fd, r->start, r->body, limited, &all, NULL);
+	struct bookkeeping b = { .out = limited, .ctx = &all, .pos = r->start,
+				 .ours_end = r->ours_end, .moved = r->moved_length,
+				 .state = LINE_START };
+	int rc = record_unquote(fd, r->start, r->body, bookkeeping_feed, &b, NULL);
+
+	bookkeeping_finish(&b);
 
 	/* The body starts a line: its quoting is undone afresh. */
 	return rc < 0 ? rc : record_unquote(fd, r->body, r->end, limited, &body, &body.lines);

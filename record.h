@@ -1,7 +1,9 @@
 /* record.h: one stored message as a mail reader gets it (POP3's RETR and
-   TOP, PROTOCOL.md section 9): from the line after its "From " line to the
-   end of its text, mboxrd quoting undone; and its size as RETR sends it,
-   every LF as CRLF. */
+   TOP, PROTOCOL.md section 9 and the amendments of turn three): from the
+   line after its "From " line to the end of its text, mboxrd quoting undone,
+   without the store's bookkeeping lines (MBOXRD_PREPENDED, MBOXRD_LENGTH,
+   MBOXRD_UID) where they are among our own header lines; and its size as
+   RETR sends it, every LF as CRLF. */
 #ifndef MYSMTP_RECORD_H
 #define MYSMTP_RECORD_H
 
@@ -14,6 +16,12 @@ struct record_span {
 	uint64_t body;		/* where the body begins, after the empty line
 				   that ends the header section (end: none) */
 	uint64_t uid;		/* its MBOXRD_UID, when the record is ours; else 0 */
+	uint64_t ours_end;	/* our own header lines are [start, ours_end):
+				   all the header block of a My_SMTP record, the
+				   prepended lines of an SMTP one, none (start)
+				   of another program's message */
+	uint64_t moved_length;	/* where a mail reader's rewrite moved our
+				   Content-Length line to; 0: nowhere */
 };
 
 /* The span of the message [start, end) of the mbox fd: 0, -ESTALE when no

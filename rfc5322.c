@@ -15,7 +15,7 @@ void msg_scan_init(struct msg_scan *m, msg_scan_out out, void *ctx)
 	m->state = LINE_START;
 	m->in_header = 1;
 	m->fields = 0;
-	m->has_date = m->has_message_id = 0;
+	m->has_date = m->has_message_id = m->has_from = m->has_key = 0;
 	m->pos = 0;
 	m->body_start = 0;
 	m->name_len = 0;
@@ -36,6 +36,9 @@ static void field_done(struct msg_scan *m)
 	m->fields++;
 	m->has_date |= name_is(m, "date");
 	m->has_message_id |= name_is(m, "message-id");
+	m->has_from |= name_is(m, "from");
+	m->has_key |= name_is(m, "from") || name_is(m, "to") || name_is(m, "subject") ||
+		      name_is(m, "date") || name_is(m, "message-id") || name_is(m, "mime-version");
 	m->state = VALUE;
 }
 
@@ -102,4 +105,9 @@ void msg_scan_feed(struct msg_scan *m, const char *data, size_t len)
 void msg_scan_sink(void *scan, const char *data, size_t len)
 {
 	msg_scan_feed(scan, data, len);
+}
+
+int rfc5322_headed(const struct msg_scan *m)
+{
+	return m->body_start > 0 && m->fields > 0 && m->has_key;
 }

@@ -1,7 +1,7 @@
 /* rfc5322.h: the little of RFC 5322 that SMTP mode needs to know about a
    message as it streams into the spool: whether it opens with a header
    section that an empty line ends, where that line ends, and whether the
-   section has a Date and a Message-ID field. The text passes through
+   section has a Date, a Message-ID and a From field. The text passes through
    unchanged; memory stays constant. */
 #ifndef MYSMTP_RFC5322_H
 #define MYSMTP_RFC5322_H
@@ -15,7 +15,10 @@ struct msg_scan {
 	int state;
 	int in_header;		/* so far a valid header section */
 	unsigned long fields;	/* header fields seen */
-	int has_date, has_message_id;
+	int has_date, has_message_id, has_from;
+	int has_key;		/* a From, To, Subject, Date, Message-ID or
+				   MIME-Version field: what makes a header
+				   section of a My_SMTP text (rfc5322_headed) */
 	uint64_t pos;		/* octets seen */
 	uint64_t body_start;	/* octets up to and with the empty line that
 				   ends the header section; 0 until one does */
@@ -30,5 +33,11 @@ void msg_scan_init(struct msg_scan *m, msg_scan_out out, void *ctx);
 void msg_scan_feed(struct msg_scan *m, const char *data, size_t len);
 /* The same in the shape of an output callback (ctx is the msg_scan). */
 void msg_scan_sink(void *scan, const char *data, size_t len);
+/* Once the text is all fed: does it open with a header section of its own
+   (PROTOCOL.md, amendments of turn three): lines of header fields and their
+   continuations up to an empty line, one of them a field that only a
+   message's header has (From, To, Subject, Date, Message-ID,
+   MIME-Version)? So "PS: call me", then an empty line, stays text. */
+int rfc5322_headed(const struct msg_scan *m);
 
 #endif

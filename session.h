@@ -30,6 +30,7 @@ struct config {
 	unsigned max_session;		/* seconds a session may last in all */
 	int bare_lf_reject;		/* SMTP mode: refuse a bare LF, not take it as CRLF */
 	int any_domain;			/* no HELO-domain rule */
+	int open_delete;		/* DELETE also without accounts */
 	const char *const *domains;	/* served RCPT TO domains; none: any */
 	size_t ndomains;
 	const char *hostname;

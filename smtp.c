@@ -189,12 +189,14 @@ static void cmd_rcpt(struct session *s, char *arg)
 
 	if (rc != SMTPARG_OK)
 		refuse_path(s, rc, &p, "RCPT TO", "5.1.3", "recipient");
+	else if (accounts_ready(s) < 0)
+		return;
+	else if (login_accounts_on(s) && !login_is_local(s, p.address) && !is_postmaster(s, p.address))
+		reply(s, 550, "5.7.1 relaying denied");
 	else if (!session_domain_served(s->cfg, p.address) && !is_postmaster(s, p.address))
 		reply(s, 550, "5.1.2 Error: domain not served here");
 	else if (strlen(p.address) > STORE_ADDRESS_MAX)
 		reply(s, 553, "5.1.3 Error: address too long for a mailbox file");
-	else if (accounts_ready(s) < 0)
-		return;
 	else if (login_accounts_on(s) && !login_has_account(s, p.address))
 		reply(s, 550, "5.1.1 Error: no such mailbox");
 	else if (session_tx_has(&s->tx, p.address))
@@ -258,7 +260,7 @@ static void store_message_now(struct session *s, const struct msg_scan *scan)
 		reply(s, said[how].code, said[how].text);
 		return;
 	}
-	n = snprintf(text, sizeof text, "2.0.0 Ok: queued as %s", id);
+	n = snprintf(text, sizeof text, "2.0.0 Ok: stored as %s", id);
 	reply(s, 250, n < 0 || (size_t)n >= sizeof text ? "2.0.0 Ok" : text);
 }
 

@@ -141,6 +141,8 @@ static uint64_t check_mailbox(const char *address)
 	uint64_t count = 0;
 	int rc = store_mailbox_open(&st, address, &mb);
 
+	if (rc == -ENOENT)	/* a file that holds nothing: DELETE took every message */
+		return 0;
 	REQUIRE(rc == 0, "mailbox %s does not open: %s", address, strerror(-rc));
 	REQUIRE(store_list(&mb, list_each, &count) == 0 && count == mb.count, "LIST %s", address);
 	for (uint64_t id = 1; id <= count; id++) {
@@ -203,7 +205,7 @@ static void pick_config(struct config *cfg, size_t size)
 {
 	*cfg = (struct config){ .max_message = 3000, .max_recipients = 4, .timeout = 10,
 				.max_errors = 20, .max_junk = 100, .max_session = 3600,
-				.hostname = "fuzz.host" };
+				.hostname = "fuzz.host", .open_delete = 1 };
 	if (size % 5 == 4)	/* accounts on, logins failing without their delay */
 		cfg->accounts_file = accounts_file;
 	switch (size % 4) {

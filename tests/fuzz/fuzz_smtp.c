@@ -8,7 +8,7 @@
      enhanced status code, where there is one, has the reply's class, and
      every reply but the greeting, 354 and the answers to EHLO/HELO has one;
      221 and 421 come last and only as the session's end says;
-     "250 2.0.0 Ok: queued as ID" comes right after a 354, with a new ID;
+     "250 2.0.0 Ok: stored as ID" comes right after a 354, with a new ID;
      no 451: the store is sound (tmpfs, no faults, no other locker), so
      every message the session takes is stored;
    - the store: nothing made beside it; in it only ADDRESS.txt and .idx files
@@ -217,7 +217,7 @@ static void check_replies(const char *out, size_t len, const struct config *cfg,
 				rcpt_oks = 0;
 			else if (starts(p, l, "250 2.1.5 Ok") && l == 12)
 				rcpt_oks++;
-			else if (starts(p, l, "250 2.0.0 Ok: queued as ")) {
+			else if (starts(p, l, "250 2.0.0 Ok: stored as ")) {
 				REQUIRE(prev_354, "queued without a 354 before it");
 				REQUIRE(queued < t->n, "more queued replies than messages stored");
 				copy_word(t->d[queued].id, ID_MAX, p + 24, l - 24);

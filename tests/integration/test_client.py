@@ -565,6 +565,34 @@ class ScriptedTest(WithServer):
         self.assertEqual(masked(lines), ["1: Email from john@test.com (DD-MM-YYYY)",
                                          "2: Email from john@test.com (DD-MM-YYYY)"])
 
+    def test_send_with_a_subject(self):
+        """send -S: a Subject line and an empty line before the text, RFC
+        2047 encoded where it is not ASCII (folded, no UTF-8 sequence cut);
+        a mail reader (Python's mailbox and email) sees the Subject, and get
+        gives back the text as sent, Subject line first."""
+        import email.header
+        import mailbox
+        long_one = "Caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u2014 " * 4 + "\u20ac"
+        self.run_ok("send", "-f", "john@test.com", "-S", "Quarterly numbers", "david@test.com",
+                    input=b"Hello David,\n")
+        self.run_ok("send", "-f", "john@test.com", "-S", long_one, "david@test.com",
+                    input=b"Subject: mine\n\nbody\n")
+        self.assertEqual(self.get("david@test.com", 1),
+                         b"Subject: Quarterly numbers\n\nHello David,\n")
+        two = self.get("david@test.com", 2)
+        self.assertTrue(two.startswith(b"Subject: =?UTF-8?B?"), two)
+        self.assertTrue(two.endswith(b"\n\nSubject: mine\n\nbody\n"), two)
+        self.assertTrue(all(len(l) <= 78 for l in two.split(b"\n")), two)
+        box = mailbox.mbox(os.path.join(self.server.dir, "david@test.com.txt"), create=False)
+        try:
+            one, two = [box.get_message(k) for k in box.keys()]
+        finally:
+            box.close()
+        self.assertEqual(one["Subject"], "Quarterly numbers")
+        self.assertEqual(one.get_payload(), "Hello David,\n")
+        self.assertEqual(str(email.header.make_header(email.header.decode_header(two["Subject"]))),
+                         long_one)
+
     def test_send_from_a_file(self):
         """-i file; a missing last newline is added; an empty text is a message too."""
         path = os.path.join(self.root, "text")

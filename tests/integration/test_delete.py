@@ -46,7 +46,7 @@ class DeleteTest(ServerTest):
                          args=("-A",))
 
     def pipe(self, data, extra=(), env=None, wrap=()):
-        p = subprocess.run(list(wrap) + [SERVER, "-d", self.d, "-A"] + list(extra), input=data,
+        p = subprocess.run(list(wrap) + [SERVER, "-d", self.d, "-A", "--open-delete"] + list(extra), input=data,
                            capture_output=True, timeout=60 * SLOW, env=env)
         for mark in SANITIZER_MARKS:
             self.assertNotIn(mark, p.stderr)
@@ -59,7 +59,7 @@ class DeleteTest(ServerTest):
 class Command(DeleteTest):
     def test_ids_move_up_and_errors(self):
         self.fill(3)
-        c = self.pipe_session(self.d, ["-A"])
+        c = self.pipe_session(self.d, ["-A", "--open-delete"])
         self.ok(c, "HELO test.com")
         self.ok(c, "DELETE %s 2" % DAVID)
         r, entries = c.list(DAVID)

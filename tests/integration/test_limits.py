@@ -94,7 +94,7 @@ class Limits(ServerTest):
         self.assertEqual(got, ["250 2.1.5 Ok"] * 100 + ["452 4.5.3 Error: too many recipients"] * 21)
         self.assertEqual(c.reply(), "354 End data with <CR><LF>.<CR><LF>")
         c.send(b"Subject: to a hundred\r\n\r\nhi\r\n.\r\n")
-        self.assertTrue(c.reply().startswith("250 2.0.0 Ok: queued as "))
+        self.assertTrue(c.reply().startswith("250 2.0.0 Ok: stored as "))
         self.quit_smtp(c)
         self.assertEqual(len([f for f in os.listdir(d) if f.endswith(".txt")]), 100)
 

@@ -219,6 +219,108 @@ class Octets(Pop3Test):
         self.assertEqual(self.retr_octets(s, f, 2, top=0), [b"Subject: foreign\r\n", b"\r\n"])
         s.sendall(b"QUIT\r\n")
 
+    def test_retr_hides_the_stores_bookkeeping(self):
+        """RETR and TOP show the message as delivered: none of the store's
+        own X-MySMTP-Prepended, Content-Length and X-MySMTP-UID lines, but
+        every line of those names that the sender's message or another
+        program's carried; LIST sizes stay exact and UIDLs as they were."""
+        self.deliver_text([b"Hello David,", b"Content-Length: 3", b"X-MySMTP-UID: 9"])
+        c = self.pipe_session(self.d, ["-S", "-u", self.accounts], greet=False)
+        c.send(b"HELO c.example\r\nMAIL FROM:<x@example.org>\r\nRCPT TO:<david@test.com>\r\n"
+               b"DATA\r\nSubject: mine\r\nContent-Length: 5\r\nX-MySMTP-UID: 77\r\n\r\n"
+               b"body\r\n.\r\nQUIT\r\n")
+        replies = [c.reply()]
+        while not replies[-1].startswith("221"):
+            replies.append(c.reply())
+        self.assertIn("250 2.0.0 Ok: stored as", " ".join(replies))
+        self.put_foreign(b"From x@y Sat Aug 15 10:00:00 2025\nX-MySMTP-UID: 5\n"
+                         b"Content-Length: 6\n\nabcde\n")
+        s, f = self.raw()
+        s.sendall(b"LIST\r\n")
+        f.readline()
+        sizes = [int(l.split()[1]) for l in raw_response(f)]
+        one, two, three = (self.retr_octets(s, f, n) for n in (1, 2, 3))
+        self.assertEqual([sum(map(len, m)) for m in (one, two, three)], sizes)
+        self.assertEqual(one[:2], [b"Return-Path: <john@test.com>\r\n", b"Received: from test.com (local)\r\n"])
+        self.assertEqual(one[-4:], [b"\r\n", b"Hello David,\r\n", b"Content-Length: 3\r\n",
+                                    b"X-MySMTP-UID: 9\r\n"], "the text's lines are shown")
+        self.assertFalse([l for l in one[:-3] if l.startswith((b"X-MySMTP-", b"Content-Length"))])
+        self.assertEqual(two[0], b"Return-Path: <x@example.org>\r\n")
+        self.assertEqual(two[-5:], [b"Subject: mine\r\n", b"Content-Length: 5\r\n",
+                                    b"X-MySMTP-UID: 77\r\n", b"\r\n", b"body\r\n"],
+                         "the sender's own lines of those names are shown")
+        self.assertFalse([l for l in two[:-5] if l.startswith((b"X-MySMTP-", b"Content-Length"))])
+        self.assertEqual(three, [b"X-MySMTP-UID: 5\r\n", b"Content-Length: 6\r\n", b"\r\n",
+                                 b"abcde\r\n"], "another program's message as it is")
+        top = self.retr_octets(s, f, 2, top=0)
+        self.assertEqual(top, two[:-1])
+        s.sendall(b"UIDL\r\n")
+        f.readline()
+        self.assertEqual([l.split()[1] for l in raw_response(f)][:2], [b"1", b"2"])
+        s.sendall(b"QUIT\r\n")
+
+    def test_index_of_the_former_format_is_counted_anew(self):
+        """An index written before RETR left out the store's bookkeeping
+        lines (format MYSMTPX2) holds the sizes of then: it is rebuilt, so
+        LIST gives the octets RETR now sends, and the UIDLs stay."""
+        import struct
+        for i in range(3):
+            self.deliver_text([b"message %d" % i])
+        p = self.session()
+        uidls, sizes = self.uidls(p), [int(l.split()[1]) for l in p.list()[1]]
+        p.quit()
+        M = (1 << 64) - 1
+
+        def mix(x):
+            x = ((x ^ (x >> 30)) * 0xbf58476d1ce4e5b9) & M
+            x = ((x ^ (x >> 27)) * 0x94d049bb133111eb) & M
+            return x ^ (x >> 31)
+        path = mailbox_file(self.d, DAVID)[:-4] + ".idx"
+        with open(path, "r+b") as f:
+            data = bytearray(f.read())
+            data[0:8] = b"MYSMTPX2"
+            for n in range((len(data) - 64) // 32):
+                at = 64 + 32 * n
+                offset, uid, octets, _ = struct.unpack_from("<4Q", data, at)
+                octets += 52        # what the bookkeeping lines once added
+                check = mix(offset ^ mix(uid ^ mix(octets ^ mix(n + 0x9e3779b97f4a7c15))))
+                struct.pack_into("<4Q", data, at, offset, uid, octets, check)
+            f.seek(0)
+            f.write(data)
+        p = self.session()
+        self.assertEqual([int(l.split()[1]) for l in p.list()[1]], sizes)
+        self.assertEqual(self.uidls(p), uidls)
+        self.assertEqual([p.retr(n)[2] for n in (1, 2, 3)], sizes)
+        p.quit()
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(8), b"MYSMTPX3")
+
+    def test_own_header_block_seen_by_poplib_and_email(self):
+        """A My_SMTP text that opens with its own header block: a mail reader
+        (poplib, then Python's email parser) sees its Subject and its body
+        without the header lines; GET_MAIL still gives the text as sent."""
+        import email
+        import email.policy
+        text = [b"From: John <john@test.com>", b"To: david@test.com",
+                b"Subject: Quarterly numbers", b"", b"Hello David,", b"the numbers."]
+        self.deliver_text(text)
+        self.deliver_text([b"PS: call me", b"", b"Hello"])
+        p = self.session()
+        _, lines, octets = p.retr(1)
+        self.assertEqual(octets, int(p.list(1).split()[2]))
+        msg = email.message_from_bytes(b"\n".join(lines) + b"\n", policy=email.policy.default)
+        self.assertEqual(msg["Subject"], "Quarterly numbers")
+        self.assertEqual(msg.get_all("From"), ["John <john@test.com>"])
+        self.assertEqual(msg.get_content(), "Hello David,\nthe numbers.\n")
+        msg = email.message_from_bytes(b"\n".join(p.retr(2)[1]) + b"\n",
+                                       policy=email.policy.default)
+        self.assertIsNone(msg["Subject"])
+        self.assertEqual(msg["From"], "john@test.com")
+        self.assertEqual(msg.get_content(), "PS: call me\n\nHello\n", "no header block: all text")
+        p.quit()
+        got = self.read_back(self.d, DAVID)
+        self.assertEqual([lines for _, _, lines in got], [text, [b"PS: call me", b"", b"Hello"]])
+
     def test_poplib_long_lines(self):
         self.deliver_text([b"y" * 3000])
         old = poplib._MAXLINE
@@ -247,7 +349,9 @@ class RealClients(Pop3Test):
         _, lines, octets = p.retr(1)
         got = b"\r\n".join(lines) + b"\r\n"
         self.assertTrue(got.endswith(msg), "the message as sent, byte for byte:\n%r" % got)
-        self.assertTrue(got.startswith(b"X-MySMTP-Prepended: "))
+        self.assertTrue(got.startswith(b"Return-Path: <david@test.com>\r\nReceived: "), got)
+        self.assertNotIn(b"X-MySMTP-", got)
+        self.assertNotIn(b"Content-Length", got)
         self.assertEqual(octets, len(got))
         p.quit()
 

@@ -35,7 +35,7 @@ HOST = "test.host"
 GREETING = "220 test.host ESMTP My_SMTP"
 EHLO_REPLY = ["250-test.host", "250-PIPELINING", "250-SIZE 10485760", "250-8BITMIME",
               "250 ENHANCEDSTATUSCODES"]
-QUEUED_RE = r"^250 2\.0\.0 Ok: queued as \d+\.\d+\.\d+@test\.host$"
+QUEUED_RE = r"^250 2\.0\.0 Ok: stored as \d+\.\d+\.\d+@test\.host$"
 BARE_LF = "550 5.5.2 test.host Error: bare <LF> received"
 WAIT = int(REPLY_TIMEOUT) + 1
 
@@ -295,7 +295,7 @@ class Replies(Smtp):
         self.assertEqual(c.reply(), "220 %s ESMTP My_SMTP" % host)
         self.say(c, "EHLO client.example", "250 ENHANCEDSTATUSCODES")
         got = self.send_mail(c, "john@test.com", ["david@test.com"], msg,
-                             expect=r"^250 2\.0\.0 Ok: queued as \d+\.\d+\.\d+@%s$" % re.escape(host))
+                             expect=r"^250 2\.0\.0 Ok: stored as \d+\.\d+\.\d+@%s$" % re.escape(host))
         self.smtp_quit(c)
         self.check_stored(d, "david@test.com", [("john@test.com", msg)])
         mb = mailbox.mbox(mailbox_file(d, "david@test.com"), create=False)

@@ -27,7 +27,9 @@ class AwkwardBodies(StoreTest):
     BODIES = [
         ("from-lines", [b"From here to there", b">From quoted once", b">>From quoted twice",
                         b">>>From thrice", b"From", b" From not at start", b"From:colon"]),
-        ("header-like", [b"Subject: not a header", b"From: mallory@evil.com", b"", b"after blank"]),
+        ("header-like", [b"PS: call me", b"X-Not: a header of its own", b"", b"after blank"]),
+        ("header-then-text", [b"Subject: not a header", b"From: mallory@evil.com", b"text",
+                              b"", b"after blank"]),
         ("dots", [b".", b"..", b"...", b".leading", b"..two leading", b" .", b"x.", b". "]),
         ("blank-first-and-last", [b"", b"middle", b""]),
         ("only-blank-lines", [b"", b""]),
@@ -78,6 +80,63 @@ class AwkwardBodies(StoreTest):
         (_, _, back), = self.read_back(d, "david@test.com")
         self.assertEqual(back, want)
         self.check_mbox(d, "david@test.com", [want], sender="john@test.com")
+
+
+class OwnHeaderBlock(StoreTest):
+    """A My_SMTP text that opens with a header block of its own (PROTOCOL.md,
+    amendments of turn three) is joined to ours with no empty line between,
+    so that mail readers (Python's mailbox and email) see its Subject; the
+    trace fields are ours, From, Date and Message-ID ours only where it has
+    none; GET_MAIL gives the text back byte for byte."""
+
+    TEXTS = [
+        [b"From: John Smith <john@test.com>", b"To: david@test.com", b"Subject: Quarterly numbers",
+         b"Date: Mon, 3 Aug 2026 09:00:00 +0200", b"Message-ID: <q3@test.com>", b"",
+         b"Hello David,", b"From the numbers:", b".", b"", b"PS: call me", b""],
+        [b"Subject: caf\xc3\xa9 =?UTF-8?Q?caf=C3=A9?=", b"X-Folded: one", b"\ttwo", b"", b"body"],
+        [b"MIME-Version: 1.0", b"Content-Type: text/plain; charset=utf-8", b""],
+    ]
+
+    def test_joined_and_given_back_as_sent(self):
+        d = self.mkdir()
+        for lines in self.TEXTS:
+            self.deliver(d, "john@test.com", ["david@test.com"], lines)
+        got = self.read_back(d, "david@test.com")
+        self.assertEqual([lines for _, _, lines in got], self.TEXTS, "GET_MAIL: the text as sent")
+        path = mailbox_file(d, "david@test.com")
+        msgs = parse_mbox(read_bytes(path), path)
+        self.assertEqual([m.body for m in msgs],
+                         [mboxrd_quote(t[t.index(b"") + 1:]) for t in self.TEXTS],
+                         "the body is what follows the text's own header block")
+        box = mailbox.mbox(path, create=False)
+        try:
+            one, two, three = [box.get_message(k) for k in box.keys()]
+        finally:
+            box.close()
+        self.assertEqual(one["Subject"], "Quarterly numbers")
+        self.assertEqual(one.get_all("From"), ["John Smith <john@test.com>"])
+        self.assertEqual(one.get_all("Date"), ["Mon, 3 Aug 2026 09:00:00 +0200"])
+        self.assertEqual(one.get_all("Message-ID"), ["<q3@test.com>"])
+        self.assertEqual(one["Return-Path"], "<john@test.com>")
+        self.assertIn("with MYSMTP id", one["Received"])
+        self.assertEqual(one.get_payload(), "Hello David,\n>From the numbers:\n.\n\nPS: call me\n\n")
+        for m in (two, three):
+            self.assertEqual(m.get_all("From"), ["john@test.com"], "ours, where it has none")
+            self.assertEqual(len(m.get_all("Date")), 1)
+            self.assertEqual(len(m.get_all("Message-ID")), 1)
+        self.assertEqual(two["X-Folded"], "one\n\ttwo")
+        self.assertEqual(three["MIME-Version"], "1.0")
+        self.assertEqual(three.get_payload(), "")
+
+    def test_seed_example_stays_as_it_was(self):
+        """A text without a header block of its own: our block, an empty
+        line, the text, as before."""
+        d = self.mkdir()
+        self.deliver(d, "john@test.com", ["david@test.com"],
+                     [b"Hello David,", b"Hope you are doing well."])
+        data = read_bytes(mailbox_file(d, "david@test.com"))
+        self.assertIn(b"\nContent-Length: 38\n\nHello David,\nHope you are doing well.\n\n", data)
+        self.assertNotIn(b"Prepended", data)
 
 
 class Concurrency(StoreTest):

@@ -366,6 +366,36 @@ static void test_msg_scan(void)
 	}
 }
 
+/* What makes a My_SMTP text's header section its own (rfc5322_headed). */
+static void test_headed(void)
+{
+	static const struct { const char *text; int headed, from; } cases[] = {
+		{ "From: a@b.c\nTo: d@e.f\nSubject: Quarterly numbers\n\nHello\n", 1, 1 },
+		{ "subject: x\n\n", 1, 0 },
+		{ "MIME-Version: 1.0\nContent-Type: text/plain;\n charset=utf-8\n\nx\n", 1, 0 },
+		{ "Message-ID: <1@x>\n\n", 1, 0 },
+		{ "X-Mailer: y\nDate: now\n\nbody", 1, 0 },
+		{ "PS: call me\n\nthen text\n", 0, 0 },
+		{ "X-Only: a\nX-Other: b\n\n", 0, 0 },
+		{ "Subject: no empty line after it\n", 0, 0 },
+		{ "Subject: x\nnot a header\n\n", 0, 0 },
+		{ "\nSubject: after an empty line\n", 0, 0 },
+		{ " Subject: a continuation first\n\n", 0, 0 },
+		{ "Hello David,\nHope you are doing well.\n", 0, 0 },
+		{ "From john Sat Aug 15\n\n", 0, 0 },
+		{ "", 0, 0 },
+	};
+
+	for (size_t step = 1; step < 6; step++)
+		for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+			struct msg_scan m;
+
+			scan(cases[i].text, step, &m);
+			CHECK(rfc5322_headed(&m) == cases[i].headed);
+			CHECK(!cases[i].headed || m.has_from == cases[i].from);
+		}
+}
+
 static void test_smtparg(void)
 {
 	struct smtp_path p;
@@ -446,6 +476,7 @@ int main(void)
 	run("mboxrd: header block", test_header);
 	run("mboxrd: SMTP-mode header block and its counts", test_smtp_header);
 	run("rfc5322: header section, Date and Message-ID", test_msg_scan);
+	run("rfc5322: a My_SMTP text's own header section", test_headed);
 	run("smtparg: MAIL FROM and RCPT TO arguments", test_smtparg);
 	run("spool: memory, then a temporary file", test_spool);
 	printf("%d passed, %d failed\n", passed, failed);
