@@ -12,6 +12,7 @@ smtplib and ssl, swaks, curl and mysmtp.
 
 import base64
 import os
+import re
 import select
 import shutil
 import signal
@@ -19,6 +20,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import unittest
 
@@ -499,6 +501,165 @@ class RealClients(TlsTest):
                             "david@test.com"], capture_output=True, timeout=3 * WAIT, env=env)
         self.assertEqual(p.returncode, 76, "an untrusted certificate: %r" % p.stderr)
         self.assertIn(b"certificate", p.stderr)
+
+
+# TLS 1.2 suites: CBC ones (what testssl.sh calls obsolete, LUCKY13's
+# target) and AEAD ones, for an EC and an RSA key.
+CBC_EC = ("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA256:"
+          "ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-CAMELLIA128-SHA256:ECDHE-ECDSA-CAMELLIA256-SHA384")
+AEAD_EC = "ECDHE-ECDSA-AES128-GCM-SHA256"
+CBC_RSA = "ECDHE-RSA-AES128-SHA"
+AEAD_RSA = "ECDHE-RSA-AES256-GCM-SHA384"
+
+
+class AeadOnly(TlsTest):
+    """On TLS 1.2 only AEAD suites, in every dialect and in the client: a
+    client that offers only CBC suites is refused; today's clients, held
+    to TLS 1.2, still connect."""
+
+    # (listener arguments, what s_client is told to do before TLS)
+    DIALECTS = [(["-i"], []), (["-S", "-i"], []), (["--pop3", "-i"], []),
+                (["-S"], ["-starttls", "smtp"]), (["--pop3"], ["-starttls", "pop3"])]
+
+    def s_client(self, port, cipher, before, cafile=None):
+        """openssl s_client -tls1_2 -cipher cipher: the suite agreed, or None."""
+        openssl = shutil.which("openssl")
+        self.assertTrue(openssl, "openssl is needed (Debian package openssl)")
+        p = subprocess.run([openssl, "s_client", "-connect", "127.0.0.1:%d" % port, "-tls1_2",
+                            "-cipher", cipher, "-CAfile", cafile or self.cert,
+                            "-verify_return_error", "-servername", "localhost"] + before,
+                           input=b"", capture_output=True, timeout=3 * WAIT)
+        out = p.stdout.decode("latin-1")
+        m = re.search(r"Cipher is (\S+)", out)
+        agreed = m.group(1) if m and m.group(1) != "(NONE)" else None
+        self.assertEqual(agreed is not None, p.returncode == 0, out + p.stderr.decode())
+        return agreed
+
+    def test_cbc_only_clients_are_refused_in_every_dialect(self):
+        for args, before in self.DIALECTS:
+            with self.subTest(args=args):
+                server, port = self.listen(args)
+                self.assertIsNone(self.s_client(port, CBC_EC, before))
+                server.wait_log(r"TLS handshake failed: .*no shared cipher")
+                self.assertEqual(self.s_client(port, AEAD_EC, before), AEAD_EC)
+                server.wait_log(r"TLS started: TLSv1\.2 %s" % AEAD_EC)
+
+    def test_cbc_only_is_refused_after_starttls_in_the_my_smtp_dialect(self):
+        server, port = self.listen()
+        for cipher, ok in ((CBC_EC, False), (AEAD_EC, True)):
+            with self.subTest(cipher=cipher):
+                conn = self.connect(port)
+                self.assertRegex(conn.line(), r"^200 ")
+                self.assertEqual(conn.cmd("STARTTLS"), "200 OK ready to start TLS")
+                ctx = self.context()
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                ctx.set_ciphers(cipher)
+                try:
+                    t = ctx.wrap_socket(conn.sock, server_hostname="localhost")
+                    self.closers.append(t.close)
+                    got = t.cipher()[0]
+                except (ssl.SSLError, ConnectionResetError) as e:
+                    got = "refused: %s" % e
+                self.assertEqual(got in cipher.split(":"), ok, got)
+
+    def test_an_rsa_key_refuses_cbc_too(self):
+        cert, key = os.path.join(self.root, "rsa.pem"), os.path.join(self.root, "rsakey.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost"],
+                       check=True, capture_output=True, timeout=60)
+        server, port = self.start_listener(self.d, ["-S", "-i", "-C", cert, "-K", key])
+        self.assertIsNone(self.s_client(port, CBC_RSA, [], cert))
+        self.assertEqual(self.s_client(port, AEAD_RSA, [], cert), AEAD_RSA)
+
+    def fake_tls_server(self, ctx):
+        """A My_SMTP server in a thread, over TLS with ctx: 200 to every
+        line (LIST with an empty body), 200 Goodbye to QUIT; its port."""
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        sock.settimeout(3 * WAIT)
+        self.closers.append(sock.close)
+
+        def serve():
+            try:
+                conn, _ = sock.accept()
+                with ctx.wrap_socket(conn, server_side=True) as t:
+                    lines = Lines(t)
+                    t.sendall(b"200 fake My_SMTP ready\r\n")
+                    while True:
+                        line = lines.line()
+                        t.sendall(b"200 Goodbye\r\n" if line == "QUIT" else
+                                  b"200 OK\r\n.\r\n" if line.startswith("LIST") else
+                                  b"200 OK\r\n")
+                        if line == "QUIT":
+                            return
+            except (OSError, AssertionError):
+                pass
+        th = threading.Thread(target=serve, daemon=True)
+        th.start()
+        self.closers.append(lambda: th.join(3 * WAIT))
+        return sock.getsockname()[1]
+
+    def test_the_client_offers_no_cbc_suite(self):
+        for cipher, status in ((CBC_EC, 76), (AEAD_EC, 0)):
+            with self.subTest(cipher=cipher):
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                ctx.set_ciphers(cipher)
+                ctx.load_cert_chain(self.cert, self.key)
+                port = self.fake_tls_server(ctx)
+                p = subprocess.run([CLIENT, "-s", "localhost", "-p", str(port), "-t",
+                                    str(int(WAIT)), "--tls", "--ca-file", self.cert, "list",
+                                    "david@test.com"], capture_output=True, timeout=3 * WAIT)
+                self.assertEqual(p.returncode, status, p.stderr)
+                if status:
+                    self.assertIn(b"TLS", p.stderr)
+
+    def test_todays_clients_connect_on_tls_1_2(self):
+        """curl, swaks, gnutls-cli and fetchmail, each held to TLS 1.2."""
+        server, port = self.listen(["-S", "-i"])
+        msg = os.path.join(self.root, "m.txt")
+        with open(msg, "wb") as f:
+            f.write(b"Subject: curl\r\n\r\ncurl on TLS 1.2\r\n")
+        p = subprocess.run(["curl", "--silent", "--show-error", "--max-time", str(int(WAIT)),
+                            "--tls-max", "1.2", "--cacert", self.cert,
+                            "--url", "smtps://127.0.0.1:%d/client.example" % port,
+                            "--user", "david@test.com:secret1", "--mail-from", "david@test.com",
+                            "--mail-rcpt", "john@test.com", "--upload-file", msg],
+                           capture_output=True, timeout=3 * WAIT)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        server.wait_log(r"TLS started: TLSv1\.2 ECDHE-ECDSA-AES\d+-GCM")
+        server, port = self.listen(["-S"])
+        p = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(port), "--tls",
+                            "--tls-protocol", "tlsv1_2", "--tls-verify", "--tls-ca-path",
+                            self.cert, "--tls-sni", "localhost", "--auth", "PLAIN",
+                            "--auth-user", "david@test.com", "--auth-password", "secret1",
+                            "--from", "david@test.com", "--to", "john@test.com",
+                            "--body", "swaks on TLS 1.2", "--timeout", str(int(WAIT))],
+                           capture_output=True, timeout=3 * WAIT)
+        self.assertEqual(p.returncode, 0, p.stdout[-1500:] + p.stderr[-500:])
+        server.wait_log(r"TLS started: TLSv1\.2 ECDHE-ECDSA-")
+        server, port = self.listen(["--pop3", "-i"])
+        p = subprocess.run(["gnutls-cli", "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+                            "--x509cafile", self.cert, "-p", str(port), "localhost"],
+                           input=b"QUIT\r\n", capture_output=True, timeout=3 * WAIT)
+        self.assertIn(b"+OK", p.stdout, p.stderr[-1500:])
+        server.wait_log(r"TLS started: TLSv1\.2 ECDHE-ECDSA-")
+        home = os.path.join(self.root, "fm")
+        os.makedirs(home)
+        rc = os.path.join(home, "fetchmailrc")
+        with open(rc, "w") as f:
+            f.write('poll localhost service %d protocol pop3 auth password\n'
+                    '  user "david@test.com" password "secret1" ssl sslproto "TLS1.2"\n'
+                    '  sslcertck sslcertfile "%s"\n' % (port, self.cert))
+        os.chmod(rc, 0o600)
+        p = subprocess.run(["fetchmail", "-f", rc, "--check", "--nodetach", "--nosyslog"],
+                           capture_output=True, timeout=3 * WAIT,
+                           env=dict(os.environ, FETCHMAILHOME=home, HOME=home))
+        self.assertIn(p.returncode, (0, 1), p.stdout + p.stderr)    # 1: no mail
+        self.assertEqual(len(re.findall(r"TLS started: TLSv1\.2 ECDHE-ECDSA-",
+                                        server.log().decode("latin-1"))), 2)
 
 
 if __name__ == "__main__":
