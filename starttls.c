@@ -3,7 +3,11 @@
 #include "starttls.h"
 #include "tlsio.h"
 
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Run the handshake and switch the session's reader and writer to TLS:
    0, or -1 (logged). */
@@ -23,6 +27,26 @@ static int go_tls(struct session *s)
 	return 0;
 }
 
+/* When the user this runs as may not read the key or certificate (xinetd
+   and tcpserver start mysmtpd as mysmtp; systemd's units hand it root's
+   files with LoadCredential=), say so and what to do, after why. */
+static void say_unreadable(struct session *s)
+{
+	const char *file = s->cfg->tls_key;
+	struct passwd *pw;
+	struct group *gr;
+
+	if (access(file, R_OK) == 0)
+		file = s->cfg->tls_cert;
+	if (access(file, R_OK) == 0 || errno != EACCES)
+		return;
+	pw = getpwuid(geteuid());
+	gr = getgrgid(getegid());
+	LOG(s, "TLS: %s is not readable by user %s: give it group %s and mode 0640"
+	    " (xinetd, -l), or pass it with LoadCredential= (systemd)",
+	    file, pw ? pw->pw_name : "(this one)", gr ? gr->gr_name : "mysmtp");
+}
+
 int starttls_open(struct session *s)
 {
 	char why[256];
@@ -32,6 +56,7 @@ int starttls_open(struct session *s)
 	s->tls_server = tlsio_server(s->cfg->tls_cert, s->cfg->tls_key, why, sizeof why);
 	if (!s->tls_server) {
 		LOG(s, "TLS unavailable: %s", why);
+		say_unreadable(s);
 		return s->cfg->tls_implicit ? -1 : 0;
 	}
 	return s->cfg->tls_implicit ? go_tls(s) : 0;

@@ -88,7 +88,8 @@ static const char *said(struct tlsio *t)
 
 /* The TLS 1.2 suites, server's and client's: Mozilla's "intermediate"
    list, AEAD only (no CBC, so nothing for LUCKY13 and its kin). TLS 1.3
-   has only AEAD suites, and this list does not touch them. */
+   has only AEAD suites, and this list does not touch them. A server never
+   picks the DHE ones: libtls gives it no DH parameters unless told to. */
 #define TLS12_CIPHERS \
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
