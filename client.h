@@ -1,6 +1,6 @@
 /* client.h: what the parts of mysmtp, the client, share: the connection to
-   the server and its replies (client_conn.c), the scripted jobs send, list
-   and get (client_jobs.c), the interactive shell (client_shell.c), and the
+   the server and its replies (client_conn.c), the scripted jobs send, list,
+   get and delete (client_jobs.c), the interactive shell (client_shell.c), and the
    command line (mysmtp.c). Every wait for the server has a deadline; exit
    codes are sysexits. */
 #ifndef MYSMTP_CLIENT_H

@@ -18,7 +18,7 @@
 
 static const char usage_text[] =
 "usage: mysmtp [-s host] [-p port] [-t secs] [-k secs] [-u address] [host[:port] [port]]\n"
-"       mysmtp [options] send [-f from] [-H helo] [-i file] rcpt...\n"
+"       mysmtp [options] send -f from [-H helo] [-i file] rcpt...  (-f defaults to -u's)\n"
 "       mysmtp [options] list [-H helo] address\n"
 "       mysmtp [options] get [-H helo] address id\n"
 "       mysmtp [options] delete [-H helo] address id\n"

@@ -678,8 +678,12 @@ class ScriptedTest(WithServer):
     def test_usage(self):
         r = self.mysmtp("-h")
         self.assertExit(r, EX_OK)
-        for word in (b"usage: mysmtp", b"send [-f from]", b"list", b"get", b"64", b"74", b"77"):
+        for word in (b"usage: mysmtp", b"send -f from", b"list", b"get", b"delete", b"64",
+                     b"74", b"77", b"--tls-name"):
             self.assertIn(word, r.stdout)
+        self.assertNotIn(b"[-f from]", r.stdout, "send without -f or -u is a usage error")
+        r = self.mysmtp("-u", "a@b.c", "-p", free_port(), "send", "x@b.c")
+        self.assertExit(r, EX_UNAVAILABLE, "with -u, send needs no -f: it goes on to connect")
         for args in (["-x"], ["send", "a@b.c"], ["send", "-f", "a@b.c"], ["get", "a@b.c"],
                      ["list"], ["list", "a@b.c", "extra"], ["-p", "0"], ["-p", "http"],
                      ["-t", "0"], ["h", "1", "extra"], ["list", "nodomain"],
@@ -688,6 +692,28 @@ class ScriptedTest(WithServer):
                 r = self.mysmtp(*args)
                 self.assertExit(r, EX_USAGE)
                 self.assertIn(b"usage:", r.stderr)
+
+
+class SendAllOrNone(ClientTest):
+    """send to one account and one address without an account: the refused
+    RCPT TO ends it before DATA, exit 67, and neither gets the message."""
+
+    def test_one_unknown_recipient_delivers_to_neither(self):
+        accounts = os.path.join(self.root, "accounts")
+        for address in ("john@test.com", "david@test.com"):
+            r = subprocess.run([SERVER, "--accounts", accounts, "--set-password", address],
+                               input=b"secret1\n", capture_output=True, timeout=WAIT)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        server = MailServer(self.root, ["--accounts", accounts])
+        self.addCleanup(server.stop)
+        env = dict(os.environ, MYSMTP_PASSWORD="secret1")
+        r = subprocess.run([CLIENT, "-p", str(server.port), "-t", str(int(WAIT)), "-u",
+                            "john@test.com", "send", "david@test.com", "nobody@test.com"],
+                           input=b"to both\n", capture_output=True, timeout=WAIT, env=env)
+        self.assertExit(r, EX_NOUSER)
+        self.assertIn(b"RCPT TO: nobody@test.com: 401", r.stderr)
+        self.assertEqual(sorted(os.listdir(server.dir)), [], "nothing delivered, no mailbox made")
+        self.assertNotIn(b"DATA", server.log())
 
 
 class IdleServerTest(WithServer):
