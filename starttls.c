@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@ static int go_tls(struct session *s)
 static void say_unreadable(struct session *s)
 {
 	const char *file = s->cfg->tls_key;
+	char user[32], group[32];
 	struct passwd *pw;
 	struct group *gr;
 
@@ -42,9 +44,11 @@ static void say_unreadable(struct session *s)
 		return;
 	pw = getpwuid(geteuid());
 	gr = getgrgid(getegid());
+	snprintf(user, sizeof user, "%u", (unsigned)geteuid());		/* cut short: no matter */
+	snprintf(group, sizeof group, "%u", (unsigned)getegid());
 	LOG(s, "TLS: %s is not readable by user %s: give it group %s and mode 0640"
 	    " (xinetd, -l), or pass it with LoadCredential= (systemd)",
-	    file, pw ? pw->pw_name : "(this one)", gr ? gr->gr_name : "mysmtp");
+	    file, pw ? pw->pw_name : user, gr ? gr->gr_name : group);
 }
 
 int starttls_open(struct session *s)

@@ -654,7 +654,8 @@ class AeadOnly(TlsTest):
                     '  user "david@test.com" password "secret1" ssl sslproto "TLS1.2"\n'
                     '  sslcertck sslcertfile "%s"\n' % (port, self.cert))
         os.chmod(rc, 0o600)
-        p = subprocess.run(["fetchmail", "-f", rc, "--check", "--nodetach", "--nosyslog"],
+        p = subprocess.run(["fetchmail", "-f", rc, "--check", "--nodetach", "--nosyslog",
+                            "--pidfile", os.path.join(home, "pid")],   # not root's shared one
                            capture_output=True, timeout=3 * WAIT,
                            env=dict(os.environ, FETCHMAILHOME=home, HOME=home))
         self.assertIn(p.returncode, (0, 1), p.stdout + p.stderr)    # 1: no mail
@@ -786,7 +787,8 @@ class LanCertificate(TlsTest):
                     ' sslcertck sslcertfile "%s"\n'
                     '    sslcommonname "mail.example.org"\n' % (port, cert))
         os.chmod(rc, 0o600)
-        p = subprocess.run(["fetchmail", "-f", rc, "--check", "--nodetach", "--nosyslog"],
+        p = subprocess.run(["fetchmail", "-f", rc, "--check", "--nodetach", "--nosyslog",
+                            "--pidfile", os.path.join(home, "pid")],   # not root's shared one
                            capture_output=True, timeout=3 * WAIT,
                            env=dict(os.environ, FETCHMAILHOME=home, HOME=home))
         self.assertIn(b"1 message", p.stdout + p.stderr, p.stdout + p.stderr)
