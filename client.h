@@ -1,6 +1,6 @@
 /* client.h: what the parts of mysmtp, the client, share: the connection to
-   the server and its replies (client_conn.c), the scripted jobs send, list
-   and get (client_jobs.c), the interactive shell (client_shell.c), and the
+   the server and its replies (client_conn.c), the scripted jobs send, list,
+   get and delete (client_jobs.c), the interactive shell (client_shell.c), and the
    command line (mysmtp.c). Every wait for the server has a deadline; exit
    codes are sysexits. */
 #ifndef MYSMTP_CLIENT_H
@@ -51,6 +51,7 @@ struct job {
 	bool plaintext_ok;		/* --allow-plaintext-auth */
 	bool tls, starttls;		/* --tls: TLS from the start; --starttls: after STARTTLS */
 	const char *ca_file;		/* --ca-file: verify against these CAs only */
+	const char *tls_name;		/* --tls-name: the certificate's name, if not host */
 	char **rcpt;
 	int nrcpt;
 	int secs;
@@ -83,9 +84,10 @@ int conn_put_text_piece(struct conn *c, const char *p, size_t n, bool first, boo
 /* Connect to host:port within secs: the descriptor, or -1 (said on stderr). */
 int conn_dial(const char *host, const char *port, int secs, const char *where);
 int conn_greet(struct conn *c);
-/* TLS on the connection, verifying the certificate for host against the
-   system's CAs or ca_file: the exit status (said on stderr). */
-int conn_start_tls(struct conn *c, const char *host, const char *ca_file);
+/* TLS on the connection, verifying the certificate for name (the host, or
+   --tls-name) against the system's CAs or ca_file: the exit status (said
+   on stderr). */
+int conn_start_tls(struct conn *c, const char *name, const char *ca_file);
 /* Free the connection's TLS (close_notify sent when it can be). */
 void conn_end_tls(struct conn *c);
 int conn_expect_200(struct conn *c, const char *what);

@@ -330,13 +330,16 @@ int conn_dial(const char *host, const char *port, int secs, const char *where)
 	return fd;
 }
 
-int conn_start_tls(struct conn *c, const char *host, const char *ca_file)
+int conn_start_tls(struct conn *c, const char *name, const char *ca_file)
 {
 	char why[256];
 
 	c->tls = tlsio_client(ca_file, why, sizeof why);
-	if (!c->tls || tlsio_start(c->tls, c->fd, c->fd, host, deadline(c), why, sizeof why) < 0) {
+	if (!c->tls || tlsio_start(c->tls, c->fd, c->fd, name, deadline(c), why, sizeof why) < 0) {
 		fprintf(stderr, "mysmtp: %s: TLS: %s\n", c->where, why);
+		if (strstr(why, "not present in server certificate"))
+			fputs("mysmtp: --tls-name gives the name to check when it is not"
+			      " the host connected to\n", stderr);
 		return EX_PROTOCOL;
 	}
 	c->via = tlsio_transport(c->tls);

@@ -6,12 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <histedit.h>
+#include <langinfo.h>
 #include <limits.h>
+#include <locale.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -108,6 +109,25 @@ static int read_char(EditLine *el, wchar_t *wc)
 	return -1;
 }
 
+/* Whether the first n octets of a and b match, ASCII letters in either
+   case: strncasecmp follows the locale, which on a terminal is the user's. */
+static bool ascii_caseeq(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+
+		if (x >= 'a' && x <= 'z')
+			x -= 'a' - 'A';
+		if (y >= 'a' && y <= 'z')
+			y -= 'a' - 'A';
+		if (x != y)
+			return false;
+		if (x == '\0')
+			return true;
+	}
+	return true;
+}
+
 /* Tab at the start of a line: complete the command being typed. */
 static unsigned char complete(EditLine *el, int ch)
 {
@@ -120,7 +140,7 @@ static unsigned char complete(EditLine *el, int ch)
 	if (memchr(li->buffer, ' ', len))
 		return CC_ERROR;		/* past the verb: nothing to complete */
 	for (size_t i = 0; i < sizeof words / sizeof *words; i++)
-		if (strncasecmp(li->buffer, words[i], len) == 0)
+		if (ascii_caseeq(li->buffer, words[i], len))
 			hits++, last = i;
 	if (hits == 1) {
 		el_deletestr(el, (int)len);
@@ -130,7 +150,7 @@ static unsigned char complete(EditLine *el, int ch)
 	if (hits > 1) {
 		putc('\n', stdout);
 		for (size_t i = 0; i < sizeof words / sizeof *words; i++)
-			if (strncasecmp(li->buffer, words[i], len) == 0)
+			if (ascii_caseeq(li->buffer, words[i], len))
 				printf("%s  ", words[i]);
 		putc('\n', stdout);
 		return CC_REDISPLAY;
@@ -154,11 +174,23 @@ static void history_path(struct input *in)
 		in->history_path[0] = '\0';
 }
 
+/* The terminal's characters, for libedit (its mbrtowc, wcrtomb and
+   wcwidth): LC_CTYPE from the environment, and UTF-8 where that is the
+   plain C locale, which knows nothing past ASCII and would garble it. Only
+   LC_CTYPE: numbers, dates and messages stay those of "C", and the shell's
+   own tests of octets are ASCII ones (ascii_caseeq). */
+static void terminal_locale(void)
+{
+	if (!setlocale(LC_CTYPE, "") || strcmp(nl_langinfo(CODESET), "ANSI_X3.4-1968") == 0)
+		setlocale(LC_CTYPE, "C.UTF-8");		/* none: C stays */
+}
+
 /* Sets up line editing, completion and history on the terminal. */
 static int edit_open(struct input *in)
 {
 	HistEvent ev;
 
+	terminal_locale();
 	in->el = el_init("mysmtp", stdin, stdout, stderr);
 	in->hist = history_init();
 	if (in->el == NULL || in->hist == NULL)
@@ -214,7 +246,7 @@ static enum verb verb_of(const char *p, size_t n)
 	for (k = i; k < n && p[k] != ' ' && p[k] != '\t'; k++)
 		;
 	for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
-		if (strlen(verbs[v].name) == k - i && strncasecmp(p + i, verbs[v].name, k - i) == 0)
+		if (strlen(verbs[v].name) == k - i && ascii_caseeq(p + i, verbs[v].name, k - i))
 			return verbs[v].verb;
 	return V_OTHER;
 }

@@ -18,7 +18,7 @@
 
 static const char usage_text[] =
 "usage: mysmtp [-s host] [-p port] [-t secs] [-k secs] [-u address] [host[:port] [port]]\n"
-"       mysmtp [options] send [-f from] [-H helo] [-i file] [-S subject] rcpt...\n"
+"       mysmtp [options] send -f from [-H helo] [-i file] [-S subject] rcpt...  (-f defaults to -u's)\n"
 "       mysmtp [options] list [-H helo] address\n"
 "       mysmtp [options] get [-H helo] address id\n"
 "       mysmtp [options] delete [-H helo] address id\n"
@@ -52,6 +52,8 @@ static const char help_text[] =
 "      --tls               TLS from the start (a server run with --tls-implicit)\n"
 "      --ca-file file      verify the server's certificate against these CAs\n"
 "            (PEM) instead of the system's\n"
+"      --tls-name name     the name the certificate must carry (and SNI), when\n"
+"            it is not the host given: -s 192.0.2.10 --tls-name mail.example.org\n"
 "  -h, --help          show this help\n"
 "  -V, --version       show the version\n"
 "\n"
@@ -110,7 +112,7 @@ static const char *domain_of(const char *addr)
 	return at && at[1] ? at + 1 : NULL;
 }
 
-enum { OPT_PASSWORD_FILE = 256, OPT_PLAINTEXT, OPT_TLS, OPT_STARTTLS, OPT_CA_FILE };
+enum { OPT_PASSWORD_FILE = 256, OPT_PLAINTEXT, OPT_TLS, OPT_STARTTLS, OPT_CA_FILE, OPT_TLS_NAME };
 
 static const struct option long_options[] = {
 	{ "server", required_argument, NULL, 's' },
@@ -123,6 +125,7 @@ static const struct option long_options[] = {
 	{ "tls", no_argument, NULL, OPT_TLS },
 	{ "starttls", no_argument, NULL, OPT_STARTTLS },
 	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
+	{ "tls-name", required_argument, NULL, OPT_TLS_NAME },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -147,6 +150,7 @@ static int common_option(struct job *j, int ch)
 	case OPT_TLS: j->tls = true; return EX_OK;
 	case OPT_STARTTLS: j->starttls = true; return EX_OK;
 	case OPT_CA_FILE: j->ca_file = optarg; return EX_OK;
+	case OPT_TLS_NAME: j->tls_name = optarg; return EX_OK;
 	case 'p': j->port = optarg; return EX_OK;
 	case 't':
 		j->secs = (int)number(optarg, 1, 86400);
@@ -279,11 +283,12 @@ static int open_conn(struct conn *c, const struct job *j, char *where, size_t si
 	reader_init(&c->in, c->fd, NULL);
 	if (c->fd < 0)
 		return EX_UNAVAILABLE;
-	int st = j->tls ? conn_start_tls(c, host, j->ca_file) : EX_OK;
+	const char *name = j->tls_name ? j->tls_name : host;	/* the certificate's */
+	int st = j->tls ? conn_start_tls(c, name, j->ca_file) : EX_OK;
 	if (st == EX_OK)
 		st = conn_greet(c);
 	if (st == EX_OK && j->starttls && (st = conn_command(c, "STARTTLS")) == EX_OK)
-		st = conn_start_tls(c, host, j->ca_file);
+		st = conn_start_tls(c, name, j->ca_file);
 	return st;
 }
 

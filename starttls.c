@@ -3,7 +3,12 @@
 #include "starttls.h"
 #include "tlsio.h"
 
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Run the handshake and switch the session's reader and writer to TLS:
    0, or -1 (logged). */
@@ -23,6 +28,29 @@ static int go_tls(struct session *s)
 	return 0;
 }
 
+/* When the user this runs as may not read the key or certificate (xinetd
+   and tcpserver start mysmtpd as mysmtp; systemd's units hand it root's
+   files with LoadCredential=), say so and what to do, after why. */
+static void say_unreadable(struct session *s)
+{
+	const char *file = s->cfg->tls_key;
+	char user[32], group[32];
+	struct passwd *pw;
+	struct group *gr;
+
+	if (access(file, R_OK) == 0)
+		file = s->cfg->tls_cert;
+	if (access(file, R_OK) == 0 || errno != EACCES)
+		return;
+	pw = getpwuid(geteuid());
+	gr = getgrgid(getegid());
+	snprintf(user, sizeof user, "%u", (unsigned)geteuid());		/* cut short: no matter */
+	snprintf(group, sizeof group, "%u", (unsigned)getegid());
+	LOG(s, "TLS: %s is not readable by user %s: give it group %s and mode 0640"
+	    " (xinetd, -l), or pass it with LoadCredential= (systemd)",
+	    file, pw ? pw->pw_name : user, gr ? gr->gr_name : group);
+}
+
 int starttls_open(struct session *s)
 {
 	char why[256];
@@ -32,6 +60,7 @@ int starttls_open(struct session *s)
 	s->tls_server = tlsio_server(s->cfg->tls_cert, s->cfg->tls_key, why, sizeof why);
 	if (!s->tls_server) {
 		LOG(s, "TLS unavailable: %s", why);
+		say_unreadable(s);
 		return s->cfg->tls_implicit ? -1 : 0;
 	}
 	return s->cfg->tls_implicit ? go_tls(s) : 0;

@@ -18,7 +18,8 @@ struct tlsio;
 int tlsio_load(char *why, size_t size);
 
 /* A server's TLS from a PEM certificate (chain) and key, both read now:
-   NULL, with why[size] said. TLS 1.2 and 1.3 only. */
+   NULL, with why[size] said. TLS 1.2 and 1.3 only; on TLS 1.2, AEAD suites
+   only (client and server alike). */
 struct tlsio *tlsio_server(const char *cert, const char *key, char *why, size_t size);
 /* A client's TLS that verifies the server's certificate and name against
    the system's CAs, or against ca_file when it is given. */

@@ -286,7 +286,7 @@ class WithServer(ClientTest):
 class TerminalTest(WithServer):
 
     def tmux(self, *args):
-        r = subprocess.run(["tmux", "-S", self.tmux_sock, "-f", self.tmux_conf] + list(args),
+        r = subprocess.run(["tmux", "-u", "-S", self.tmux_sock, "-f", self.tmux_conf] + list(args),
                            capture_output=True, timeout=WAIT)
         self.assertEqual(r.returncode, 0, "tmux %s: %r" % (args, r.stderr))
         return r.stdout.decode("utf-8", "replace")
@@ -326,9 +326,10 @@ class TerminalTest(WithServer):
         """Type text in one burst (a single write to the terminal)."""
         self.tmux("send-keys", "-t", "seed", "-l", text.replace("\n", "\r"))
 
-    def start_terminal(self, args, history=""):
+    def start_terminal(self, args, history="", lang=None):
         """Run mysmtp ARGS on a new tmux terminal, its history in history
-        ("": none); returns the file its exit status goes to."""
+        ("": none), with LANG=lang when given (and no LC_ALL, LC_CTYPE);
+        returns the file its exit status goes to."""
         self.assertTrue(shutil.which("tmux"), "tmux is needed (make test-deps)")
         self.tmux_sock = os.path.join(self.root, "tmux.sock")
         self.tmux_conf = os.path.join(self.root, "tmux.conf")
@@ -338,6 +339,8 @@ class TerminalTest(WithServer):
                         capture_output=True, timeout=WAIT)
         env = " ".join("%s=%s" % (k, shlex.quote(os.environ[k]))
                        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS") if k in os.environ)
+        if lang is not None:
+            env = "-u LC_ALL -u LC_CTYPE LANG=%s %s" % (shlex.quote(lang), env)
         status_file = os.path.join(self.root, "status")
         cmd = "env %s MYSMTP_HISTORY=%s %s %s; echo $? >%s" % (
             env, shlex.quote(history), shlex.quote(CLIENT), args, shlex.quote(status_file))
@@ -382,10 +385,10 @@ class ShellOnATerminal(TerminalTest):
 
     server_args = ("-t", "2")       # the server gives up on a client silent for 2 s
 
-    def start(self, *args):
+    def start(self, *args, lang=None):
         self.history = os.path.join(self.root, "history")
         self.status_file = self.start_terminal(
-            "%s 127.0.0.1:%d" % (" ".join(args), self.server.port), self.history)
+            "%s 127.0.0.1:%d" % (" ".join(args), self.server.port), self.history, lang)
         self.want = []
 
     def at_prompt(self, line, replies):
@@ -457,6 +460,43 @@ class ShellOnATerminal(TerminalTest):
         self.want += [".", "200 Message stored successfully"]
         self.quit()
         self.assertIn(b"\nslowly\ntyped\nlines\n", self.stored())
+
+    def test_utf8_typed_on_a_terminal_is_stored_as_typed(self):
+        """On a UTF-8 terminal (LANG=C.UTF-8, and LANG=C, which the shell
+        takes as UTF-8 too), a message of accented, CJK and symbol
+        characters, one of them corrected with Backspace, is stored octet
+        for octet; commands typed in lower case, the LIST date and the
+        exit status are as in any locale."""
+        text = "Straße, naïve café — 日本語 ✓"
+        for lang in ("C.UTF-8", "C"):
+            with self.subTest(lang=lang):
+                if lang != "C.UTF-8":       # the terminal of the subtest before
+                    subprocess.run(["tmux", "-S", self.tmux_sock, "kill-server"],
+                                   capture_output=True, timeout=WAIT)
+                self.start(lang=lang)
+                self.open_transaction()
+                self.at_prompt("DATA", [DATA_PROMPT_TEXT])
+                self.wait_screen(self.want)
+                self.type(text[:-1] + "é")
+                self.keys("BSpace")
+                self.type(text[-1] + "\n.\n")
+                self.want += [text, ".", "200 Message stored successfully"]
+                self.wait_screen(self.want + [">"])
+                self.assertIn(("\n%s\n" % text).encode(), self.stored())
+                n = self.stored().count(b"\nFrom john@test.com ") + self.stored().startswith(b"From ")
+                self.at_prompt("list david@test.com", ["200 OK"] + [
+                    "%d: Email from john@test.com (DD-MM-YYYY)" % i for i in range(1, n + 1)])
+                self.wait_screen(self.want + [">"])
+                self.assertLessEqual(set(DATE_RE.findall("\n".join(self.screen()))),
+                                     today_dates())
+                self.want[-1 - n:] = masked(self.want[-1 - n:])
+                self.at_prompt("quit", ["200 Goodbye"])
+                deadline = time.monotonic() + WAIT
+                while not os.path.exists(self.status_file) or not os.path.getsize(self.status_file):
+                    self.assertLess(time.monotonic(), deadline, "no exit: %r" % self.screen())
+                    time.sleep(0.02)
+                with open(self.status_file) as f:
+                    self.assertEqual(f.read().strip(), "0")
 
     def test_tab_completes_and_history_keeps_commands_only(self):
         self.start()
@@ -666,8 +706,12 @@ class ScriptedTest(WithServer):
     def test_usage(self):
         r = self.mysmtp("-h")
         self.assertExit(r, EX_OK)
-        for word in (b"usage: mysmtp", b"send [-f from]", b"list", b"get", b"64", b"74", b"77"):
+        for word in (b"usage: mysmtp", b"send -f from", b"list", b"get", b"delete", b"64",
+                     b"74", b"77", b"--tls-name"):
             self.assertIn(word, r.stdout)
+        self.assertNotIn(b"[-f from]", r.stdout, "send without -f or -u is a usage error")
+        r = self.mysmtp("-u", "a@b.c", "-p", free_port(), "send", "x@b.c")
+        self.assertExit(r, EX_UNAVAILABLE, "with -u, send needs no -f: it goes on to connect")
         for args in (["-x"], ["send", "a@b.c"], ["send", "-f", "a@b.c"], ["get", "a@b.c"],
                      ["list"], ["list", "a@b.c", "extra"], ["-p", "0"], ["-p", "http"],
                      ["-t", "0"], ["h", "1", "extra"], ["list", "nodomain"],
@@ -676,6 +720,28 @@ class ScriptedTest(WithServer):
                 r = self.mysmtp(*args)
                 self.assertExit(r, EX_USAGE)
                 self.assertIn(b"usage:", r.stderr)
+
+
+class SendAllOrNone(ClientTest):
+    """send to one account and one address without an account: the refused
+    RCPT TO ends it before DATA, exit 67, and neither gets the message."""
+
+    def test_one_unknown_recipient_delivers_to_neither(self):
+        accounts = os.path.join(self.root, "accounts")
+        for address in ("john@test.com", "david@test.com"):
+            r = subprocess.run([SERVER, "--accounts", accounts, "--set-password", address],
+                               input=b"secret1\n", capture_output=True, timeout=WAIT)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        server = MailServer(self.root, ["--accounts", accounts])
+        self.addCleanup(server.stop)
+        env = dict(os.environ, MYSMTP_PASSWORD="secret1")
+        r = subprocess.run([CLIENT, "-p", str(server.port), "-t", str(int(WAIT)), "-u",
+                            "john@test.com", "send", "david@test.com", "nobody@test.com"],
+                           input=b"to both\n", capture_output=True, timeout=WAIT, env=env)
+        self.assertExit(r, EX_NOUSER)
+        self.assertIn(b"RCPT TO: nobody@test.com: 401", r.stderr)
+        self.assertEqual(sorted(os.listdir(server.dir)), [], "nothing delivered, no mailbox made")
+        self.assertNotIn(b"DATA", server.log())
 
 
 class IdleServerTest(WithServer):

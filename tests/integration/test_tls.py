@@ -12,6 +12,7 @@ smtplib and ssl, swaks, curl and mysmtp.
 
 import base64
 import os
+import re
 import select
 import shutil
 import signal
@@ -19,6 +20,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import unittest
 
@@ -499,6 +501,340 @@ class RealClients(TlsTest):
                             "david@test.com"], capture_output=True, timeout=3 * WAIT, env=env)
         self.assertEqual(p.returncode, 76, "an untrusted certificate: %r" % p.stderr)
         self.assertIn(b"certificate", p.stderr)
+
+
+# TLS 1.2 suites: CBC ones (what testssl.sh calls obsolete, LUCKY13's
+# target) and AEAD ones, for an EC and an RSA key.
+CBC_EC = ("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA256:"
+          "ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-CAMELLIA128-SHA256:ECDHE-ECDSA-CAMELLIA256-SHA384")
+AEAD_EC = "ECDHE-ECDSA-AES128-GCM-SHA256"
+CBC_RSA = "ECDHE-RSA-AES128-SHA"
+AEAD_RSA = "ECDHE-RSA-AES256-GCM-SHA384"
+
+
+class AeadOnly(TlsTest):
+    """On TLS 1.2 only AEAD suites, in every dialect and in the client: a
+    client that offers only CBC suites is refused; today's clients, held
+    to TLS 1.2, still connect."""
+
+    # (listener arguments, what s_client is told to do before TLS)
+    DIALECTS = [(["-i"], []), (["-S", "-i"], []), (["--pop3", "-i"], []),
+                (["-S"], ["-starttls", "smtp"]), (["--pop3"], ["-starttls", "pop3"])]
+
+    def s_client(self, port, cipher, before, cafile=None):
+        """openssl s_client -tls1_2 -cipher cipher: the suite agreed, or None."""
+        openssl = shutil.which("openssl")
+        self.assertTrue(openssl, "openssl is needed (Debian package openssl)")
+        p = subprocess.run([openssl, "s_client", "-connect", "127.0.0.1:%d" % port, "-tls1_2",
+                            "-cipher", cipher, "-CAfile", cafile or self.cert,
+                            "-verify_return_error", "-servername", "localhost"] + before,
+                           input=b"", capture_output=True, timeout=3 * WAIT)
+        out = p.stdout.decode("latin-1")
+        m = re.search(r"Cipher is (\S+)", out)
+        agreed = m.group(1) if m and m.group(1) != "(NONE)" else None
+        self.assertEqual(agreed is not None, p.returncode == 0, out + p.stderr.decode())
+        return agreed
+
+    def test_cbc_only_clients_are_refused_in_every_dialect(self):
+        for args, before in self.DIALECTS:
+            with self.subTest(args=args):
+                server, port = self.listen(args)
+                self.assertIsNone(self.s_client(port, CBC_EC, before))
+                server.wait_log(r"TLS handshake failed: .*no shared cipher")
+                self.assertEqual(self.s_client(port, AEAD_EC, before), AEAD_EC)
+                server.wait_log(r"TLS started: TLSv1\.2 %s" % AEAD_EC)
+
+    def test_cbc_only_is_refused_after_starttls_in_the_my_smtp_dialect(self):
+        server, port = self.listen()
+        for cipher, ok in ((CBC_EC, False), (AEAD_EC, True)):
+            with self.subTest(cipher=cipher):
+                conn = self.connect(port)
+                self.assertRegex(conn.line(), r"^200 ")
+                self.assertEqual(conn.cmd("STARTTLS"), "200 OK ready to start TLS")
+                ctx = self.context()
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                ctx.set_ciphers(cipher)
+                try:
+                    t = ctx.wrap_socket(conn.sock, server_hostname="localhost")
+                    self.closers.append(t.close)
+                    got = t.cipher()[0]
+                except (ssl.SSLError, ConnectionResetError) as e:
+                    got = "refused: %s" % e
+                self.assertEqual(got in cipher.split(":"), ok, got)
+
+    def test_an_rsa_key_refuses_cbc_too(self):
+        cert, key = os.path.join(self.root, "rsa.pem"), os.path.join(self.root, "rsakey.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost"],
+                       check=True, capture_output=True, timeout=60)
+        server, port = self.start_listener(self.d, ["-S", "-i", "-C", cert, "-K", key])
+        self.assertIsNone(self.s_client(port, CBC_RSA, [], cert))
+        self.assertEqual(self.s_client(port, AEAD_RSA, [], cert), AEAD_RSA)
+
+    def fake_tls_server(self, ctx):
+        """A My_SMTP server in a thread, over TLS with ctx: 200 to every
+        line (LIST with an empty body), 200 Goodbye to QUIT; its port."""
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        sock.settimeout(3 * WAIT)
+        self.closers.append(sock.close)
+
+        def serve():
+            try:
+                conn, _ = sock.accept()
+                with ctx.wrap_socket(conn, server_side=True) as t:
+                    lines = Lines(t)
+                    t.sendall(b"200 fake My_SMTP ready\r\n")
+                    while True:
+                        line = lines.line()
+                        t.sendall(b"200 Goodbye\r\n" if line == "QUIT" else
+                                  b"200 OK\r\n.\r\n" if line.startswith("LIST") else
+                                  b"200 OK\r\n")
+                        if line == "QUIT":
+                            return
+            except (OSError, AssertionError):
+                pass
+        th = threading.Thread(target=serve, daemon=True)
+        th.start()
+        self.closers.append(lambda: th.join(3 * WAIT))
+        return sock.getsockname()[1]
+
+    def test_the_client_offers_no_cbc_suite(self):
+        for cipher, status in ((CBC_EC, 76), (AEAD_EC, 0)):
+            with self.subTest(cipher=cipher):
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                ctx.set_ciphers(cipher)
+                ctx.load_cert_chain(self.cert, self.key)
+                port = self.fake_tls_server(ctx)
+                p = subprocess.run([CLIENT, "-s", "localhost", "-p", str(port), "-t",
+                                    str(int(WAIT)), "--tls", "--ca-file", self.cert, "list",
+                                    "david@test.com"], capture_output=True, timeout=3 * WAIT)
+                self.assertEqual(p.returncode, status, p.stderr)
+                if status:
+                    self.assertIn(b"TLS", p.stderr)
+
+    def test_todays_clients_connect_on_tls_1_2(self):
+        """curl, swaks, gnutls-cli and fetchmail, each held to TLS 1.2."""
+        server, port = self.listen(["-S", "-i"])
+        msg = os.path.join(self.root, "m.txt")
+        with open(msg, "wb") as f:
+            f.write(b"Subject: curl\r\n\r\ncurl on TLS 1.2\r\n")
+        p = subprocess.run(["curl", "--silent", "--show-error", "--max-time", str(int(WAIT)),
+                            "--tls-max", "1.2", "--cacert", self.cert,
+                            "--url", "smtps://127.0.0.1:%d/client.example" % port,
+                            "--user", "david@test.com:secret1", "--mail-from", "david@test.com",
+                            "--mail-rcpt", "john@test.com", "--upload-file", msg],
+                           capture_output=True, timeout=3 * WAIT)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        server.wait_log(r"TLS started: TLSv1\.2 ECDHE-ECDSA-AES\d+-GCM")
+        server, port = self.listen(["-S"])
+        p = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(port), "--tls",
+                            "--tls-protocol", "tlsv1_2", "--tls-verify", "--tls-ca-path",
+                            self.cert, "--tls-sni", "localhost", "--auth", "PLAIN",
+                            "--auth-user", "david@test.com", "--auth-password", "secret1",
+                            "--from", "david@test.com", "--to", "john@test.com",
+                            "--body", "swaks on TLS 1.2", "--timeout", str(int(WAIT))],
+                           capture_output=True, timeout=3 * WAIT)
+        self.assertEqual(p.returncode, 0, p.stdout[-1500:] + p.stderr[-500:])
+        server.wait_log(r"TLS started: TLSv1\.2 ECDHE-ECDSA-")
+        server, port = self.listen(["--pop3", "-i"])
+        p = subprocess.run(["gnutls-cli", "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+                            "--x509cafile", self.cert, "-p", str(port), "localhost"],
+                           input=b"QUIT\r\n", capture_output=True, timeout=3 * WAIT)
+        self.assertIn(b"+OK", p.stdout, p.stderr[-1500:])
+        server.wait_log(r"TLS started: TLSv1\.2 ECDHE-ECDSA-")
+        home = os.path.join(self.root, "fm")
+        os.makedirs(home)
+        rc = os.path.join(home, "fetchmailrc")
+        with open(rc, "w") as f:
+            f.write('poll localhost service %d protocol pop3 auth password\n'
+                    '  user "david@test.com" password "secret1" ssl sslproto "TLS1.2"\n'
+                    '  sslcertck sslcertfile "%s"\n' % (port, self.cert))
+        os.chmod(rc, 0o600)
+        p = subprocess.run(["fetchmail", "-f", rc, "--check", "--nodetach", "--nosyslog",
+                            "--pidfile", os.path.join(home, "pid")],   # not root's shared one
+                           capture_output=True, timeout=3 * WAIT,
+                           env=dict(os.environ, FETCHMAILHOME=home, HOME=home))
+        self.assertIn(p.returncode, (0, 1), p.stdout + p.stderr)    # 1: no mail
+        self.assertEqual(len(re.findall(r"TLS started: TLSv1\.2 ECDHE-ECDSA-",
+                                        server.log().decode("latin-1"))), 2)
+
+
+class KeyNotReadable(TlsTest):
+    def test_a_key_the_session_may_not_read_is_said_with_what_to_do(self):
+        """As xinetd starts it (as mysmtp; here nobody) with README's key,
+        root's alone (0600): the session ends, and its log says which file,
+        which user, and what each launcher needs."""
+        os.chmod(self.root, 0o711)
+        os.chmod(self.d, 0o777)
+        os.chmod(self.key, 0o600)
+        prefix = []
+        if os.geteuid() == 0:
+            import pwd
+            nobody = pwd.getpwnam("nobody")
+            prefix = ["setpriv", "--reuid", str(nobody.pw_uid), "--regid", str(nobody.pw_gid),
+                      "--clear-groups"]
+        else:
+            os.chmod(self.key, 0)
+        p = subprocess.run(prefix + [SERVER, "--pop3", "-i", "-C", self.cert, "-K", self.key,
+                                     "-u", self.accounts, "-d", self.d],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=WAIT)
+        log = p.stderr.decode("latin-1")
+        self.assertEqual(p.stdout, b"", "not a word to a client that expects TLS")
+        self.assertNotEqual(p.returncode, 0, log)
+        self.assertRegex(log, r"TLS unavailable: .*key.*Permission denied")
+        self.assertRegex(log, r"TLS: %s is not readable by user \S+: give it group \S+ and "
+                         r"mode 0640 \(xinetd, -l\), or pass it with LoadCredential= \(systemd\)"
+                         % re.escape(self.key), log)
+
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def readme_recipe():
+    """README's openssl command for the self-signed certificate, as argv,
+    without sudo, with the example address 192.0.2.10 made 127.0.0.1."""
+    with open(os.path.join(TOP, "README.md")) as f:
+        lines = f.read().split("\n")
+    start = next(i for i, l in enumerate(lines) if l.startswith("sudo openssl req -x509"))
+    cmd = ""
+    for line in lines[start:]:
+        cmd += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            break
+    with open(os.path.join(TOP, "doc", "TLS.md")) as f:
+        doc = f.read()
+    block = "\n".join(lines[start:start + cmd.count("-addext") + 2])
+    assert block in doc, "doc/TLS.md gives README's recipe: %r" % block
+    import shlex
+    argv = shlex.split(cmd.replace("192.0.2.10", "127.0.0.1"))
+    assert argv[0] == "sudo", argv
+    return argv[1:]
+
+
+class LanCertificate(TlsTest):
+    """README's certificate for a LAN, made by README's own command: its
+    clients accept it by address; --tls-name for one that carries a name."""
+
+    def lan_certificate(self):
+        d = os.path.join(self.root, "lan")
+        os.makedirs(d)
+        subprocess.run(readme_recipe(), cwd=d, check=True, capture_output=True, timeout=60)
+        return os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+
+    def named_certificate(self):
+        """A certificate whose only name is mail.example.org."""
+        cert, key = os.path.join(self.root, "named.pem"), os.path.join(self.root, "nkey.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=mail.example.org",
+                        "-addext", "subjectAltName=DNS:mail.example.org"],
+                       check=True, capture_output=True, timeout=60)
+        return cert, key
+
+    def listen_with(self, cert, key, extra):
+        return self.start_listener(self.d, ["-C", cert, "-K", key, "--accounts", self.accounts]
+                                   + extra)
+
+    def mysmtp(self, port, cert, *opts):
+        env = dict(os.environ, MYSMTP_PASSWORD="secret1")
+        return subprocess.run([CLIENT, "-s", "127.0.0.1", "-p", str(port), "-t", str(int(WAIT)),
+                               "--ca-file", cert, "-u", "david@test.com"] + list(opts)
+                              + ["list", "david@test.com"],
+                              capture_output=True, timeout=3 * WAIT, env=env)
+
+    def test_readme_certificate_is_taken_by_address(self):
+        cert, key = self.lan_certificate()
+        text = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-text"],
+                              capture_output=True, check=True, timeout=WAIT).stdout
+        self.assertIn(b"DNS:mail.example.org, IP Address:127.0.0.1", text)
+        self.assertRegex(text, rb"Basic Constraints: critical\s+CA:FALSE")
+        server, port = self.listen_with(cert, key, [])
+        p = self.mysmtp(port, cert, "--starttls")
+        self.assertIn(p.returncode, (0, 67), p.stderr)     # 67: no mail yet
+        server, port = self.listen_with(cert, key, ["-i"])
+        p = self.mysmtp(port, cert, "--tls")
+        self.assertIn(p.returncode, (0, 67), p.stderr)
+        server, port = self.listen_with(cert, key, ["-S", "-i"])
+        p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-CAfile",
+                            cert, "-verify_ip", "127.0.0.1", "-verify_return_error"],
+                           input=b"QUIT\r\n", capture_output=True, timeout=3 * WAIT)
+        self.assertIn(b"Verify return code: 0 (ok)", p.stdout, p.stderr)
+        msg = os.path.join(self.root, "m.txt")
+        with open(msg, "wb") as f:
+            f.write(b"Subject: by address\r\n\r\ncurl by address\r\n")
+        p = subprocess.run(["curl", "--silent", "--show-error", "--max-time", str(int(WAIT)),
+                            "--cacert", cert, "--url", "smtps://127.0.0.1:%d/client.example" % port,
+                            "--user", "david@test.com:secret1", "--mail-from", "david@test.com",
+                            "--mail-rcpt", "david@test.com", "--upload-file", msg],
+                           capture_output=True, timeout=3 * WAIT)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        server, port = self.listen_with(cert, key, ["--pop3", "-i"])
+        self.assertEqual(self.fetchmail_check(port, cert), 0)
+        self.assertIn("Msgs:1", self.mutt_status(port, cert))
+
+    def fetchmail_check(self, port, cert):
+        """fetchmail --check by address, as doc/TLS.md says: its status."""
+        home = os.path.join(self.root, "fm")
+        os.makedirs(home)
+        rc = os.path.join(home, "fetchmailrc")
+        with open(rc, "w") as f:
+            f.write('poll 127.0.0.1 protocol pop3 service %d\n'
+                    '    user "david@test.com" password "secret1" ssl sslproto "TLS1.2+"'
+                    ' sslcertck sslcertfile "%s"\n'
+                    '    sslcommonname "mail.example.org"\n' % (port, cert))
+        os.chmod(rc, 0o600)
+        p = subprocess.run(["fetchmail", "-f", rc, "--check", "--nodetach", "--nosyslog",
+                            "--pidfile", os.path.join(home, "pid")],   # not root's shared one
+                           capture_output=True, timeout=3 * WAIT,
+                           env=dict(os.environ, FETCHMAILHOME=home, HOME=home))
+        self.assertIn(b"1 message", p.stdout + p.stderr, p.stdout + p.stderr)
+        return p.returncode
+
+    def mutt_status(self, port, cert):
+        """mutt on a tmux terminal with doc/TLS.md's setting, by address:
+        its status line once it shows the mailbox (never a certificate
+        question)."""
+        home = os.path.join(self.root, "mutt")
+        os.makedirs(os.path.join(home, "Mail"))
+        with open(os.path.join(home, "muttrc"), "w") as f:
+            f.write("set ssl_ca_certificates_file = %s\nset certificate_file = /dev/null\n"
+                    "set pop_pass = secret1\n" % cert)
+        sock = os.path.join(self.root, "tmux.sock")
+        self.addCleanup(subprocess.run, ["tmux", "-S", sock, "kill-server"],
+                        capture_output=True, timeout=WAIT)
+        cmd = "env HOME=%s LANG=C.UTF-8 mutt -n -F %s/muttrc -f pops://david%%40test.com@127.0.0.1:%d/" % (
+            home, home, port)
+        subprocess.run(["tmux", "-u", "-S", sock, "new-session", "-d", "-x", "120", "-y", "20",
+                        "-s", "m", cmd], check=True, timeout=WAIT)
+        deadline = time.monotonic() + 3 * WAIT
+        while True:
+            screen = subprocess.run(["tmux", "-S", sock, "capture-pane", "-p", "-t", "m"],
+                                    capture_output=True, timeout=WAIT).stdout.decode("utf-8", "replace")
+            status = [l for l in screen.split("\n") if "Mutt: pops://" in l]
+            if status:
+                return status[0]
+            self.assertNotRegex(screen, r"(?i)certificate|\(r\)eject")
+            self.assertLess(time.monotonic(), deadline, screen)
+            time.sleep(0.05)
+
+    def test_tls_name_checks_a_name_while_connecting_by_address(self):
+        cert, key = self.named_certificate()
+        for how in (["--tls"], ["--starttls"]):
+            with self.subTest(how=how):
+                server, port = self.listen_with(cert, key, ["-i"] if how == ["--tls"] else [])
+                p = self.mysmtp(port, cert, *how)
+                self.assertEqual(p.returncode, 76, p.stderr)
+                self.assertIn(b"name `127.0.0.1' not present", p.stderr)
+                self.assertIn(b"--tls-name", p.stderr)
+                p = self.mysmtp(port, cert, *how, "--tls-name", "mail.example.org")
+                self.assertIn(p.returncode, (0, 67), p.stderr)
+                p = self.mysmtp(port, cert, *how, "--tls-name", "other.example.org")
+                self.assertEqual(p.returncode, 76, p.stderr)
+                self.assertIn(b"name `other.example.org' not present", p.stderr)
 
 
 if __name__ == "__main__":
