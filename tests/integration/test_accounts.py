@@ -392,6 +392,42 @@ class Fail2ban(AccountsTest):
         self.assertNotIn("Authenticated", matched)
 
 
+    def test_the_jail_bans_on_every_port_that_logs_failures(self):
+        """Every port a shipped socket unit (ListenStream=) or xinetd entry
+        (port) opens, and 587, 143 and 993, are in the ports fail2ban itself
+        reads from the shipped jail (fail2ban-client -d on a copy of
+        /etc/fail2ban holding our filter and jail alone): a banned address
+        can guess on none of them."""
+        client = shutil.which("fail2ban-client")
+        self.assertTrue(client, "fail2ban-client is needed (Debian package fail2ban)")
+        top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        opened = {"587", "143", "993"}
+        for name in os.listdir(os.path.join(top, "systemd")):
+            if name.endswith(".socket"):
+                with open(os.path.join(top, "systemd", name)) as f:
+                    opened |= {v.strip().rsplit(":", 1)[-1].rstrip("]") for v in
+                               re.findall(r"(?m)^ListenStream=(.+)$", f.read())}
+        for name in os.listdir(os.path.join(top, "xinetd")):
+            with open(os.path.join(top, "xinetd", name)) as f:
+                opened |= set(re.findall(r"(?m)^\s*port\s*=\s*(\d+)\s*$", f.read()))
+        self.assertTrue({"2525", "2526", "465", "110", "995"} <= opened, opened)
+        conf = os.path.join(self.root, "fail2ban")
+        shutil.copytree("/etc/fail2ban", conf)
+        shutil.rmtree(os.path.join(conf, "jail.d"))      # Debian's sshd jail, say
+        os.mkdir(os.path.join(conf, "jail.d"))
+        for d in ("jail.d", "filter.d"):
+            shutil.copy(os.path.join(top, "contrib/fail2ban", d, "mysmtpd.conf"),
+                        os.path.join(conf, d))
+        r = subprocess.run([client, "-c", conf, "-d"], capture_output=True, timeout=60)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, out[-2000:] + r.stderr.decode())
+        ports = re.findall(r"\['port', '([^']*)'\]", out)
+        self.assertEqual(len(ports), 1, "one jail with a port list: %r" % ports)
+        banned = set(ports[0].split(","))
+        self.assertEqual(sorted(opened - banned, key=int), [],
+                         "ports that log failed logins but are not banned")
+
+
 class SetPassword(AccountsTest):
     def run_pty(self, args, answers):
         """Run mysmtpd ARGS on a new pty, typing each answer after its prompt."""
