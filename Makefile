@@ -188,7 +188,8 @@ TLSDIR      ?= /etc/mysmtp/tls
 
 UNITS = mysmtp.socket mysmtp@.service mysmtp-listener.socket mysmtp-listener.service \
         mysmtp-smtp.socket mysmtp-smtp@.service mysmtp-smtps.socket mysmtp-smtps@.service \
-        mysmtp-pop3.socket mysmtp-pop3@.service mysmtp-pop3s.socket mysmtp-pop3s@.service
+        mysmtp-pop3.socket mysmtp-pop3@.service mysmtp-pop3s.socket mysmtp-pop3s@.service \
+        mysmtp-submission.socket mysmtp-submission@.service
 XINETD = mysmtp mysmtp-smtp mysmtp-pop3 mysmtp-pop3s
 SUBST = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
         -e 's|@STATEDIR@|$(STATEDIR)|g' -e 's|@ACCOUNTS@|$(ACCOUNTS)|g' \

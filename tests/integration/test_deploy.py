@@ -64,11 +64,13 @@ STATEDIR = "/var/lib/mysmtp"
 ACCOUNTS = "/etc/mysmtp/accounts"
 PASSWORDS = {"john@test.com": "john's secret", "david@test.com": "david's secret"}
 SERVICES = ("mysmtp@.service", "mysmtp-listener.service", "mysmtp-smtp@.service",
-            "mysmtp-smtps@.service", "mysmtp-pop3@.service", "mysmtp-pop3s@.service")
+            "mysmtp-smtps@.service", "mysmtp-pop3@.service", "mysmtp-pop3s@.service",
+            "mysmtp-submission@.service")
 UNITS = ("mysmtp.socket", "mysmtp@.service", "mysmtp-listener.socket",
          "mysmtp-listener.service", "mysmtp-smtp.socket", "mysmtp-smtp@.service",
          "mysmtp-smtps.socket", "mysmtp-smtps@.service", "mysmtp-pop3.socket",
-         "mysmtp-pop3@.service", "mysmtp-pop3s.socket", "mysmtp-pop3s@.service")
+         "mysmtp-pop3@.service", "mysmtp-pop3s.socket", "mysmtp-pop3s@.service",
+         "mysmtp-submission.socket", "mysmtp-submission@.service")
 INSTALLED = [PREFIX + "/sbin/mysmtpd", PREFIX + "/bin/mysmtp",
              PREFIX + "/share/man/man8/mysmtpd.8", PREFIX + "/share/man/man1/mysmtp.1",
              PREFIX + "/lib/sysusers.d/mysmtp.conf", "/etc/xinetd.d/mysmtp",
@@ -643,6 +645,35 @@ class Deploy(unittest.TestCase):
             s.login("john@test.com", PASSWORDS["john@test.com"])
             self.assertEqual(s.sendmail("john@test.com", ["david@test.com"], SMTP_MESSAGE), {})
         act.wait_log(r"TLS started: TLSv1\.[23]")
+        self.check_store(store, 1, owner)
+
+    def test_submission_per_connection_service(self):
+        """mysmtp-submission@.service (port 587): the key and certificate from
+        LoadCredential=; MAIL before a login gets 530; after STARTTLS smtplib
+        logs in with AUTH LOGIN (the user name on the AUTH line) and sends."""
+        unit = self.unit("mysmtp-submission@.service")["Service"]
+        self.assertEqual(unit["LoadCredential"], ["tls-cert:/etc/mysmtp/tls/cert.pem",
+                                                  "tls-key:/etc/mysmtp/tls/key.pem"])
+        self.assertEqual(self.unit("mysmtp-submission.socket")["Socket"]["ListenStream"], ["587"])
+        owner = unprivileged()
+        store = self.store(owner)
+        argv = sandbox_prefix() + self.command_line("mysmtp-submission@.service", store)
+        self.assertIn("--submission", argv)
+        self.assertNotIn("--tls-implicit", argv)
+        act, port = self.activator(argv, accept=True)
+        ctx = ssl.create_default_context(cafile=self.tls_cert)
+        with smtplib.SMTP("localhost", port, local_hostname="test.com", timeout=WAIT) as s:
+            with self.assertRaises(smtplib.SMTPSenderRefused) as e:
+                s.sendmail("john@test.com", ["david@test.com"], SMTP_MESSAGE)
+            self.assertEqual((e.exception.smtp_code, e.exception.smtp_error),
+                             (530, b"5.7.0 Authentication required"))
+            s.starttls(context=ctx)
+            s.ehlo("test.com")
+            self.assertEqual(s.esmtp_features["auth"].split(), ["PLAIN", "LOGIN"])
+            s.user, s.password = "john@test.com", PASSWORDS["john@test.com"]
+            self.assertEqual(s.auth("LOGIN", s.auth_login)[0], 235)
+            self.assertEqual(s.sendmail("john@test.com", ["david@test.com"], SMTP_MESSAGE), {})
+        act.wait_log(r"Authenticated john@test\.com from 127\.0\.0\.1")
         self.check_store(store, 1, owner)
 
     def pop3_round(self, port, ctx=None):
