@@ -163,6 +163,16 @@ def set_xinetd_attr(text, name, value):
     return text[:i] + "\t%s = %s\n" % (name, value) + text[i:]
 
 
+def man_examples(section):
+    """The .EX blocks of a section of mysmtpd(8), as a shell or an editor gets
+    them: roff escapes undone, continued lines (a backslash at the end) kept."""
+    with open(os.path.join(TOP, "man", "mysmtpd.8")) as f:
+        text = f.read()
+    body = text.split("\n.SH %s\n" % section, 1)[1].split("\n.SH ", 1)[0]
+    blocks = re.findall(r"(?ms)^\.EX\n(.*?)^\.EE$", body)
+    return [b.replace("\\-", "-").replace("\\e", "\\").replace("\\(aq", "'") for b in blocks]
+
+
 def sanitizer_env_names():
     return [n for n in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS") if n in os.environ]
 
@@ -675,6 +685,37 @@ class Deploy(unittest.TestCase):
             self.assertEqual(s.sendmail("john@test.com", ["david@test.com"], SMTP_MESSAGE), {})
         act.wait_log(r"Authenticated john@test\.com from 127\.0\.0\.1")
         self.check_store(store, 1, owner)
+
+    def test_tls_drop_ins_keep_each_units_options(self):
+        """The STARTTLS drop-ins of mysmtpd(8), section TLS, each on the unit it
+        names: its ExecStart= is the unit's own, options and all (-S,
+        --pop3), with the credentials' files added; every per-connection unit
+        without TLS of its own has one."""
+        seen = []
+        for block in man_examples("TLS"):
+            m = re.match(r"# systemctl edit (\S+)", block)
+            if not m or "ExecStart=" not in block:
+                continue
+            name = m.group(1)
+            seen.append(name)
+            with self.subTest(unit=name):
+                path = os.path.join(self.root, "drop-in.conf")
+                with open(path, "w") as f:
+                    f.write(block)
+                drop = parse_unit(path)["Service"]
+                self.assertEqual(drop["ExecStart"][0], "", "ExecStart= is reset first")
+                self.assertEqual(drop["LoadCredential"], ["tls-cert:/etc/mysmtp/tls/cert.pem",
+                                                          "tls-key:/etc/mysmtp/tls/key.pem"])
+                own = exec_start(self.unit(name))
+                new = exec_start(parse_unit(path))
+                self.assertEqual(os.path.basename(new[0]), "mysmtpd")
+                tls = ["--tls-cert", "%d/tls-cert", "--tls-key", "%d/tls-key"]
+                i = new.index("--tls-cert")
+                self.assertEqual(new[i:i + 4], tls)
+                self.assertEqual(new[1:i] + new[i + 4:], own[1:],
+                                 "the drop-in keeps the unit's own options")
+        self.assertEqual(sorted(seen), ["mysmtp-pop3@.service", "mysmtp-smtp@.service",
+                                        "mysmtp@.service"])
 
     def pop3_round(self, port, ctx=None):
         """Fetch every message of david@test.com, delete the first, quit."""
