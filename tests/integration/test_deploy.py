@@ -7,8 +7,8 @@
   rated at most 1.5 by `systemd-analyze security --offline=true`.
 - The installed units' own ExecStart command lines (their binary replaced
   by $MYSMTPD, the store by a temporary one) serve whole sessions over TCP:
-  the per-connection services (My_SMTP, and standard SMTP with smtplib)
-  under `systemd-socket-activate --inetd -a`, the listener under
+  the per-connection services (My_SMTP, standard SMTP and submission with
+  smtplib) under `systemd-socket-activate --inetd -a`, the listener under
   `systemd-socket-activate` (LISTEN_FDS); as root, each runs as an
   unprivileged user in a network namespace of its own, as User= and
   PrivateNetwork=yes would have it.
@@ -16,7 +16,9 @@
   user and paths rewritten), serves a session whose log goes to syslog,
   never to the client.
 - The man pages render without warnings and name every option and exit
-  status the programs have.
+  status the programs have; their STARTTLS drop-ins keep each unit's own
+  options, and their tcpserver line, run by sh under a real tcpserver,
+  serves sessions as the unprivileged user, not root.
 
 Self-contained: only the standard library and the tools named above.
 """
@@ -79,6 +81,7 @@ INSTALLED = [PREFIX + "/sbin/mysmtpd", PREFIX + "/bin/mysmtp",
             [UNITDIR + "/" + u for u in UNITS]
 MAX_EXPOSURE = 1.5
 
+TCPSERVER = shutil.which("tcpserver") or "/usr/bin/tcpserver"
 ACTIVATE = shutil.which("systemd-socket-activate") or "/usr/bin/systemd-socket-activate"
 ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 XINETD = shutil.which("xinetd") or "/usr/sbin/xinetd"
@@ -716,6 +719,58 @@ class Deploy(unittest.TestCase):
                                  "the drop-in keeps the unit's own options")
         self.assertEqual(sorted(seen), ["mysmtp-pop3@.service", "mysmtp-smtp@.service",
                                         "mysmtp@.service"])
+
+    def test_tcpserver_example(self):
+        """The tcpserver(1) line of mysmtpd(8), EXAMPLES, run by sh as it is,
+        with nobody for the user mysmtp, a free port for 2525 and a
+        temporary store and accounts file: it binds 127.0.0.1 alone, serves
+        the seed's session with accounts, and the session's process runs as
+        that user, not root."""
+        self.assertTrue(os.access(TCPSERVER, os.X_OK),
+                        "tcpserver is not installed (Debian package ucspi-tcp)")
+        who = unprivileged()
+        self.assertIsNotNone(who, "run as root, with a user nobody")
+        lines = [b for b in man_examples("EXAMPLES") if b.startswith("tcpserver ")]
+        self.assertEqual(len(lines), 1, "one tcpserver example")
+        line = lines[0]
+        store = self.store(who)
+        port = free_port()
+        for old, new in (("id -u mysmtp)", "id -u nobody)"), ("id -g mysmtp)", "id -g nobody)"),
+                         (" 2525 ", " %d " % port), ("/etc/mysmtp/accounts", self.accounts),
+                         ("/var/lib/mysmtp", store)):
+            self.assertEqual(line.count(old), 1, "%r in %r" % (old, line))
+            line = line.replace(old, new)
+        self.assertIn(" 127.0.0.1 %d " % port, line, "bound to one address")
+        env = dict(os.environ, PATH=os.path.dirname(self.server) + ":" + os.environ["PATH"])
+        p = self.spawn(["sh", "-c", "exec " + line], env=env)
+        self.wait_listening(p, port)
+        s = open_session(self, port, "john@test.com")
+        served = self.children(p.pid)
+        self.assertEqual(len(served), 1, "one session process under tcpserver")
+        with open("/proc/%d/status" % served[0]) as f:
+            uids = re.search(r"(?m)^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", f.read()).groups()
+        self.assertEqual(set(int(u) for u in uids), {who[0]}, "the session runs as nobody")
+        close_session(self, s)
+        seed_session(self, port, 1)
+        self.check_store(store, 1, who)
+        with socket.socket() as other:          # 127.0.0.1 only: not the host's other addresses
+            other.settimeout(WAIT)
+            self.assertNotEqual(other.connect_ex(("127.0.0.2", port)), 0)
+
+    def children(self, pid):
+        """The pids of pid's children."""
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(c) for c in f.read().split()]
+
+    def wait_listening(self, p, port):
+        deadline = time.monotonic() + WAIT
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            self.assertIsNone(p.proc.poll(), "tcpserver exited: %r" % p.log()[-800:])
+            self.assertLess(time.monotonic(), deadline, "tcpserver does not listen")
+            time.sleep(0.05)
 
     def pop3_round(self, port, ctx=None):
         """Fetch every message of david@test.com, delete the first, quit."""
