@@ -10,12 +10,15 @@ edits, --remove-account; a bad accounts file; an edit seen without reload.
 Real clients (smtplib, swaks, curl, msmtp, mysmtp) are in test_auth_clients.py.
 """
 
+import base64
 import os
 import pty
 import re
 import secrets
 import select
 import shutil
+import socket
+import ssl
 import statistics
 import subprocess
 import threading
@@ -316,7 +319,7 @@ def process_memory(pid):
 
 class Secrets(AccountsTest):
     def check_gone(self, c, passwords):
-        memory = process_memory(c.server.pid)
+        memory = process_memory(getattr(c, "server", c).pid)
         self.assertGreater(len(memory), 100000, "read the server's memory")
         for p in passwords:
             at = memory.find(p.encode())
@@ -354,6 +357,37 @@ class Secrets(AccountsTest):
         self.assertTrue(c.cmd("NOOP").startswith("250 "))
         self.check_gone(c, [right, response])
         self.assertEqual(c.cmd("QUIT"), "221 2.0.0 Bye")
+
+
+    def test_smtp_auth_login_over_tls_is_wiped_too(self):
+        """AUTH LOGIN after STARTTLS, on one session on a socket as systemd
+        hands it over: the password (what the server decodes) is nowhere in
+        its memory once checked, nor in the log."""
+        from test_tls import Lines, make_certificate     # test_tls imports this module
+        right = "R1ght-" + secrets.token_hex(12)
+        make_accounts(self.accounts, [("david@test.com", right)])
+        cert, key = make_certificate(self.root)
+        ours, theirs = socket.socketpair()
+        self.closers.append(ours.close)
+        server = self.spawn(["-d", self.d, "--submission", "-C", cert, "-K", key] + self.args,
+                            stdin=theirs.fileno(), stdout=theirs.fileno())
+        theirs.close()
+        c = Lines(ours)
+        self.assertRegex(c.line(), r"^220 ")
+        self.assertEqual(c.cmd("EHLO client.example"), "250 ENHANCEDSTATUSCODES")
+        self.assertEqual(c.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS")
+        c = Lines(ssl.create_default_context(cafile=cert).wrap_socket(
+            ours, server_hostname="localhost"))
+        self.assertEqual(c.cmd("EHLO client.example"), "250 ENHANCEDSTATUSCODES")
+        self.assertEqual(c.cmd("AUTH LOGIN"), "334 VXNlcm5hbWU6")
+        self.assertEqual(c.cmd(base64.b64encode(b"david@test.com").decode()), "334 UGFzc3dvcmQ6")
+        self.assertEqual(c.cmd(base64.b64encode(right.encode()).decode()),
+                         "235 2.7.0 Authentication successful")
+        self.assertEqual(c.cmd("NOOP"), "250 2.0.0 Ok")
+        self.check_gone(server, [right, base64.b64encode(right.encode()).decode()])
+        self.assertEqual(c.cmd("QUIT"), "221 2.0.0 Bye")
+        self.assertEqual(server.wait(), 0)
+        self.assertNotIn(right.encode(), server.log())
 
 
 class Fail2ban(AccountsTest):
