@@ -14,7 +14,7 @@ HOST     ?= 127.0.0.1
 BUILD_PKGS = gcc make pkg-config libsystemd-dev libedit-dev libcrypt-dev libtls-dev
 TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-14-dev \
              curl swaks mutt strace fail2ban msmtp util-linux iproute2 openssl \
-             libnet-ssleay-perl libio-socket-ssl-perl gnutls-bin fetchmail mpop
+             libnet-ssleay-perl libio-socket-ssl-perl gnutls-bin fetchmail mpop ucspi-tcp
 
 # The server: one idea per file (see README.md, "Source map").
 SERVER_SRCS = mysmtpd.c listener.c pool.c scoreboard.c log.c session.c login.c accounts.c accounts_edit.c secret.c \
@@ -188,7 +188,8 @@ TLSDIR      ?= /etc/mysmtp/tls
 
 UNITS = mysmtp.socket mysmtp@.service mysmtp-listener.socket mysmtp-listener.service \
         mysmtp-smtp.socket mysmtp-smtp@.service mysmtp-smtps.socket mysmtp-smtps@.service \
-        mysmtp-pop3.socket mysmtp-pop3@.service mysmtp-pop3s.socket mysmtp-pop3s@.service
+        mysmtp-pop3.socket mysmtp-pop3@.service mysmtp-pop3s.socket mysmtp-pop3s@.service \
+        mysmtp-submission.socket mysmtp-submission@.service
 XINETD = mysmtp mysmtp-smtp mysmtp-pop3 mysmtp-pop3s
 SUBST = -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
         -e 's|@STATEDIR@|$(STATEDIR)|g' -e 's|@ACCOUNTS@|$(ACCOUNTS)|g' \

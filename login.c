@@ -108,26 +108,71 @@ enum login_outcome login_check_plain(struct session *s, struct sasl_plain *p)
 	return login_check(s, p->authcid, p->password);
 }
 
+int login_read_response(struct session *s, const char *prompt, char *line)
+{
+	int crlf, n;
+
+	session_send_line(s, prompt, strlen(prompt));
+	n = reader_line_crlf(&s->in, line, SASL_LINE_MAX,
+			     io_deadline(s->cfg->timeout, s->session_end), &crlf);
+	if (n == -ETIMEDOUT)
+		session_time_out(s);
+	else if (n < 0 && n != -E2BIG)
+		s->done = 1;	/* the connection is gone */
+	return n;
+}
+
+/* What a response line of n octets (or -errno) that decoded to rc (0, 1
+   for "*", or -EINVAL) comes to. */
+static enum plain_read response_outcome(int n, int rc)
+{
+	if (n == -E2BIG)
+		return PLAIN_TOO_LONG;
+	if (n < 0)
+		return PLAIN_ENDED;
+	return rc == 1 ? PLAIN_ABORTED : rc < 0 ? PLAIN_UNDECODABLE : PLAIN_OK;
+}
+
 enum plain_read login_read_plain(struct session *s, const char *initial, const char *prompt,
 				struct sasl_plain *p)
 {
 	char line[SASL_LINE_MAX + 1];
-	int crlf, n, rc;
+	int n, rc;
 
 	if (*initial)
 		return sasl_plain_decode(initial, strlen(initial), p) < 0 ? PLAIN_UNDECODABLE : PLAIN_OK;
-	session_send_line(s, prompt, strlen(prompt));
-	n = reader_line_crlf(&s->in, line, SASL_LINE_MAX,
-			     io_deadline(s->cfg->timeout, s->session_end), &crlf);
+	n = login_read_response(s, prompt, line);
 	rc = n < 0 ? n : strcmp(line, "*") == 0 ? 1 : sasl_plain_decode(line, (size_t)n, p);
 	explicit_bzero(line, sizeof line);	/* a cut-off line too */
-	if (n == -E2BIG)
-		return PLAIN_TOO_LONG;
-	if (n == -ETIMEDOUT)
-		session_time_out(s);
-	else if (n < 0)
-		s->done = 1;	/* the connection is gone */
-	if (n < 0)
-		return PLAIN_ENDED;
-	return rc == 1 ? PLAIN_ABORTED : rc < 0 ? PLAIN_UNDECODABLE : PLAIN_OK;
+	return response_outcome(n, rc);
+}
+
+/* One field of LOGIN, asked for with prompt and the base64 challenge, into
+   out[max + 1]. */
+static enum plain_read read_login_field(struct session *s, const char *prompt,
+					const char *challenge, char *out, size_t max)
+{
+	char ask[64], line[SASL_LINE_MAX + 1];
+	int n, rc;
+
+	snprintf(ask, sizeof ask, "%s%s", prompt, challenge);
+	n = login_read_response(s, ask, line);
+	rc = n < 0 ? n : strcmp(line, "*") == 0 ? 1 : sasl_login_field(line, (size_t)n, out, max);
+	explicit_bzero(line, sizeof line);	/* a cut-off line too */
+	return response_outcome(n, rc);
+}
+
+enum plain_read login_read_login(struct session *s, const char *initial, const char *prompt,
+				struct sasl_plain *p)
+{
+	enum plain_read rc = PLAIN_OK;
+
+	p->authzid[0] = '\0';
+	if (*initial && sasl_login_field(initial, strlen(initial), p->authcid, SASL_ID_MAX) < 0)
+		rc = PLAIN_UNDECODABLE;
+	else if (!*initial)
+		rc = read_login_field(s, prompt, "VXNlcm5hbWU6", p->authcid, SASL_ID_MAX);
+	if (rc == PLAIN_OK)
+		rc = read_login_field(s, prompt, "UGFzc3dvcmQ6", p->password, SASL_PASSWORD_MAX);
+	return rc;
 }

@@ -64,4 +64,17 @@ enum plain_read { PLAIN_OK, PLAIN_TOO_LONG, PLAIN_ABORTED, PLAIN_UNDECODABLE, PL
 enum plain_read login_read_plain(struct session *s, const char *initial, const char *prompt,
 				struct sasl_plain *p);
 
+/* The same for LOGIN: the user name (the initial response of the AUTH line,
+   or else asked for with prompt and "VXNlcm5hbWU6", "Username:"), then the
+   password (prompt and "UGFzc3dvcmQ6", "Password:"), each line read as
+   PLAIN's is and wiped. *p gets no authzid. */
+enum plain_read login_read_login(struct session *s, const char *initial, const char *prompt,
+				struct sasl_plain *p);
+
+/* Send prompt and read one response line into line[SASL_LINE_MAX + 1]: its
+   length, -E2BIG (the rest of it skipped), or another -errno once the
+   session has ended (a timeout answered, or the connection gone). The
+   caller wipes line, whatever came back: it may hold a password. */
+int login_read_response(struct session *s, const char *prompt, char *line);
+
 #endif

@@ -92,6 +92,8 @@ static const char usage[] =
 	"      --remove-account ADDRESS  take the account out of the --accounts file\n"
 	"  -S, --smtp                 speak standard SMTP (RFC 5321) instead of My_SMTP,\n"
 	"                             for curl, swaks, smtplib, msmtp, Postfix\n"
+	"  -M, --submission           standard SMTP for mail programs (RFC 6409, port\n"
+	"                             587): MAIL only after AUTH; needs --accounts\n"
 	"      --pop3                 speak POP3 (RFC 1939) instead: mail readers fetch\n"
 	"                             and delete; needs --accounts; -t is then [600]\n"
 	"  -B, --bare-lf MODE         SMTP mode: a line ending in a bare LF is taken as\n"
@@ -125,6 +127,7 @@ static const struct option long_options[] = {
 	{ "domain", required_argument, NULL, 'D' },
 	{ "hostname", required_argument, NULL, 'n' },
 	{ "smtp", no_argument, NULL, 'S' },
+	{ "submission", no_argument, NULL, 'M' },
 	{ "pop3", no_argument, NULL, OPT_POP3 },
 	{ "accounts", required_argument, NULL, 'u' },
 	{ "allow-plaintext-auth", no_argument, NULL, 'P' },
@@ -174,7 +177,7 @@ static void parse_options(struct server *sv, int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "d:l:c:p:U:s:r:t:T:e:j:m:F:w:AD:n:SB:u:PC:K:ihV", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:c:p:U:s:r:t:T:e:j:m:F:w:AD:n:SMB:u:PC:K:ihV", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'd': sv->mailbox_dir = optarg; sv->mailbox_dir_given = 1; break;
 		case 'l':
@@ -216,6 +219,7 @@ static void parse_options(struct server *sv, int argc, char **argv)
 			snprintf(sv->hostname, sizeof sv->hostname, "%s", optarg);
 			break;
 		case 'S': sv->smtp = 1; break;
+		case 'M': sv->smtp = 1; sv->cfg.submission = 1; break;
 		case 'u': sv->cfg.accounts_file = optarg; break;
 		case 'P': sv->cfg.allow_plaintext_auth = 1; break;
 		case 'C': sv->cfg.tls_cert = optarg; break;
@@ -237,6 +241,10 @@ static void parse_options(struct server *sv, int argc, char **argv)
 			  sv->cfg.tls_cert ? sv->cfg.tls_cert : sv->cfg.tls_key);
 	if (sv->cfg.tls_implicit && !sv->cfg.tls_cert)
 		die_usage("--tls-implicit needs --tls-cert and --tls-key", "-i");
+	if (sv->pop3 && sv->cfg.submission)
+		die_usage("--pop3 and --submission are two dialects: choose one", "--pop3");
+	if (sv->cfg.submission && !sv->cfg.accounts_file && !sv->set_password && !sv->remove_account)
+		die_usage("--submission needs --accounts: only account holders send", "--submission");
 	if (sv->pop3 && sv->smtp)
 		die_usage("--pop3 and --smtp are two dialects: choose one", "--pop3");
 	if (sv->pop3 && !sv->cfg.accounts_file && !sv->set_password && !sv->remove_account)

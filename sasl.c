@@ -1,4 +1,5 @@
-/* sasl.c: base64 decoding and the fields of a SASL PLAIN response (sasl.h). */
+/* sasl.c: base64 decoding and the fields of SASL PLAIN and LOGIN responses
+   (sasl.h). */
 #define _GNU_SOURCE
 #include "sasl.h"
 
@@ -79,6 +80,17 @@ int sasl_plain_decode(const char *text, size_t len, struct sasl_plain *p)
 	    take_field(nul1 + 1, nul2, p->authcid, SASL_ID_MAX) == 0 &&
 	    take_field(nul2 + 1, end, p->password, SASL_PASSWORD_MAX) == 0)
 		rc = 0;
+	explicit_bzero(raw, sizeof raw);
+	return rc;
+}
+
+int sasl_login_field(const char *text, size_t len, char *out, size_t max)
+{
+	unsigned char raw[SASL_PASSWORD_MAX + 1];
+	int n = base64_decode(text, len, raw, sizeof raw), rc = -EINVAL;
+
+	if (n > 0 && memchr(raw, '\0', (size_t)n) == NULL)
+		rc = take_field(raw, raw + n, out, max);
 	explicit_bzero(raw, sizeof raw);
 	return rc;
 }

@@ -39,6 +39,7 @@ struct config {
 	unsigned auth_failure_delay_ms;	/* before the reply to a failed login */
 	const char *tls_cert, *tls_key;	/* PEM files: STARTTLS offered; NULL: no TLS */
 	int tls_implicit;		/* TLS before the greeting (ports 465, 995) */
+	int submission;			/* SMTP: MAIL only after AUTH (RFC 6409, port 587) */
 };
 
 typedef void (*session_log)(void *ctx, const char *fmt, ...)

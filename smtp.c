@@ -106,7 +106,7 @@ static void greet(struct session *s, char *arg, int esmtp)
 	if (starttls_offered(s))
 		send_line(s, 250, '-', "STARTTLS");
 	if (login_accounts_on(s) && login_allowed(s))
-		send_line(s, 250, '-', "AUTH PLAIN");
+		send_line(s, 250, '-', s->tls ? "AUTH PLAIN LOGIN" : "AUTH PLAIN");
 	reply(s, 250, "ENHANCEDSTATUSCODES");
 }
 
@@ -155,6 +155,10 @@ static void cmd_mail(struct session *s, char *arg)
 
 	if (s->state != GREETED) {
 		reply(s, 503, "5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (s->cfg->submission && !s->user[0]) {	/* RFC 6409 section 4.3 */
+		reply(s, 530, "5.7.0 Authentication required");
 		return;
 	}
 	rc = smtparg_mail(arg, &p);
@@ -308,16 +312,29 @@ static void cmd_data(struct session *s, char *arg)
 	session_reset_transaction(s);
 }
 
-/* The PLAIN response, on the AUTH line or after "334 ": 0, or -1 with the
-   reply sent. */
-static int plain_response(struct session *s, const char *initial, struct sasl_plain *p)
+enum mechanism { MECH_NONE, MECH_PLAIN, MECH_LOGIN };
+
+static enum mechanism mechanism_of(const char *name, size_t len)
+{
+	if (len == 5 && strncasecmp(name, "PLAIN", 5) == 0)
+		return MECH_PLAIN;
+	if (len == 5 && strncasecmp(name, "LOGIN", 5) == 0)
+		return MECH_LOGIN;
+	return MECH_NONE;
+}
+
+/* The PLAIN response, on the AUTH line or after "334 ", or LOGIN's user
+   name and password: 0, or -1 with the reply sent. */
+static int sasl_response(struct session *s, enum mechanism m, const char *initial,
+			 struct sasl_plain *p)
 {
 	static const struct { int code; const char *text; } said[] = {
 		[PLAIN_TOO_LONG] = { 500, "5.5.6 Error: authentication exchange line is too long" },
 		[PLAIN_ABORTED] = { 501, "5.7.0 Error: authentication aborted" },
 		[PLAIN_UNDECODABLE] = { 501, "5.5.2 Error: cannot decode response" },
 	};
-	enum plain_read rc = login_read_plain(s, initial, "334 ", p);
+	enum plain_read rc = m == MECH_LOGIN ? login_read_login(s, initial, "334 ", p) :
+			     login_read_plain(s, initial, "334 ", p);
 
 	if (rc != PLAIN_OK && rc != PLAIN_ENDED)
 		reply(s, said[rc].code, said[rc].text);
@@ -334,12 +351,14 @@ static void plain_login(struct session *s, struct sasl_plain *p)
 	}
 }
 
-/* AUTH PLAIN [initial-response] (RFC 4954, RFC 4616). */
+/* AUTH PLAIN [initial-response] (RFC 4954, RFC 4616), and AUTH LOGIN over
+   TLS only. */
 static void cmd_auth(struct session *s, char *arg)
 {
 	struct sasl_plain p;
 	size_t mech = strcspn(arg, " ");
 	const char *initial = arg + mech + (arg[mech] == ' ');
+	enum mechanism m = mechanism_of(arg, mech);
 
 	if (!login_accounts_on(s))
 		reply(s, 502, "5.5.1 Error: command not implemented");
@@ -349,11 +368,13 @@ static void cmd_auth(struct session *s, char *arg)
 		reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
 	else if (!login_allowed(s))
 		reply(s, 538, "5.7.11 Encryption required for requested authentication mechanism");
-	else if (mech != 5 || strncasecmp(arg, "PLAIN", 5) != 0)
+	else if (m == MECH_NONE)
 		reply(s, 504, "5.5.4 Unsupported authentication mechanism");
+	else if (m == MECH_LOGIN && !s->tls)
+		reply(s, 538, "5.7.11 Encryption required for requested authentication mechanism");
 	else if (!login_accounts_ready(s))
 		reply(s, 454, "4.7.0 Temporary authentication failure");
-	else if (plain_response(s, initial, &p) == 0)
+	else if (sasl_response(s, m, initial, &p) == 0)
 		plain_login(s, &p);
 	explicit_bzero(&p, sizeof p);
 }

@@ -10,12 +10,15 @@ edits, --remove-account; a bad accounts file; an edit seen without reload.
 Real clients (smtplib, swaks, curl, msmtp, mysmtp) are in test_auth_clients.py.
 """
 
+import base64
 import os
 import pty
 import re
 import secrets
 import select
 import shutil
+import socket
+import ssl
 import statistics
 import subprocess
 import threading
@@ -316,7 +319,7 @@ def process_memory(pid):
 
 class Secrets(AccountsTest):
     def check_gone(self, c, passwords):
-        memory = process_memory(c.server.pid)
+        memory = process_memory(getattr(c, "server", c).pid)
         self.assertGreater(len(memory), 100000, "read the server's memory")
         for p in passwords:
             at = memory.find(p.encode())
@@ -356,6 +359,37 @@ class Secrets(AccountsTest):
         self.assertEqual(c.cmd("QUIT"), "221 2.0.0 Bye")
 
 
+    def test_smtp_auth_login_over_tls_is_wiped_too(self):
+        """AUTH LOGIN after STARTTLS, on one session on a socket as systemd
+        hands it over: the password (what the server decodes) is nowhere in
+        its memory once checked, nor in the log."""
+        from test_tls import Lines, make_certificate     # test_tls imports this module
+        right = "R1ght-" + secrets.token_hex(12)
+        make_accounts(self.accounts, [("david@test.com", right)])
+        cert, key = make_certificate(self.root)
+        ours, theirs = socket.socketpair()
+        self.closers.append(ours.close)
+        server = self.spawn(["-d", self.d, "--submission", "-C", cert, "-K", key] + self.args,
+                            stdin=theirs.fileno(), stdout=theirs.fileno())
+        theirs.close()
+        c = Lines(ours)
+        self.assertRegex(c.line(), r"^220 ")
+        self.assertEqual(c.cmd("EHLO client.example"), "250 ENHANCEDSTATUSCODES")
+        self.assertEqual(c.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS")
+        c = Lines(ssl.create_default_context(cafile=cert).wrap_socket(
+            ours, server_hostname="localhost"))
+        self.assertEqual(c.cmd("EHLO client.example"), "250 ENHANCEDSTATUSCODES")
+        self.assertEqual(c.cmd("AUTH LOGIN"), "334 VXNlcm5hbWU6")
+        self.assertEqual(c.cmd(base64.b64encode(b"david@test.com").decode()), "334 UGFzc3dvcmQ6")
+        self.assertEqual(c.cmd(base64.b64encode(right.encode()).decode()),
+                         "235 2.7.0 Authentication successful")
+        self.assertEqual(c.cmd("NOOP"), "250 2.0.0 Ok")
+        self.check_gone(server, [right, base64.b64encode(right.encode()).decode()])
+        self.assertEqual(c.cmd("QUIT"), "221 2.0.0 Bye")
+        self.assertEqual(server.wait(), 0)
+        self.assertNotIn(right.encode(), server.log())
+
+
 class Fail2ban(AccountsTest):
     def test_fail2ban_regex_finds_every_failure_in_a_real_log(self):
         """The listener's own log: two failed logins from one session, one
@@ -390,6 +424,42 @@ class Fail2ban(AccountsTest):
         self.assertEqual(len(re.findall(r"Authentication failed for \S+ from 127\.0\.0\.1", out)), 2)
         matched = out.split("Matched line(s):", 1)[1].split("`-", 1)[0]
         self.assertNotIn("Authenticated", matched)
+
+
+    def test_the_jail_bans_on_every_port_that_logs_failures(self):
+        """Every port a shipped socket unit (ListenStream=) or xinetd entry
+        (port) opens, and 587, 143 and 993, are in the ports fail2ban itself
+        reads from the shipped jail (fail2ban-client -d on a copy of
+        /etc/fail2ban holding our filter and jail alone): a banned address
+        can guess on none of them."""
+        client = shutil.which("fail2ban-client")
+        self.assertTrue(client, "fail2ban-client is needed (Debian package fail2ban)")
+        top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        opened = {"587", "143", "993"}
+        for name in os.listdir(os.path.join(top, "systemd")):
+            if name.endswith(".socket"):
+                with open(os.path.join(top, "systemd", name)) as f:
+                    opened |= {v.strip().rsplit(":", 1)[-1].rstrip("]") for v in
+                               re.findall(r"(?m)^ListenStream=(.+)$", f.read())}
+        for name in os.listdir(os.path.join(top, "xinetd")):
+            with open(os.path.join(top, "xinetd", name)) as f:
+                opened |= set(re.findall(r"(?m)^\s*port\s*=\s*(\d+)\s*$", f.read()))
+        self.assertTrue({"2525", "2526", "465", "110", "995"} <= opened, opened)
+        conf = os.path.join(self.root, "fail2ban")
+        shutil.copytree("/etc/fail2ban", conf)
+        shutil.rmtree(os.path.join(conf, "jail.d"))      # Debian's sshd jail, say
+        os.mkdir(os.path.join(conf, "jail.d"))
+        for d in ("jail.d", "filter.d"):
+            shutil.copy(os.path.join(top, "contrib/fail2ban", d, "mysmtpd.conf"),
+                        os.path.join(conf, d))
+        r = subprocess.run([client, "-c", conf, "-d"], capture_output=True, timeout=60)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, out[-2000:] + r.stderr.decode())
+        ports = re.findall(r"\['port', '([^']*)'\]", out)
+        self.assertEqual(len(ports), 1, "one jail with a port list: %r" % ports)
+        banned = set(ports[0].split(","))
+        self.assertEqual(sorted(opened - banned, key=int), [],
+                         "ports that log failed logins but are not banned")
 
 
 class SetPassword(AccountsTest):

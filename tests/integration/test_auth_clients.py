@@ -2,12 +2,17 @@
 
 Standard SMTP mode with accounts, against Python's smtplib, swaks, curl and
 msmtp, each logging in with AUTH PLAIN on a listener on 127.0.0.1 (a local
-peer, so no TLS is needed); and mysmtp --user, scripted and on a terminal.
+peer, so no TLS is needed); submission (--submission, port 587) with swaks'
+AUTH LOGIN over STARTTLS, and the LOGIN exchange itself; and mysmtp --user,
+scripted and on a terminal.
 """
 
+import base64
 import os
 import shutil
 import smtplib
+import socket
+import ssl
 import subprocess
 import time
 import unittest
@@ -16,6 +21,7 @@ from support import mailbox_file
 from test_accounts import two_accounts
 from test_client import (CLIENT, EX_NOPERM, EX_OK, WAIT, TerminalTest, masked)
 from test_smtp import HOST, MESSAGE, Smtp
+from test_tls import Lines, make_certificate
 
 
 class SmtpClients(Smtp):
@@ -94,6 +100,113 @@ class SmtpClients(Smtp):
                        "--domain=client.example", "--from=david@test.com", "john@test.com"],
                       input=message)
         self.check_stored(self.d, "john@test.com", [("david@test.com", message)])
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+class SubmissionClients(Smtp):
+    """mysmtpd --submission with STARTTLS, as the submission unit runs it,
+    on a listener on 127.0.0.1."""
+
+    def setUp(self):
+        super().setUp()
+        self.d = self.mkdir()
+        self.cert, self.key = make_certificate(self.root)
+        self.server, self.port = self.start_listener(
+            self.d, ["--submission", "-n", HOST, "--accounts", two_accounts(self.root),
+                     "-C", self.cert, "-K", self.key])
+
+    def swaks(self, *args):
+        swaks = shutil.which("swaks")
+        self.assertTrue(swaks, "swaks is not installed (Debian package swaks)")
+        return subprocess.run([swaks, "--server", "127.0.0.1", "--port", str(self.port),
+                               "--from", "david@test.com", "--to", "john@test.com",
+                               "--timeout", str(int(WAIT))] + list(args),
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=3 * WAIT)
+
+    def stored(self):
+        path = mailbox_file(self.d, "john@test.com")
+        return open(path, "rb").read() if os.path.exists(path) else b""
+
+    def test_swaks_auth_login_over_starttls(self):
+        """swaks --auth LOGIN sends over STARTTLS; without TLS it finds no
+        LOGIN offered and sends nothing; without a login, MAIL gets 530."""
+        tls = ["--tls", "--tls-verify", "--tls-ca-path", self.cert, "--tls-sni", "localhost"]
+        p = self.swaks(*(tls + ["--auth", "LOGIN", "--auth-user", "david@test.com",
+                                "--auth-password", "secret1", "--body", "swaks LOGIN"]))
+        out = p.stdout.decode("latin-1")
+        self.assertEqual(p.returncode, 0, out[-2000:] + p.stderr.decode("latin-1")[-500:])
+        self.assertIn("250-AUTH PLAIN LOGIN", out)
+        self.assertIn("334 VXNlcm5hbWU6", out)
+        self.assertIn("334 UGFzc3dvcmQ6", out)
+        self.assertIn(b"swaks LOGIN", self.stored())
+        p = self.swaks("--auth", "LOGIN", "--auth-user", "david@test.com",
+                       "--auth-password", "secret1", "--body", "in the clear")
+        out = p.stdout.decode("latin-1")
+        self.assertNotEqual(p.returncode, 0, out[-2000:])
+        self.assertNotIn("LOGIN", "".join(l for l in out.splitlines(True) if "250" in l))
+        p = self.swaks(*(tls + ["--body", "no login"]))
+        out = p.stdout.decode("latin-1")
+        self.assertNotEqual(p.returncode, 0, out[-2000:])
+        self.assertIn("530 5.7.0 Authentication required", out)
+        self.assertNotIn(b"in the clear", self.stored())
+        self.assertNotIn(b"no login", self.stored())
+        self.server.wait_log(r"Authenticated david@test\.com from 127\.0\.0\.1")
+
+    def tls_session(self):
+        """Connected, EHLO, STARTTLS, EHLO again: Lines over TLS."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=WAIT)
+        self.closers.append(sock.close)
+        c = Lines(sock)
+        self.assertRegex(c.line(), r"^220 ")
+        self.assertEqual(c.cmd("EHLO client.example"), "250 ENHANCEDSTATUSCODES")
+        self.assertEqual(c.cmd("AUTH LOGIN"),
+                         "538 5.7.11 Encryption required for requested authentication mechanism")
+        self.assertEqual(c.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS")
+        ctx = ssl.create_default_context(cafile=self.cert)
+        tls = Lines(ctx.wrap_socket(sock, server_hostname="localhost"))
+        self.closers.append(tls.sock.close)
+        tls.sock.sendall(b"EHLO client.example\r\n")
+        ehlo = [tls.line()]
+        while ehlo[-1][3] == "-":
+            ehlo.append(tls.line())
+        self.assertIn("250-AUTH PLAIN LOGIN", ehlo)
+        return tls
+
+    def test_the_login_exchange(self):
+        """AUTH LOGIN as RFC 4954 frames it: 334 VXNlcm5hbWU6 ("Username:"),
+        334 UGFzc3dvcmQ6 ("Password:"); "*" aborts, bad base64 is 501, a
+        wrong password 535 after the delay and logged as PLAIN's is; the user
+        name may come on the AUTH line; the third failure ends the session."""
+        c = self.tls_session()
+        self.assertEqual(c.cmd("AUTH LOGIN"), "334 VXNlcm5hbWU6")
+        self.assertEqual(c.cmd(b64("david@test.com")), "334 UGFzc3dvcmQ6")
+        start = time.monotonic()
+        self.assertEqual(c.cmd(b64("wrong")), "535 5.7.8 Error: authentication failed")
+        self.assertGreater(time.monotonic() - start, 1.5, "the failure delay")
+        self.server.wait_log(r"Authentication failed for david@test\.com from 127\.0\.0\.1")
+        self.assertEqual(c.cmd("AUTH LOGIN"), "334 VXNlcm5hbWU6")
+        self.assertEqual(c.cmd("*"), "501 5.7.0 Error: authentication aborted")
+        self.assertEqual(c.cmd("AUTH LOGIN"), "334 VXNlcm5hbWU6")
+        self.assertEqual(c.cmd(b64("david@test.com")), "334 UGFzc3dvcmQ6")
+        self.assertEqual(c.cmd("not base64!"), "501 5.5.2 Error: cannot decode response")
+        self.assertEqual(c.cmd("MAIL FROM:<david@test.com>"), "530 5.7.0 Authentication required")
+        self.assertEqual(c.cmd("AUTH LOGIN " + b64("david@test.com")), "334 UGFzc3dvcmQ6")
+        self.assertEqual(c.cmd(b64("secret1")), "235 2.7.0 Authentication successful")
+        self.assertEqual(c.cmd("AUTH LOGIN"), "503 5.5.1 Error: already authenticated")
+        self.assertEqual(c.cmd("MAIL FROM:<david@test.com>"), "250 2.1.0 Ok")
+        self.assertEqual(c.cmd("QUIT"), "221 2.0.0 Bye")
+        c = self.tls_session()
+        for _ in range(2):
+            self.assertEqual(c.cmd("AUTH LOGIN " + b64("john@test.com")), "334 UGFzc3dvcmQ6")
+            self.assertEqual(c.cmd(b64("wrong")), "535 5.7.8 Error: authentication failed")
+        self.assertEqual(c.cmd("AUTH LOGIN " + b64("john@test.com")), "334 UGFzc3dvcmQ6")
+        self.assertRegex(c.cmd(b64("wrong")), r"^421 4\.7\.0 ")
+        log = self.server.log().decode()
+        self.assertEqual(log.count("Authentication failed for john@test.com from 127.0.0.1"), 3)
+        self.assertNotIn("wrong", log.replace("wrong address", ""))
 
 
 class MysmtpUser(TerminalTest):

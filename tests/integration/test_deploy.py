@@ -7,8 +7,8 @@
   rated at most 1.5 by `systemd-analyze security --offline=true`.
 - The installed units' own ExecStart command lines (their binary replaced
   by $MYSMTPD, the store by a temporary one) serve whole sessions over TCP:
-  the per-connection services (My_SMTP, and standard SMTP with smtplib)
-  under `systemd-socket-activate --inetd -a`, the listener under
+  the per-connection services (My_SMTP, standard SMTP and submission with
+  smtplib) under `systemd-socket-activate --inetd -a`, the listener under
   `systemd-socket-activate` (LISTEN_FDS); as root, each runs as an
   unprivileged user in a network namespace of its own, as User= and
   PrivateNetwork=yes would have it.
@@ -16,7 +16,9 @@
   user and paths rewritten), serves a session whose log goes to syslog,
   never to the client.
 - The man pages render without warnings and name every option and exit
-  status the programs have.
+  status the programs have; their STARTTLS drop-ins keep each unit's own
+  options, and their tcpserver line, run by sh under a real tcpserver,
+  serves sessions as the unprivileged user, not root.
 
 Self-contained: only the standard library and the tools named above.
 """
@@ -64,11 +66,13 @@ STATEDIR = "/var/lib/mysmtp"
 ACCOUNTS = "/etc/mysmtp/accounts"
 PASSWORDS = {"john@test.com": "john's secret", "david@test.com": "david's secret"}
 SERVICES = ("mysmtp@.service", "mysmtp-listener.service", "mysmtp-smtp@.service",
-            "mysmtp-smtps@.service", "mysmtp-pop3@.service", "mysmtp-pop3s@.service")
+            "mysmtp-smtps@.service", "mysmtp-pop3@.service", "mysmtp-pop3s@.service",
+            "mysmtp-submission@.service")
 UNITS = ("mysmtp.socket", "mysmtp@.service", "mysmtp-listener.socket",
          "mysmtp-listener.service", "mysmtp-smtp.socket", "mysmtp-smtp@.service",
          "mysmtp-smtps.socket", "mysmtp-smtps@.service", "mysmtp-pop3.socket",
-         "mysmtp-pop3@.service", "mysmtp-pop3s.socket", "mysmtp-pop3s@.service")
+         "mysmtp-pop3@.service", "mysmtp-pop3s.socket", "mysmtp-pop3s@.service",
+         "mysmtp-submission.socket", "mysmtp-submission@.service")
 INSTALLED = [PREFIX + "/sbin/mysmtpd", PREFIX + "/bin/mysmtp",
              PREFIX + "/share/man/man8/mysmtpd.8", PREFIX + "/share/man/man1/mysmtp.1",
              PREFIX + "/lib/sysusers.d/mysmtp.conf", "/etc/xinetd.d/mysmtp",
@@ -77,6 +81,7 @@ INSTALLED = [PREFIX + "/sbin/mysmtpd", PREFIX + "/bin/mysmtp",
             [UNITDIR + "/" + u for u in UNITS]
 MAX_EXPOSURE = 1.5
 
+TCPSERVER = shutil.which("tcpserver") or "/usr/bin/tcpserver"
 ACTIVATE = shutil.which("systemd-socket-activate") or "/usr/bin/systemd-socket-activate"
 ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 XINETD = shutil.which("xinetd") or "/usr/sbin/xinetd"
@@ -159,6 +164,16 @@ def set_xinetd_attr(text, name, value):
         return pat.sub(lambda m: "%s%s = %s" % (m.group(1), name, value), text, count=1)
     i = text.rindex("}")
     return text[:i] + "\t%s = %s\n" % (name, value) + text[i:]
+
+
+def man_examples(section):
+    """The .EX blocks of a section of mysmtpd(8), as a shell or an editor gets
+    them: roff escapes undone, continued lines (a backslash at the end) kept."""
+    with open(os.path.join(TOP, "man", "mysmtpd.8")) as f:
+        text = f.read()
+    body = text.split("\n.SH %s\n" % section, 1)[1].split("\n.SH ", 1)[0]
+    blocks = re.findall(r"(?ms)^\.EX\n(.*?)^\.EE$", body)
+    return [b.replace("\\-", "-").replace("\\e", "\\").replace("\\(aq", "'") for b in blocks]
 
 
 def sanitizer_env_names():
@@ -644,6 +659,118 @@ class Deploy(unittest.TestCase):
             self.assertEqual(s.sendmail("john@test.com", ["david@test.com"], SMTP_MESSAGE), {})
         act.wait_log(r"TLS started: TLSv1\.[23]")
         self.check_store(store, 1, owner)
+
+    def test_submission_per_connection_service(self):
+        """mysmtp-submission@.service (port 587): the key and certificate from
+        LoadCredential=; MAIL before a login gets 530; after STARTTLS smtplib
+        logs in with AUTH LOGIN (the user name on the AUTH line) and sends."""
+        unit = self.unit("mysmtp-submission@.service")["Service"]
+        self.assertEqual(unit["LoadCredential"], ["tls-cert:/etc/mysmtp/tls/cert.pem",
+                                                  "tls-key:/etc/mysmtp/tls/key.pem"])
+        self.assertEqual(self.unit("mysmtp-submission.socket")["Socket"]["ListenStream"], ["587"])
+        owner = unprivileged()
+        store = self.store(owner)
+        argv = sandbox_prefix() + self.command_line("mysmtp-submission@.service", store)
+        self.assertIn("--submission", argv)
+        self.assertNotIn("--tls-implicit", argv)
+        act, port = self.activator(argv, accept=True)
+        ctx = ssl.create_default_context(cafile=self.tls_cert)
+        with smtplib.SMTP("localhost", port, local_hostname="test.com", timeout=WAIT) as s:
+            with self.assertRaises(smtplib.SMTPSenderRefused) as e:
+                s.sendmail("john@test.com", ["david@test.com"], SMTP_MESSAGE)
+            self.assertEqual((e.exception.smtp_code, e.exception.smtp_error),
+                             (530, b"5.7.0 Authentication required"))
+            s.starttls(context=ctx)
+            s.ehlo("test.com")
+            self.assertEqual(s.esmtp_features["auth"].split(), ["PLAIN", "LOGIN"])
+            s.user, s.password = "john@test.com", PASSWORDS["john@test.com"]
+            self.assertEqual(s.auth("LOGIN", s.auth_login)[0], 235)
+            self.assertEqual(s.sendmail("john@test.com", ["david@test.com"], SMTP_MESSAGE), {})
+        act.wait_log(r"Authenticated john@test\.com from 127\.0\.0\.1")
+        self.check_store(store, 1, owner)
+
+    def test_tls_drop_ins_keep_each_units_options(self):
+        """The STARTTLS drop-ins of mysmtpd(8), section TLS, each on the unit it
+        names: its ExecStart= is the unit's own, options and all (-S,
+        --pop3), with the credentials' files added; every per-connection unit
+        without TLS of its own has one."""
+        seen = []
+        for block in man_examples("TLS"):
+            m = re.match(r"# systemctl edit (\S+)", block)
+            if not m or "ExecStart=" not in block:
+                continue
+            name = m.group(1)
+            seen.append(name)
+            with self.subTest(unit=name):
+                path = os.path.join(self.root, "drop-in.conf")
+                with open(path, "w") as f:
+                    f.write(block)
+                drop = parse_unit(path)["Service"]
+                self.assertEqual(drop["ExecStart"][0], "", "ExecStart= is reset first")
+                self.assertEqual(drop["LoadCredential"], ["tls-cert:/etc/mysmtp/tls/cert.pem",
+                                                          "tls-key:/etc/mysmtp/tls/key.pem"])
+                own = exec_start(self.unit(name))
+                new = exec_start(parse_unit(path))
+                self.assertEqual(os.path.basename(new[0]), "mysmtpd")
+                tls = ["--tls-cert", "%d/tls-cert", "--tls-key", "%d/tls-key"]
+                i = new.index("--tls-cert")
+                self.assertEqual(new[i:i + 4], tls)
+                self.assertEqual(new[1:i] + new[i + 4:], own[1:],
+                                 "the drop-in keeps the unit's own options")
+        self.assertEqual(sorted(seen), ["mysmtp-pop3@.service", "mysmtp-smtp@.service",
+                                        "mysmtp@.service"])
+
+    def test_tcpserver_example(self):
+        """The tcpserver(1) line of mysmtpd(8), EXAMPLES, run by sh as it is,
+        with nobody for the user mysmtp, a free port for 2525 and a
+        temporary store and accounts file: it binds 127.0.0.1 alone, serves
+        the seed's session with accounts, and the session's process runs as
+        that user, not root."""
+        self.assertTrue(os.access(TCPSERVER, os.X_OK),
+                        "tcpserver is not installed (Debian package ucspi-tcp)")
+        who = unprivileged()
+        self.assertIsNotNone(who, "run as root, with a user nobody")
+        lines = [b for b in man_examples("EXAMPLES") if b.startswith("tcpserver ")]
+        self.assertEqual(len(lines), 1, "one tcpserver example")
+        line = lines[0]
+        store = self.store(who)
+        port = free_port()
+        for old, new in (("id -u mysmtp)", "id -u nobody)"), ("id -g mysmtp)", "id -g nobody)"),
+                         (" 2525 ", " %d " % port), ("/etc/mysmtp/accounts", self.accounts),
+                         ("/var/lib/mysmtp", store)):
+            self.assertEqual(line.count(old), 1, "%r in %r" % (old, line))
+            line = line.replace(old, new)
+        self.assertIn(" 127.0.0.1 %d " % port, line, "bound to one address")
+        env = dict(os.environ, PATH=os.path.dirname(self.server) + ":" + os.environ["PATH"])
+        p = self.spawn(["sh", "-c", "exec " + line], env=env)
+        self.wait_listening(p, port)
+        s = open_session(self, port, "john@test.com")
+        served = self.children(p.pid)
+        self.assertEqual(len(served), 1, "one session process under tcpserver")
+        with open("/proc/%d/status" % served[0]) as f:
+            uids = re.search(r"(?m)^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", f.read()).groups()
+        self.assertEqual(set(int(u) for u in uids), {who[0]}, "the session runs as nobody")
+        close_session(self, s)
+        seed_session(self, port, 1)
+        self.check_store(store, 1, who)
+        with socket.socket() as other:          # 127.0.0.1 only: not the host's other addresses
+            other.settimeout(WAIT)
+            self.assertNotEqual(other.connect_ex(("127.0.0.2", port)), 0)
+
+    def children(self, pid):
+        """The pids of pid's children."""
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(c) for c in f.read().split()]
+
+    def wait_listening(self, p, port):
+        deadline = time.monotonic() + WAIT
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            self.assertIsNone(p.proc.poll(), "tcpserver exited: %r" % p.log()[-800:])
+            self.assertLess(time.monotonic(), deadline, "tcpserver does not listen")
+            time.sleep(0.05)
 
     def pop3_round(self, port, ctx=None):
         """Fetch every message of david@test.com, delete the first, quit."""

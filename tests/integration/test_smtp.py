@@ -15,6 +15,7 @@ Only 127.0.0.1 is bound; every wait has a deadline; what is started is
 killed by PID.
 """
 
+import base64
 import email
 import email.generator
 import email.message
@@ -28,8 +29,9 @@ import smtplib
 import subprocess
 import time
 
-from support import (REPLY_TIMEOUT, SLOW, ProtocolError, ServerTest, mailbox_file,
+from support import (REPLY_TIMEOUT, SERVER, SLOW, ProtocolError, ServerTest, mailbox_file,
                      mboxrd_quote, parse_mbox, read_bytes, stuff)
+from test_accounts import two_accounts
 
 HOST = "test.host"
 GREETING = "220 test.host ESMTP My_SMTP"
@@ -644,3 +646,52 @@ class Clients(Smtp):
                 s.sendmail("john@test.com", ["david@test.com"], MESSAGE)
             self.assertEqual((e.exception.smtp_code, e.exception.smtp_error),
                              (550, b"5.5.2 test.host Error: bare <LF> received"))
+
+
+class Submission(Smtp):
+    """--submission (port 587, RFC 6409): standard SMTP with no MAIL before AUTH."""
+
+    def test_mail_waits_for_a_login(self):
+        """MAIL before AUTH gets 530 5.7.0, RCPT and DATA then find no
+        transaction; after AUTH PLAIN the account sends as itself. LOGIN is
+        neither offered nor taken on a connection without TLS, local or not."""
+        d = self.mkdir()
+        c = self.smtp(d, ["--submission", "--accounts", two_accounts(self.root)])
+        c.send(b"EHLO client.example\r\n")
+        ehlo = self.replies(c)[0]
+        self.assertIn("250-AUTH PLAIN", ehlo, "PLAIN for a local peer")
+        self.assertNotIn("LOGIN", " ".join(ehlo), "LOGIN only over TLS")
+        self.say(c, "MAIL FROM:<david@test.com>", "530 5.7.0 Authentication required")
+        self.say(c, "MAIL FROM:<>", "530 5.7.0 Authentication required")
+        self.say(c, "RCPT TO:<john@test.com>", "503 5.5.1 Error: need MAIL command")
+        self.say(c, "AUTH LOGIN",
+                 "538 5.7.11 Encryption required for requested authentication mechanism")
+        plain = base64.b64encode(b"\0david@test.com\0secret1").decode()
+        self.say(c, "AUTH PLAIN " + plain, "235 2.7.0 Authentication successful")
+        self.send_mail(c, "david@test.com", ["john@test.com"], b"Subject: sent\n\nhi\n")
+        self.smtp_quit(c)
+        self.check_stored(d, "john@test.com", [("david@test.com", b"Subject: sent\n\nhi\n")])
+        log = c.server.log().decode()
+        self.assertIn("Refused MAIL from local: 530 5.7.0 Authentication required", log)
+
+    def test_plain_smtp_still_takes_mail_without_a_login(self):
+        """Without --submission nothing changes: any MX takes mail to an account."""
+        d = self.mkdir()
+        c = self.smtp(d, ["--accounts", two_accounts(self.root)])
+        self.ehlo_any(c)
+        self.send_mail(c, "someone@example.org", ["john@test.com"], b"Subject: in\n\nhi\n")
+        self.smtp_quit(c)
+
+    def ehlo_any(self, c):
+        c.send(b"EHLO client.example\r\n")
+        self.assertEqual(self.replies(c)[0][-1], "250 ENHANCEDSTATUSCODES")
+
+    def test_usage(self):
+        """--submission needs --accounts, and is no dialect beside --pop3 (exit 64)."""
+        for args in (["--submission"], ["--submission", "--pop3", "--accounts", "a"],
+                     ["-M", "--pop3", "--accounts", "a"]):
+            with self.subTest(args=args):
+                r = subprocess.run([SERVER] + args, stdin=subprocess.DEVNULL,
+                                   capture_output=True, timeout=WAIT)
+                self.assertEqual(r.returncode, 64, r.stderr)
+                self.assertIn(b"--submission", r.stderr)

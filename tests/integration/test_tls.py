@@ -211,7 +211,7 @@ class Traps(TlsTest):
         while not lines or lines[-1][3] == "-":
             lines.append(t.line())
         self.assertNotIn("250-STARTTLS", lines, "STARTTLS is not offered twice")
-        self.assertIn("250-AUTH PLAIN", lines)
+        self.assertIn("250-AUTH PLAIN LOGIN", lines, "LOGIN too, over TLS")
         self.assertEqual(t.cmd("STARTTLS"), "554 5.5.1 Error: TLS already active")
         self.assertEqual(t.cmd("MAIL FROM:<david@test.com>"),
                          "550 5.7.1 Error: sender is a local account; log in as it first")
