@@ -374,7 +374,8 @@ static void cmd_rset(struct session *s, char *arg)
 	struct maildrop *d = &state(s)->drop;
 
 	(void)arg;
-	memset(d->deleted, 0, d->count);
+	if (d->count)		/* no mailbox yet: no marks either */
+		memset(d->deleted, 0, d->count);
 	d->ndeleted = 0;
 	reply(s, 200, "");
 }
