@@ -114,6 +114,7 @@ enum plain_read login_read_plain(struct session *s, const char *initial, const c
 			     io_deadline(s->cfg->timeout, s->session_end), &crlf);
 	rc = n < 0 ? n : strcmp(line, "*") == 0 ? 1 : sasl_plain_decode(line, (size_t)n, p);
 	explicit_bzero(line, sizeof line);	/* a cut-off line too */
+	reader_wipe_used(&s->in);
 	if (n == -E2BIG)
 		return PLAIN_TOO_LONG;
 	if (n == -ETIMEDOUT)
