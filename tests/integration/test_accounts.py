@@ -18,6 +18,8 @@ import re
 import secrets
 import select
 import shutil
+import socket
+import ssl
 import statistics
 import struct
 import subprocess
@@ -521,6 +523,37 @@ class SecretsInPieces(AccountsTest):
                 for pid in workers:
                     self.check_gone(pid, passwords)
                 server.kill()
+
+    def test_over_tls_in_a_worker_after_the_session(self):
+        """The TLS library decrypts each record in place in its read
+        buffer: a wrong and a right password over STARTTLS, each line in
+        two records, the second the shorter; after the session the
+        worker's memory holds no part of either."""
+        from test_tls import make_certificate, Lines
+        wrong, right = fresh("Wr0ng", "R1ght")
+        make_accounts(self.accounts, [("david@test.com", right)])
+        cert, key = make_certificate(self.root)
+        server, port = self.start_listener(self.d, self.args + ["-C", cert, "-K", key, "-c", "1",
+                                                                "--max-use", "100"])
+        plain_c = Lines(socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT))
+        self.closers.append(plain_c.sock.close)
+        plain_c.line()
+        self.assertEqual(plain_c.cmd("STARTTLS"), "200 OK ready to start TLS")
+        t = Lines(ssl.create_default_context(cafile=cert).wrap_socket(
+            plain_c.sock, server_hostname="localhost"))
+        self.closers.append(t.sock.close)
+        self.assertEqual(t.cmd("HELO test.com"), "200 OK")
+        for password, said in ((wrong, "403 FORBIDDEN wrong address or password"),
+                               (right, "200 OK")):
+            t.sock.sendall(b"AUTH david@test.com " + password.encode())
+            t.sock.sendall(b"\r\n")
+            self.assertEqual(t.reply(), said)
+        self.assertEqual(t.cmd("QUIT"), "200 Goodbye")
+        server.wait_log(r"Client disconnected\.$")
+        workers = [pid for pid, _ in child_states(server.pid)]
+        self.assertTrue(workers)
+        for pid in workers:
+            self.check_gone(pid, [wrong, right])
 
 
 class Fail2ban(AccountsTest):
