@@ -217,17 +217,26 @@ void reader_init(struct reader *r, int fd, struct writer *flush_first)
 	r->start = r->end = 0;
 }
 
+/* Forget what the buffer holds, wiping it: the bytes handed out are gone
+   before the buffer takes more, so a line that came in pieces (a password)
+   leaves none of them behind, whatever became of the line. */
+static void reader_drop(struct reader *r)
+{
+	explicit_bzero(r->buf, r->end);
+	r->start = r->end = 0;
+}
+
 void reader_set_transport(struct reader *r, const struct io_transport *via)
 {
 	r->via = via;
-	r->start = r->end = 0;
+	reader_drop(r);
 }
 
 int reader_fill(struct reader *r, uint64_t deadline_ms)
 {
 	if (r->start < r->end)
 		return 1;
-	r->start = r->end = 0;
+	reader_drop(r);
 	if (r->flush_first)
 		writer_flush(r->flush_first);
 	if (r->via) {
@@ -258,6 +267,12 @@ int reader_fill(struct reader *r, uint64_t deadline_ms)
 void reader_wipe_used(struct reader *r)
 {
 	explicit_bzero(r->buf, r->start);
+}
+
+void reader_wipe(struct reader *r)
+{
+	explicit_bzero(r->buf, sizeof r->buf);
+	r->start = r->end = 0;
 }
 
 /* Skip input up to and including the next LF. */

@@ -74,7 +74,8 @@ ssize_t io_write_via(const struct io_transport *via, int fd, const void *buf, si
 		     uint64_t deadline_ms);
 
 /* Wait until the buffer holds unread bytes: 1 when it does, 0 at end of input,
-   -ETIMEDOUT once deadline_ms (io_now_ms scale) has passed, or another -errno. */
+   -ETIMEDOUT once deadline_ms (io_now_ms scale) has passed, or another -errno.
+   The bytes read before are wiped before the buffer is filled again. */
 int reader_fill(struct reader *r, uint64_t deadline_ms);
 /* Read one line into line[max]: its length without the line end (a CR right
    before the LF is dropped); -E2BIG when it held more than max octets with its
@@ -95,7 +96,13 @@ static inline void reader_consume(struct reader *r, size_t n)
 	r->start += n;
 }
 
-/* Wipe what was read from the buffer already (a password). */
+/* Wipe what was read from the buffer already (a password). What earlier
+   fills held is wiped by the reader itself before each new one, so this
+   and a wipe of the caller's copy leave nothing of a line that came in
+   pieces, or of one skipped as too long. */
 void reader_wipe_used(struct reader *r);
+/* Wipe the whole buffer, unread bytes too (the end of a session: a
+   listener's worker serves the next one on the same stack). */
+void reader_wipe(struct reader *r);
 
 #endif

@@ -115,6 +115,7 @@ int login_read_response(struct session *s, const char *prompt, char *line)
 	session_send_line(s, prompt, strlen(prompt));
 	n = reader_line_crlf(&s->in, line, SASL_LINE_MAX,
 			     io_deadline(s->cfg->timeout, s->session_end), &crlf);
+	reader_wipe_used(&s->in);	/* what the reader held of it */
 	if (n == -ETIMEDOUT)
 		session_time_out(s);
 	else if (n < 0 && n != -E2BIG)

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "maildrop.h"
 #include "address.h"
+#include "io.h"
 #include "mboxfile.h"
 #include "record.h"
 
@@ -34,14 +35,17 @@ static int take_busy_lock(struct store *st, const char *address)
 	return fd;
 }
 
-/* Number and size the messages, once. */
+/* Number and size the messages, once, and keep the file they are in. */
 static int take_snapshot(struct maildrop *d)
 {
 	d->count = d->mb.count;
+	d->end = d->mb.ix.covered;
 	d->msg = calloc(d->count ? d->count : 1, sizeof *d->msg);
 	d->deleted = calloc(d->count ? d->count : 1, 1);
 	if (!d->msg || !d->deleted)
 		return -ENOMEM;
+	if ((d->seen_fd = fcntl(d->mb.fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return -errno;
 	return mbindex_entries(&d->mb.ix, 0, d->msg, d->count);
 }
 
@@ -49,7 +53,7 @@ int maildrop_open(struct store *st, const char *address, struct maildrop *d)
 {
 	int rc;
 
-	*d = (struct maildrop){ .busy_fd = -1 };
+	*d = (struct maildrop){ .busy_fd = -1, .seen_fd = -1 };
 	d->mb.fd = d->mb.ix.fd = -1;
 	if (strlen(address) > STORE_ADDRESS_MAX)
 		return 0;		/* no file can have its name: no mail */
@@ -70,11 +74,14 @@ void maildrop_close(struct maildrop *d)
 	store_mailbox_close(&d->mb);
 	if (d->busy_fd >= 0)
 		close(d->busy_fd);
-	d->busy_fd = -1;
+	if (d->seen_fd >= 0)
+		close(d->seen_fd);
+	d->busy_fd = d->seen_fd = -1;
 	free(d->msg);
 	free(d->deleted);
 	free(d->marked);
-	d->msg = d->marked = NULL;
+	d->msg = NULL;
+	d->marked = NULL;
 	d->deleted = NULL;
 	d->count = 0;
 }
@@ -144,38 +151,120 @@ int maildrop_copy(struct maildrop *d, uint64_t n, int64_t body_lines, struct spo
 	return -ENOENT;
 }
 
+/* A marked message, as it was at login, and whether QUIT found it. */
+struct mark {
+	struct mbentry seen;
+	uint64_t end;		/* where it ended in seen_fd */
+	int found;
+	uint64_t found_at;	/* its offset in the mailbox as it now is */
+};
+
+/* What QUIT's deletion looks at. */
+struct update {
+	struct maildrop *d;
+	struct store *st;
+	const char *address;
+	int now_fd;		/* the mailbox as it now is, opened when first needed */
+};
+
 static int by_uid(const void *a, const void *b)
 {
-	uint64_t x = ((const struct mbentry *)a)->uid, y = ((const struct mbentry *)b)->uid;
+	uint64_t x = ((const struct mark *)a)->seen.uid, y = ((const struct mark *)b)->seen.uid;
 
 	return x < y ? -1 : x > y;
 }
 
+/* 1 when [a, a + len) of fd_a and [b, b + len) of fd_b hold the same octets. */
+static int same_octets(int fd_a, uint64_t a, int fd_b, uint64_t b, uint64_t len)
+{
+	char x[4096], y[4096];
+
+	while (len > 0) {
+		size_t n = len < sizeof x ? (size_t)len : sizeof x;
+
+		if (pread_full(fd_a, x, n, a) < 0 || pread_full(fd_b, y, n, b) < 0 ||
+		    memcmp(x, y, n) != 0)
+			return 0;
+		a += n;
+		b += n;
+		len -= n;
+	}
+	return 1;
+}
+
+/* 1 when the message at offset of the mailbox as it now is holds the
+   octets m held at login, From line and all, and nothing more: the file
+   ends after them or the next "From " line starts there. */
+static int same_message(struct update *u, const struct mark *m, uint64_t offset)
+{
+	uint64_t len = m->end - m->seen.offset;
+	char next[5];
+	int created, rc;
+
+	if (u->now_fd < 0) {	/* by name: under the deletion's lock, the file it locked */
+		char name[ADDRESS_MAX + 8];
+
+		if (mboxfile_name(name, sizeof name, u->address, ".txt") < 0 ||
+		    (u->now_fd = mboxfile_open(u->st->dirfd, name, O_RDONLY, &created)) < 0)
+			return 0;
+	}
+	if (!same_octets(u->d->seen_fd, m->seen.offset, u->now_fd, offset, len))
+		return 0;
+	rc = pread_full(u->now_fd, next, sizeof next, offset + len);
+	return rc == -ENODATA || (rc == 0 && memcmp(next, "From ", 5) == 0);
+}
+
 /* A message to delete: marked in this session, and still the same one. A
    UID of its record names it wherever it now lies; one the index gave it
-   only where it was. */
+   names it only with the octets it had. Asked twice of each message, under
+   one lock: the answer is kept. */
 static int is_marked(void *ctx, uint64_t id, const struct mbentry *e)
 {
-	const struct maildrop *d = ctx;
-	const struct mbentry *m = bsearch(e, d->marked, d->ndeleted, sizeof *e, by_uid);
+	struct update *u = ctx;
+	struct mark key = { .seen = *e }, *m;
 
 	(void)id;
-	return m && (!(m->uid & MBINDEX_FOREIGN) || m->offset == e->offset);
+	m = bsearch(&key, u->d->marked, u->d->ndeleted, sizeof *m, by_uid);
+	if (!m)
+		return 0;
+	if (!m->found && (!(m->seen.uid & MBINDEX_FOREIGN) || same_message(u, m, e->offset))) {
+		m->found = 1;
+		m->found_at = e->offset;
+	}
+	return m->found && m->found_at == e->offset;
+}
+
+/* 1 when a marked message of another program was not found. */
+static int foreign_left(const struct maildrop *d)
+{
+	for (uint64_t k = 0; k < d->ndeleted; k++)
+		if ((d->marked[k].seen.uid & MBINDEX_FOREIGN) && !d->marked[k].found)
+			return 1;
+	return 0;
 }
 
 int maildrop_update(struct store *st, const char *address, struct maildrop *d,
 		    uint64_t *removed)
 {
+	struct update u = { .d = d, .st = st, .address = address, .now_fd = -1 };
 	uint64_t k = 0;
+	int rc;
 
 	*removed = 0;
 	if (d->ndeleted == 0)
 		return 0;
-	if (!(d->marked = malloc(d->ndeleted * sizeof *d->marked)))
+	if (!(d->marked = calloc(d->ndeleted, sizeof *d->marked)))
 		return -ENOMEM;
 	for (uint64_t i = 0; i < d->count; i++)
-		if (d->deleted[i])
-			d->marked[k++] = d->msg[i];
+		if (d->deleted[i]) {
+			d->marked[k].seen = d->msg[i];
+			d->marked[k++].end = i + 1 < d->count ? d->msg[i + 1].offset : d->end;
+		}
 	qsort(d->marked, k, sizeof *d->marked, by_uid);
-	return store_expunge(st, address, is_marked, d, removed);
+	rc = store_expunge(st, address, is_marked, &u, removed);
+	if (u.now_fd >= 0)
+		close(u.now_fd);
+	if (rc == -ENOENT)
+		rc = 0;		/* no mailbox, no message: none is left either */
+	return rc == 0 && foreign_left(d) ? -ESTALE : rc;
 }

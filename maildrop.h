@@ -13,11 +13,13 @@
 struct maildrop {
 	int busy_fd;		/* ADDRESS.pop, locked while the session lasts */
 	struct mailbox mb;	/* mb.fd -1: no mailbox, no messages */
+	int seen_fd;		/* the mailbox file as it was numbered (-1: none) */
 	uint64_t count;		/* messages, fixed for the session */
 	struct mbentry *msg;	/* each one's offset, UID and size */
+	uint64_t end;		/* where the last of them ends in seen_fd */
 	unsigned char *deleted;	/* marked by DELE */
 	uint64_t ndeleted, deleted_octets;
-	struct mbentry *marked;	/* at QUIT: the marked ones, by UID */
+	struct mark *marked;	/* at QUIT: the marked ones, by UID */
 };
 
 /* Take address's maildrop: 0, -EBUSY when another POP3 session has it, or
@@ -30,7 +32,12 @@ void maildrop_close(struct maildrop *d);
    away, or -errno. */
 int maildrop_copy(struct maildrop *d, uint64_t n, int64_t body_lines, struct spool *out);
 
-/* Delete the marked messages, durably: 0 with *removed, or -errno. */
+/* Delete the marked messages, durably: 0 with *removed, or -errno. One of
+   ours is found by the UID in its record; another program's by the UID
+   the index gave it and its octets, From line and all, as they were at
+   login. -ESTALE when another program's marked message could not be told
+   in the mailbox as it now is (rewritten, its index made anew): the others
+   were deleted (*removed), that one is kept. */
 int maildrop_update(struct store *st, const char *address, struct maildrop *d,
 		    uint64_t *removed);
 

@@ -374,7 +374,8 @@ static void cmd_rset(struct session *s, char *arg)
 	struct maildrop *d = &state(s)->drop;
 
 	(void)arg;
-	memset(d->deleted, 0, d->count);
+	if (d->count)		/* no mailbox yet: no marks either */
+		memset(d->deleted, 0, d->count);
 	d->ndeleted = 0;
 	reply(s, 200, "");
 }
@@ -389,6 +390,13 @@ static void cmd_quit(struct session *s, char *arg)
 	(void)arg;
 	s->end = END_QUIT;
 	s->done = 1;
+	if (rc == -ESTALE) {	/* RFC 1939: never +OK with a marked message kept */
+		LOG(s, "%llu messages deleted from %s; a marked one no longer found.",
+		    (unsigned long long)removed, s->user);
+		session_replyf(s, 400, "[SYS/TEMP] some deleted messages not removed (%llu were)",
+			       (unsigned long long)removed);
+		return;
+	}
 	if (rc < 0) {
 		LOG(s, "Deleting from %s failed: %s", s->user, strerror(-rc));
 		reply(s, 400, "[SYS/TEMP] deleted messages not removed");

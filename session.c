@@ -226,8 +226,8 @@ static const struct command *look_up(const struct dialect *d, const char *line, 
 	return c;
 }
 
-/* Run the command of line: 1 when the line held a password. */
-static int run_command(struct session *s, char *line, size_t len)
+/* Run the command of line. */
+static void run_command(struct session *s, char *line, size_t len)
 {
 	const struct dialect *d = s->dialect;
 	size_t verb_len = strcspn(line, " \t");
@@ -237,7 +237,7 @@ static int run_command(struct session *s, char *line, size_t len)
 	snprintf(s->verb, sizeof s->verb, "%.*s", (int)verb_len, line);
 	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
 		d->refuse(s, REFUSE_BAD_OCTET, NULL);
-		return c->secret;
+		return;
 	}
 	if (c->secret)
 		arg = line + verb_len + (line[verb_len] != '\0');
@@ -253,16 +253,11 @@ static int run_command(struct session *s, char *line, size_t len)
 		s->command = c;
 		c->run(s, arg);
 	}
-	return c->secret;
 }
 
-static void read_command(struct session *s)
+/* Act on what reading a command line gave (n, as reader_line_crlf says). */
+static void take_command(struct session *s, char *line, int n, int crlf)
 {
-	char line[COMMAND_LINE_MAX + 1];
-	int crlf;
-	int n = reader_line_crlf(&s->in, line, COMMAND_LINE_MAX,
-				 io_deadline(s->cfg->timeout, s->session_end), &crlf);
-
 	if (n == -ETIMEDOUT) {
 		session_time_out(s);
 		return;
@@ -276,10 +271,24 @@ static void read_command(struct session *s)
 	if (n == -E2BIG || (s->dialect->strict && !crlf && s->cfg->bare_lf_reject)) {
 		snprintf(s->verb, sizeof s->verb, "command");
 		s->dialect->refuse(s, n == -E2BIG ? REFUSE_TOO_LONG : REFUSE_BARE_LF, NULL);
-	} else if (run_command(s, line, (size_t)n)) {
-		explicit_bzero(line, sizeof line);
-		reader_wipe_used(&s->in);
+	} else {
+		run_command(s, line, (size_t)n);
 	}
+}
+
+/* Every line is wiped once acted on, and what the reader held of it: a
+   line refused, cut off or too long may have held a password as well as
+   a command that takes one. */
+static void read_command(struct session *s)
+{
+	char line[COMMAND_LINE_MAX + 1];
+	int crlf;
+	int n = reader_line_crlf(&s->in, line, COMMAND_LINE_MAX,
+				 io_deadline(s->cfg->timeout, s->session_end), &crlf);
+
+	take_command(s, line, n, crlf);
+	explicit_bzero(line, sizeof line);
+	reader_wipe_used(&s->in);
 	if (!s->done && s->junk >= s->cfg->max_junk)
 		session_end_by(s, ENDING_JUNK);
 }
@@ -314,5 +323,6 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 	free(s.tx.rcpt);
 	login_finish(&s);
 	spool_free(&s.spool);
+	reader_wipe(&s.in);	/* a worker serves its next session on this stack */
 	return s.end;
 }

@@ -79,8 +79,8 @@ struct command {
 	int code;			/* for the engine's own handlers below: */
 	const char *text;		/* the reply they give */
 	/* The line holds a password: the argument is passed as sent (after
-	   the verb and one blank, nothing trimmed), and the line is wiped
-	   from memory once the command has run. */
+	   the verb and one blank, nothing trimmed). Every line is wiped from
+	   memory once acted on, this one too. */
 	int secret;
 };
 

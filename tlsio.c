@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -53,6 +54,52 @@ struct tlsio {
 
 #define BIND(name) (lib.name = (__typeof__(lib.name))dlsym(lib.handle, "tls_" #name))
 
+/* OpenSSL's memory, wiped when it is given back: a record is decrypted
+   in place in its read buffer, and what a later, shorter record leaves of
+   it (the tail of a password line) would otherwise outlive the connection
+   in the heap of a listener's worker. */
+static void wiped_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (p)
+		explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *plain_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(n);
+}
+
+static void *wiped_realloc(void *p, size_t n, const char *file, int line)
+{
+	size_t had = p ? malloc_usable_size(p) : 0;
+	void *q = n ? malloc(n) : NULL;
+
+	if (n && !q)
+		return NULL;
+	if (q && had)
+		memcpy(q, p, had < n ? had : n);
+	wiped_free(p, file, line);
+	return q;
+}
+
+/* Before the library allocates anything (else OpenSSL keeps its own,
+   and TLS works all the same). */
+static void wipe_what_openssl_frees(void)
+{
+	int (*set)(void *(*)(size_t, const char *, int),
+		   void *(*)(void *, size_t, const char *, int),
+		   void (*)(void *, const char *, int));
+
+	*(void **)&set = dlsym(lib.handle, "CRYPTO_set_mem_functions");
+	if (set)
+		set(plain_malloc, wiped_realloc, wiped_free);
+}
+
 int tlsio_load(char *why, size_t size)
 {
 	if (lib.handle)
@@ -67,7 +114,7 @@ int tlsio_load(char *why, size_t size)
 	    !BIND(config_set_ca_file) || !BIND(server) || !BIND(client) || !BIND(configure) ||
 	    !BIND(accept_fds) || !BIND(connect_fds) || !BIND(handshake) || !BIND(read) ||
 	    !BIND(write) || !BIND(close) || !BIND(free) || !BIND(error) || !BIND(conn_version) ||
-	    !BIND(conn_cipher) || lib.init() < 0) {
+	    !BIND(conn_cipher) || (wipe_what_openssl_frees(), lib.init() < 0)) {
 		snprintf(why, size, "libtls lacks a call this program needs");
 		dlclose(lib.handle);
 		lib.handle = NULL;

@@ -11,6 +11,7 @@ Real clients (smtplib, swaks, curl, msmtp, mysmtp) are in test_auth_clients.py.
 """
 
 import base64
+import fcntl
 import os
 import pty
 import re
@@ -20,12 +21,15 @@ import shutil
 import socket
 import ssl
 import statistics
+import struct
 import subprocess
+import termios
 import threading
 import time
 import unittest
 
-from support import (SERVER, SLOW, REPLY_TIMEOUT, ServerTest, TcpSession, tree, wait_pid_exit)
+from support import (SERVER, SLOW, REPLY_TIMEOUT, ServerTest, TcpSession, child_states, tree,
+                     wait_pid_exit)
 
 DELAY = 2.0     # the failure delay of section 7
 
@@ -388,6 +392,199 @@ class Secrets(AccountsTest):
         self.assertEqual(c.cmd("QUIT"), "221 2.0.0 Bye")
         self.assertEqual(server.wait(), 0)
         self.assertNotIn(right.encode(), server.log())
+
+
+def unread_octets(c):
+    """Octets sent on c that the server has not read yet: in the pipe, or
+    in either socket's queue (None while the server's socket is not seen)."""
+    if not isinstance(c, TcpSession):
+        return struct.unpack("i", fcntl.ioctl(c.wfd, termios.FIONREAD, b"\0" * 4))[0]
+    ours, theirs = c.sock.getsockname()[1], c.sock.getpeername()[1]
+    queued, seen = 0, False
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            ends = tuple(int(a.split(":")[1], 16) for a in fields[1:3])
+            tx, rx = (int(x, 16) for x in fields[4].split(":"))
+            if ends == (ours, theirs):
+                queued += tx
+            elif ends == (theirs, ours):
+                queued, seen = queued + rx, True
+    return queued if seen else None
+
+
+def send_in_pieces(c, line, at):
+    """Send line (CRLF added) so that the server reads it in two reads: the
+    octets before each offset of at, then the next, waiting in between until
+    the server has taken every octet sent (its receive queue empty)."""
+    cuts = [0] + list(at) + [len(line) + 2]
+    data = line.encode("latin-1") + b"\r\n"
+    for a, b in zip(cuts, cuts[1:]):
+        c.send(data[a:b])
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while unread_octets(c) != 0:
+            if time.monotonic() > deadline:
+                raise AssertionError("the server did not read %r" % data[a:b])
+            time.sleep(0.01)
+
+
+def plain(password):
+    return base64.b64encode(b"\0david@test.com\0" + password.encode()).decode()
+
+
+def fresh(*names):
+    return ["%s-%s" % (k, secrets.token_hex(12)) for k in names]
+
+
+def piecemeal_my_smtp(test, c, right, seen):
+    """AUTH lines in pieces and too long, in the My_SMTP dialect; seen(secrets)
+    after each. The secrets sent."""
+    split1, split2, long1, long2 = fresh("Sp1it", "Sp2it", "L0ng", "L0nger")
+    test.ok(c, "HELO test.com")
+    for password, cuts in ((split1, lambda n: [n]), (split2, lambda n: [2, n - 4])):
+        line = "AUTH david@test.com " + password
+        send_in_pieces(c, line, cuts(len(line)))
+        test.assertEqual(c.reply(REPLY_TIMEOUT + DELAY), "403 FORBIDDEN wrong address or password")
+        seen([password])
+    test.assertEqual(c.cmd("AUTH david@test.com %s %s" % (long1, "x" * 600)),
+                     "400 ERR line too long")
+    seen([long1])
+    test.assertEqual(c.cmd("AUTH david@test.com %s %s" % ("x" * 5000, long2)),
+                     "400 ERR line too long")
+    seen([long2])
+    line = "AUTH david@test.com " + right
+    send_in_pieces(c, line, [len(line)])
+    test.assertEqual(c.reply(), "200 OK")
+    seen([right])
+    test.ok(c, "NOOP")
+    return [split1, split2, long1, long2, right]
+
+
+def piecemeal_pop3(test, c, right, seen):
+    """PASS and AUTH PLAIN lines in pieces and too long, in POP3."""
+    split, long1, long2, long3, wrong = fresh("Sp1it", "L0ng", "L0nger", "L0ngest", "Wr0ng")
+    test.assertTrue(c.reply().startswith("+OK "))
+    test.assertTrue(c.cmd("USER david@test.com").startswith("+OK"))
+    send_in_pieces(c, "PASS " + split, [len("PASS " + split)])
+    test.assertEqual(c.reply(REPLY_TIMEOUT + DELAY), "-ERR [AUTH] authentication failed")
+    seen([split])
+    test.assertEqual(c.cmd("PASS %s %s" % (long1, "x" * 600)), "-ERR line too long")
+    seen([long1])
+    test.assertEqual(c.cmd("PASS %s %s" % ("x" * 5000, long2)), "-ERR line too long")
+    seen([long2])
+    test.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
+    test.assertEqual(c.cmd(plain(long3) + "A" * 3000), "-ERR authentication line too long")
+    seen([long3, plain(long3)])
+    test.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
+    send_in_pieces(c, plain(wrong), [len(plain(wrong))])
+    test.assertEqual(c.reply(REPLY_TIMEOUT + DELAY), "-ERR [AUTH] authentication failed")
+    seen([wrong, plain(wrong)])
+    line = "AUTH PLAIN " + plain(right)
+    send_in_pieces(c, line, [len(line)])
+    test.assertTrue(c.reply().startswith("+OK logged in"))
+    seen([right, plain(right)])
+    test.assertEqual(c.cmd("NOOP"), "+OK")
+    return [split, long1, long2, long3, wrong, right, plain(long3), plain(wrong), plain(right)]
+
+
+def piecemeal_smtp(test, c, right, seen):
+    """AUTH PLAIN lines in pieces and too long, in SMTP."""
+    long1, long2, wrong = fresh("L0ng", "L0nger", "Wr0ng")
+    test.assertTrue(c.reply().startswith("220 "))
+    test.assertTrue(c.cmd("HELO client.example").startswith("250 "))
+    test.assertTrue(c.cmd("AUTH PLAIN %s%s" % (plain(long1), "A" * 600)).startswith("500 "))
+    seen([long1, plain(long1)])
+    test.assertEqual(c.cmd("AUTH PLAIN"), "334 ")
+    test.assertTrue(c.cmd(plain(long2) + "A" * 3000).startswith("500 "))
+    seen([long2, plain(long2)])
+    test.assertEqual(c.cmd("AUTH PLAIN"), "334 ")
+    send_in_pieces(c, plain(wrong), [len(plain(wrong))])
+    test.assertTrue(c.reply(REPLY_TIMEOUT + DELAY).startswith("535 "))
+    seen([wrong, plain(wrong)])
+    line = "AUTH PLAIN " + plain(right)
+    send_in_pieces(c, line, [len(line)])
+    test.assertEqual(c.reply(), "235 2.7.0 Authentication successful")
+    seen([right, plain(right)])
+    test.assertTrue(c.cmd("NOOP").startswith("250 "))
+    return [long1, long2, wrong, right, plain(long1), plain(long2), plain(wrong), plain(right)]
+
+
+PIECEMEAL = {"My_SMTP": ([], piecemeal_my_smtp), "POP3": (["--pop3"], piecemeal_pop3),
+             "SMTP": (["-S"], piecemeal_smtp)}
+
+
+class SecretsInPieces(AccountsTest):
+    """Password lines that reach the server in two reads or more (the last
+    piece shorter than the first, so that a read leaves the first one's
+    tail in the buffer), and ones too long for it, in each dialect: no part
+    of them stays in memory, after each line in a session, and in a
+    listener's worker once the session is over."""
+
+    def check_gone(self, pid, passwords):
+        memory = process_memory(pid)
+        self.assertGreater(len(memory), 100000, "read the server's memory")
+        halves = [h for p in passwords for h in (p[:len(p) // 2], p[len(p) // 2:])]
+        left = [h for h in halves if h.encode() in memory]
+        self.assertEqual(left, [], "parts of passwords left in the server's memory "
+                         "(%d octets read)" % len(memory))
+
+    def test_in_a_session(self):
+        for dialect, (args, run) in PIECEMEAL.items():
+            with self.subTest(dialect=dialect):
+                right = "R1ght-" + secrets.token_hex(12)
+                make_accounts(self.accounts, [("david@test.com", right)])
+                c = self.pipe_session(self.d, args + self.args, greet=(dialect == "My_SMTP"))
+                passwords = run(self, c, right, lambda p: self.check_gone(c.server.pid, p))
+                self.check_gone(c.server.pid, passwords)
+                c.close()
+
+    def test_in_a_worker_after_the_session(self):
+        for dialect, (args, run) in PIECEMEAL.items():
+            with self.subTest(dialect=dialect):
+                right = "R1ght-" + secrets.token_hex(12)
+                make_accounts(self.accounts, [("david@test.com", right)])
+                server, port = self.start_listener(self.d, args + self.args +
+                                                   ["-c", "1", "--max-use", "100"])
+                c = self.tcp_session(port, greet=(dialect == "My_SMTP"))
+                passwords = run(self, c, right, lambda p: None)
+                c.send("QUIT\r\n")
+                server.wait_log(r"Client disconnected\.$")
+                workers = [pid for pid, _ in child_states(server.pid)]
+                self.assertTrue(workers)
+                for pid in workers:
+                    self.check_gone(pid, passwords)
+                server.kill()
+
+    def test_over_tls_in_a_worker_after_the_session(self):
+        """The TLS library decrypts each record in place in its read
+        buffer: a wrong and a right password over STARTTLS, each line in
+        two records, the second the shorter; after the session the
+        worker's memory holds no part of either."""
+        from test_tls import make_certificate, Lines
+        wrong, right = fresh("Wr0ng", "R1ght")
+        make_accounts(self.accounts, [("david@test.com", right)])
+        cert, key = make_certificate(self.root)
+        server, port = self.start_listener(self.d, self.args + ["-C", cert, "-K", key, "-c", "1",
+                                                                "--max-use", "100"])
+        plain_c = Lines(socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT))
+        self.closers.append(plain_c.sock.close)
+        plain_c.line()
+        self.assertEqual(plain_c.cmd("STARTTLS"), "200 OK ready to start TLS")
+        t = Lines(ssl.create_default_context(cafile=cert).wrap_socket(
+            plain_c.sock, server_hostname="localhost"))
+        self.closers.append(t.sock.close)
+        self.assertEqual(t.cmd("HELO test.com"), "200 OK")
+        for password, said in ((wrong, "403 FORBIDDEN wrong address or password"),
+                               (right, "200 OK")):
+            t.sock.sendall(b"AUTH david@test.com " + password.encode())
+            t.sock.sendall(b"\r\n")
+            self.assertEqual(t.reply(), said)
+        self.assertEqual(t.cmd("QUIT"), "200 Goodbye")
+        server.wait_log(r"Client disconnected\.$")
+        workers = [pid for pid, _ in child_states(server.pid)]
+        self.assertTrue(workers)
+        for pid in workers:
+            self.check_gone(pid, [wrong, right])
 
 
 class Fail2ban(AccountsTest):

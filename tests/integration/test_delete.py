@@ -5,7 +5,9 @@ at every system call of a deletion (strace) and a fault at every store call
 (tests/faults/shim.c) leave the mailbox byte for byte as it was or as it is
 after, and the next reader sees it whole; 64 clients delivering while
 another deletes lose nothing; a reader that opened the mailbox before a
-deletion reads on, whole.
+deletion reads on, whole; POP3's QUIT deletes another program's marked
+message wherever a deletion moved it, and says -ERR, never +OK, when a
+rewrite leaves it unknown.
 """
 
 import os
@@ -278,3 +280,64 @@ class ReaderBefore(DeleteTest):
         p.dele(3)
         p.quit()
         self.assertEqual(self.bodies(), [b"message 1"])
+
+    def foreign_mailbox(self, n):
+        """n messages written by another program (Python's mailbox), none
+        with a UID of ours; their subjects."""
+        import mailbox
+        mb = mailbox.mbox(mailbox_file(self.d, DAVID))
+        for i in range(n):
+            m = mailbox.mboxMessage("Subject: other %d\n\nbody of other %d\n" % (i, i))
+            m.set_from("other@mda.example", time.gmtime(1700000000 + i))
+            mb.add(m)
+        mb.close()
+        os.chmod(mailbox_file(self.d, DAVID), 0o600)
+        return ["other %d" % i for i in range(n)]
+
+    def subjects(self):
+        return [m.header("subject") for m in parse_mbox(read_bytes(mailbox_file(self.d, DAVID)))]
+
+    def pop3_dele_3_then(self, meanwhile):
+        """A POP3 session marks message 3 of another program's four; then
+        meanwhile() rewrites the mailbox; then QUIT. The reply to QUIT."""
+        accounts = two_accounts(self.root)
+        _, port = self.start_listener(self.d, ["--pop3", "-u", accounts])
+        p = poplib.POP3("127.0.0.1", port, timeout=REPLY_TIMEOUT)
+        self.closers.append(p.close)
+        p.user(DAVID)
+        p.pass_("secret1")
+        self.assertEqual(p.stat()[0], 4)
+        self.assertIn(b"Subject: other 2", p.top(3, 0)[1])
+        p.dele(3)
+        meanwhile()
+        try:
+            return p.quit().decode()
+        except poplib.error_proto as e:
+            return e.args[0].decode()
+
+    def test_pop3_deletes_another_programs_message_after_a_delete(self):
+        """Another program's message marked by DELE is found at QUIT after
+        a DELETE of an earlier one moved it: +OK, and it is the one gone."""
+        self.foreign_mailbox(4)
+        reply = self.pop3_dele_3_then(lambda: self.assertEqual(self.pipe(session_bytes(
+            "HELO test.com", "DELETE %s 1" % DAVID, "QUIT")).stdout.split(b"\r\n")[2], b"200 OK"))
+        self.assertEqual(reply, "+OK bye, 1 messages deleted")
+        self.assertEqual(self.subjects(), ["other 1", "other 3"])
+
+    def test_pop3_quit_says_err_when_the_marked_message_cannot_be_told(self):
+        """Another program rewrote the mailbox (its index made anew, its
+        messages numbered afresh): the marked message cannot be told from
+        the others, so QUIT answers -ERR [SYS/TEMP] and nothing is lost."""
+        import mailbox
+        self.foreign_mailbox(4)
+
+        def rewrite():
+            mb = mailbox.mbox(mailbox_file(self.d, DAVID))
+            mb.lock()
+            mb.remove(mb.keys()[0])
+            mb.flush()
+            mb.unlock()
+            mb.close()
+        reply = self.pop3_dele_3_then(rewrite)
+        self.assertEqual(reply, "-ERR [SYS/TEMP] some deleted messages not removed (0 were)")
+        self.assertEqual(self.subjects(), ["other 1", "other 2", "other 3"])
