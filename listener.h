@@ -10,9 +10,10 @@
    nothing of this one may stay behind. */
 typedef int (*serve_fn)(void *ctx, int fd, const char *peer, void *over);
 
-/* In a worker, once its session has decided to end and before its last
-   reply goes out: the session no longer counts against the caps, so a
-   client that connects again at once is not refused for it. */
+/* In a worker, once its session's last reply is written but for its last
+   octet, which the socket takes next without blocking: the session no
+   longer counts against the caps, so a client that connects again at once
+   is not refused for it, and one that never reads still counts. */
 void listener_session_over(void *over);
 
 /* 1 when systemd passed us sockets ($LISTEN_FDS for this process). */
