@@ -500,6 +500,7 @@ class Deploy(unittest.TestCase):
         lsvc = self.unit("mysmtp-listener.service")["Service"]
         self.assertEqual(lsvc["Type"], ["notify"])
         self.assertEqual(lsvc["NotifyAccess"], ["main"])
+        self.assertEqual(lsvc["ExecReload"], ["/bin/kill -HUP $MAINPID"])
         ssock = self.unit("mysmtp-smtp.socket")["Socket"]
         self.assertEqual(ssock["ListenStream"], ["2526"], "standard SMTP beside 2525, not on 25")
         self.assertEqual(ssock["Accept"], ["yes"])

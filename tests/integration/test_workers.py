@@ -182,6 +182,41 @@ class Workers(ServerTest):
         self.assertFalse([l for l in server.log_lines() if l.startswith("Worker ")],
                          server.log_lines())
 
+    def test_sighup_replaces_the_workers_and_the_listener_serves_on(self):
+        """SIGHUP is logged; the master lives on; the idle workers leave at
+        once and new ones serve new sessions; a session open across it goes
+        on to its end in its own worker, which then leaves; SIGTERM still
+        stops it all with status 0."""
+        d = self.mkdir()
+        server, port = self.start_listener(d)
+        a = self.tcp_session(port)
+        self.ok(a, "HELO test.com")
+        busy = self.session_pids(server)[0]
+        old = set(workers_of(server.pid))
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_log(r"^Reloading: new workers replace the old, each once its session "
+                        r"is over\.$")
+        deadline = time.monotonic() + 10 * SLOW
+        while set(workers_of(server.pid)) & old != {busy}:
+            self.assertLess(time.monotonic(), deadline, "old workers stay: %s of %s"
+                            % (workers_of(server.pid), old))
+            time.sleep(0.02)
+        b = self.tcp_session(port)
+        seed_session(self, b)
+        self.assertNotIn(self.session_pids(server)[1], old, "a new worker serves")
+        self.ok(a, "MAIL FROM: john@test.com")
+        self.ok(a, "RCPT TO: david@test.com")
+        self.assertEqual(a.data([b"across the reload"]), STORED)
+        self.quit(a)
+        deadline = time.monotonic() + 10 * SLOW
+        while busy in workers_of(server.pid):
+            self.assertLess(time.monotonic(), deadline, "the old busy worker stays")
+            time.sleep(0.02)
+        self.assertIsNone(server.proc.poll(), "the master lives on")
+        self.assertFalse([l for l in server.log_lines() if l.startswith("Worker ")])
+        server.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(server.wait(), 0)
+
     def test_memory_does_not_grow_from_session_to_session(self):
         """-c 1: one worker's peak RSS (VmHWM) after 100 more sessions, each a
         login, a delivery, LIST and GET_MAIL, is within 10 % of its peak after
