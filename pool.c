@@ -135,11 +135,12 @@ static void serve_one(struct pool *p, int slot, int conn, unsigned *uses)
 {
 	const struct listen_limits *lim = p->cfg->lim;
 	struct over o = { .p = p, .slot = slot, .last_use = *uses + 1 >= lim->max_use };
-	char peer[NI_MAXHOST];
+	char peer[NI_MAXHOST], key[SCOREBOARD_PEER_MAX];
 	int last;
 
 	listener_peer(conn, peer, sizeof peer);
-	if (scoreboard_begin(p->sb, slot, peer, lim->max_per_peer, &last) < 0) {
+	listener_peer_key(conn, lim->ipv6_prefix, key, sizeof key);
+	if (scoreboard_begin(p->sb, slot, key, lim->max_per_peer, &last) < 0) {
 		refuse(conn, peer, "Too many connections from one address", lim->busy);
 		return;
 	}
