@@ -338,8 +338,9 @@ class StuckReaders(ServerTest):
         taken = sum(self.settled(probe, port))
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         probe.close()       # with a RST: its session ends at once
-        self.assertLess(taken % 4096, 2048, "the kernel took part of a 4096-octet write")
-        want = taken + 2048          # then in the last buffer: 2048 + taken % 4096
+        ahead = min(2048, (4096 - taken % 4096) // 2)
+        self.assertGreaterEqual(ahead, 64, "the kernel took almost all of a 4096-octet write")
+        want = taken + ahead         # the last buffer then holds ahead + taken % 4096
         size = want - (whole - sum(len(l) + 2 for l in body))
         n, rest = divmod(size, 902)
         if rest < 3:
@@ -367,7 +368,7 @@ class StuckReaders(ServerTest):
             now = tcp_queues(s, port)
             if now != was:
                 was, since = now, time.monotonic()
-            elif time.monotonic() - since >= 0.3 * SLOW:
+            elif time.monotonic() - since >= 1.0 * SLOW:
                 return now
             time.sleep(0.02)
         self.fail("the connection's queues never settled")
