@@ -60,7 +60,10 @@ static const char usage[] =
 	"  -d, --mailbox-dir DIR      where mailboxes are kept [mailbox]\n"
 	"  -l, --listen [ADDR:]PORT   listen, with a pool of workers (PORT 2525 is usual)\n"
 	"  -c, --max-sessions N       sessions at once when listening [64]\n"
-	"  -p, --max-per-peer N       sessions at once from one address when listening [8]\n"
+	"  -p, --max-per-peer N       sessions at once from one address when listening\n"
+	"                             [half of -c, rounded up: 32]\n"
+	"      --ipv6-peer-prefix BITS  IPv6 peers count as one address by these first\n"
+	"                             bits, for -p [64]\n"
 	"  -U, --max-use N            sessions a listening worker serves before it is\n"
 	"                             replaced; 1: a new process for each [100]\n"
 	"  -s, --max-message-size N   largest message text, in octets [10485760]\n"
@@ -104,13 +107,15 @@ static const char usage[] =
 	"Logs go to standard error, or to syslog when standard error is the\n"
 	"client's connection. See mysmtpd(8).\n";
 
-enum { OPT_SET_PASSWORD = 256, OPT_REMOVE_ACCOUNT, OPT_POP3, OPT_OPEN_DELETE };
+enum { OPT_SET_PASSWORD = 256, OPT_REMOVE_ACCOUNT, OPT_POP3, OPT_OPEN_DELETE,
+       OPT_IPV6_PEER_PREFIX };
 
 static const struct option long_options[] = {
 	{ "mailbox-dir", required_argument, NULL, 'd' },
 	{ "listen", required_argument, NULL, 'l' },
 	{ "max-sessions", required_argument, NULL, 'c' },
 	{ "max-per-peer", required_argument, NULL, 'p' },
+	{ "ipv6-peer-prefix", required_argument, NULL, OPT_IPV6_PEER_PREFIX },
 	{ "max-use", required_argument, NULL, 'U' },
 	{ "max-session-time", required_argument, NULL, 'T' },
 	{ "max-junk-commands", required_argument, NULL, 'j' },
@@ -187,6 +192,9 @@ static void parse_options(struct server *sv, int argc, char **argv)
 			break;
 		case 'c': sv->limits.max_sessions = (unsigned)number("-c", optarg, 1, 100000); break;
 		case 'p': sv->limits.max_per_peer = (unsigned)number("-p", optarg, 1, 100000); break;
+		case OPT_IPV6_PEER_PREFIX:
+			sv->limits.ipv6_prefix = (unsigned)number("--ipv6-peer-prefix", optarg, 1, 128);
+			break;
 		case 'U': sv->limits.max_use = (unsigned)number("-U", optarg, 1, 1000000); break;
 		case 'T': sv->cfg.max_session = (unsigned)number("-T", optarg, 1, 604800); break;
 		case 'j': sv->cfg.max_junk = (unsigned)number("-j", optarg, 1, 1000000); break;
@@ -236,6 +244,8 @@ static void parse_options(struct server *sv, int argc, char **argv)
 	}
 	if (optind < argc)
 		die_usage("unexpected argument", argv[optind]);
+	if (!sv->limits.max_per_peer)	/* as Postfix allows 50 of its 100 */
+		sv->limits.max_per_peer = (sv->limits.max_sessions + 1) / 2;
 	if (!sv->cfg.tls_cert != !sv->cfg.tls_key)
 		die_usage("--tls-cert and --tls-key go together",
 			  sv->cfg.tls_cert ? sv->cfg.tls_cert : sv->cfg.tls_key);
@@ -413,7 +423,7 @@ int main(int argc, char **argv)
 			 .timeout = 300, .max_errors = 20, .max_junk = 100, .max_session = 3600,
 			 .auth_failure_delay_ms = 2000 },
 		.mailbox_dir = "mailbox", .lock_timeout = 30,
-		.limits = { .max_sessions = 64, .max_per_peer = 8, .max_use = 100 },
+		.limits = { .max_sessions = 64, .max_use = 100, .ipv6_prefix = 64 },
 		.max_mailbox = 1ULL << 30, .min_free = 1,
 	};
 	struct stat in;

@@ -51,12 +51,16 @@ struct over {
 	int last_use;		/* the worker's last session: it exits after it */
 };
 
-static volatile sig_atomic_t got_term, got_child;
+/* got_hup: in the master, replace the workers; in a worker, leave after
+   its session, as with SIGTERM. */
+static volatile sig_atomic_t got_term, got_child, got_hup;
 
 static void on_signal(int sig)
 {
 	if (sig == SIGCHLD)
 		got_child = 1;
+	else if (sig == SIGHUP)
+		got_hup = 1;
 	else
 		got_term = 1;
 }
@@ -75,23 +79,22 @@ static void wake_master(struct pool *p)
 		return;		/* a full pipe: the master wakes anyway */
 }
 
-/* SIGCHLD, SIGTERM and SIGINT are blocked but while waiting (*during_wait). */
+/* SIGCHLD, SIGTERM, SIGINT and SIGHUP are blocked but while waiting
+   (*during_wait). */
 static void install_handlers(sigset_t *during_wait)
 {
+	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigset_t block;
 
 	sigemptyset(&block);
-	sigaddset(&block, SIGCHLD);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		sigaddset(&block, sigs[i]);
 	sigprocmask(SIG_BLOCK, &block, during_wait);
-	sigdelset(during_wait, SIGCHLD);
-	sigdelset(during_wait, SIGTERM);
-	sigdelset(during_wait, SIGINT);
-	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+		sigdelset(during_wait, sigs[i]);
+		sigaction(sigs[i], &sa, NULL);
+	}
 }
 
 /* Tell a connection we will not serve it why, as far as it listens. */
@@ -132,11 +135,12 @@ static void serve_one(struct pool *p, int slot, int conn, unsigned *uses)
 {
 	const struct listen_limits *lim = p->cfg->lim;
 	struct over o = { .p = p, .slot = slot, .last_use = *uses + 1 >= lim->max_use };
-	char peer[NI_MAXHOST];
+	char peer[NI_MAXHOST], key[SCOREBOARD_PEER_MAX];
 	int last;
 
 	listener_peer(conn, peer, sizeof peer);
-	if (scoreboard_begin(p->sb, slot, peer, lim->max_per_peer, &last) < 0) {
+	listener_peer_key(conn, lim->ipv6_prefix, key, sizeof key);
+	if (scoreboard_begin(p->sb, slot, key, lim->max_per_peer, &last) < 0) {
 		refuse(conn, peer, "Too many connections from one address", lim->busy);
 		return;
 	}
@@ -225,7 +229,7 @@ static void worker_run(struct pool *p, int slot, const sigset_t *during_wait)
 	}
 	scoreboard_set(p->sb, slot, SLOT_IDLE);
 	wake_master(p);
-	while (!got_term && uses < p->cfg->lim->max_use) {
+	while (!got_term && !got_hup && uses < p->cfg->lim->max_use) {
 		struct timespec pause = { 0, ACCEPT_BACKOFF_MS * 1000000L };
 		int n;
 
@@ -354,6 +358,16 @@ static void refuse_waiting(struct pool *p, const struct pollfd *pfd)
 	}
 }
 
+/* SIGHUP: the workers leave, each once its session is over, and new ones
+   take their places (top_up) as they go. Nothing else is read again here:
+   each session reads the accounts and certificates afresh. */
+static void reload(struct pool *p)
+{
+	got_hup = 0;
+	scoreboard_kill(p->sb, SIGHUP);
+	log_line("Reloading: new workers replace the old, each once its session is over.");
+}
+
 /* Wait for a worker's word, a signal, or (when none is available) a
    connection to refuse. */
 static void master_round(struct pool *p, const sigset_t *during_wait)
@@ -384,6 +398,8 @@ static void master_round(struct pool *p, const sigset_t *during_wait)
 		got_child = 0;
 		reap(p, 0);
 	}
+	if (got_hup)
+		reload(p);
 	top_up(p, during_wait);
 	if (n > 0 && !got_term)
 		refuse_waiting(p, pfd);

@@ -2,8 +2,9 @@
    each accepts on the shared listening sockets and serves sessions one
    after another, up to max_use, then exits and is replaced. The master
    restarts a worker that dies, answers the busy line when every worker
-   allowed is busy, and on SIGTERM stops accepting and lets the sessions
-   running finish. */
+   allowed is busy, on SIGTERM stops accepting and lets the sessions
+   running finish, and on SIGHUP replaces its workers, each once its
+   session is over. */
 #ifndef MYSMTP_POOL_H
 #define MYSMTP_POOL_H
 

@@ -8,7 +8,7 @@
 
 #include <sys/types.h>
 
-#define SCOREBOARD_PEER_MAX 64	/* a numeric IPv6 address with its scope fits */
+#define SCOREBOARD_PEER_MAX 64	/* a peer's key (listener_peer_key): an IPv6 prefix, its length and scope fit */
 
 enum slot_state {
 	SLOT_EMPTY,		/* no worker */
@@ -44,7 +44,7 @@ void scoreboard_kill(struct scoreboard *sb, int sig);
    state it was in, or -1 when it had given its slot up. */
 int scoreboard_remove(struct scoreboard *sb, pid_t pid, enum slot_state *was);
 
-/* Worker: take a session from peer, unless max_per_peer sessions from it
+/* Worker: take a session from peer (its key), unless max_per_peer sessions from it
    are running already: 0 (now busy) or -1 (still idle). *last is set to
    1 when no other worker is left available. */
 int scoreboard_begin(struct scoreboard *sb, int slot, const char *peer, unsigned max_per_peer,

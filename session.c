@@ -7,6 +7,7 @@
 #include "starttls.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +294,31 @@ static void read_command(struct session *s)
 		session_end_by(s, ENDING_JUNK);
 }
 
+/* Send what is left of the last reply, then say the session is over (the
+   listener counts it against its caps until then). A client that never
+   reads keeps its place for as long as the timeout lets it, without
+   progress; one that reads the reply and connects again at once must find
+   its place free: the last octet waits until the socket takes it without
+   blocking, and goes only after the word. 0 or -errno. */
+static int flush_last_reply(struct session *s)
+{
+	const struct session_env *env = s->env;
+	char last = s->out.len > 0 ? s->out.buf[s->out.len - 1] : '\0';
+	int held = env->ending && s->out.error == 0 && s->out.len > 0;
+	int rc;
+
+	s->out.len -= (size_t)held;
+	rc = writer_flush(&s->out);
+	if (held && rc == 0 &&
+	    (rc = io_wait(s->out.fd, POLLOUT, io_now_ms() + s->out.timeout_ms)) < 0)
+		s->out.error = rc;
+	if (env->ending)
+		env->ending(env->ending_ctx);
+	if (held && s->out.error == 0)
+		writer_put(&s->out, &last, 1);
+	return writer_flush(&s->out);
+}
+
 enum session_end session_run(const struct config *cfg, struct store *st,
 			     const struct session_env *env, const struct dialect *d)
 {
@@ -312,11 +338,9 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 	}
 	while (!s.done && s.out.error == 0)
 		read_command(&s);
-	if (env->ending)
-		env->ending(env->ending_ctx);
 	if (d->finish)
 		d->finish(&s);
-	if (writer_flush(&s.out) < 0 && s.end == END_QUIT)
+	if (flush_last_reply(&s) < 0 && s.end == END_QUIT)
 		s.end = END_IO;
 	starttls_close(&s);
 	transaction_clear(&s.tx);

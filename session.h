@@ -50,8 +50,8 @@ struct session_env {
 	const char *peer;		/* address, or "local" */
 	session_log log;
 	void *log_ctx;
-	/* Called once the session has decided to end, before its last reply
-	   is sent (NULL: nothing to tell). */
+	/* Called once the session's last reply is written but for its last
+	   octet (NULL: nothing to tell). */
 	void (*ending)(void *ctx);
 	void *ending_ctx;
 };

@@ -515,6 +515,7 @@ class Deploy(unittest.TestCase):
         lsvc = self.unit("mysmtp-listener.service")["Service"]
         self.assertEqual(lsvc["Type"], ["notify"])
         self.assertEqual(lsvc["NotifyAccess"], ["main"])
+        self.assertEqual(lsvc["ExecReload"], ["/bin/kill -HUP $MAINPID"])
         ssock = self.unit("mysmtp-smtp.socket")["Socket"]
         self.assertEqual(ssock["ListenStream"], ["2526"], "standard SMTP beside 2525, not on 25")
         self.assertEqual(ssock["Accept"], ["yes"])
@@ -524,6 +525,11 @@ class Deploy(unittest.TestCase):
         self.assertEqual(ssvc["Service"]["StandardInput"], ["socket"])
         self.assertEqual(ssvc["Unit"]["CollectMode"], ["inactive-or-failed"])
         self.assertIn("-S", exec_start(ssvc), "the SMTP service runs mysmtpd -S")
+        for u in (u for u in UNITS if u.endswith(".socket") and "listener" not in u):
+            with self.subTest(unit=u):
+                s = self.unit(u)["Socket"]
+                self.assertEqual(2 * int(s["MaxConnectionsPerSource"][0]),
+                                 int(s["MaxConnections"][0]), "per source: half, as -p")
         for name, s in (("mysmtp@.service", svc["Service"]), ("mysmtp-listener.service", lsvc),
                         ("mysmtp-smtp@.service", ssvc["Service"])):
             with self.subTest(unit=name):
@@ -917,6 +923,7 @@ class Deploy(unittest.TestCase):
             self.assertEqual(attrs.get(name), value, "xinetd attribute %s" % name)
         for name in ("instances", "per_source", "cps", "log_on_success", "log_on_failure"):
             self.assertIn(name, attrs, "xinetd attribute %s" % name)
+        self.assertEqual(2 * int(attrs["per_source"]), int(attrs["instances"]), "half, as -p")
         self.assertRegex(entry, r"(?m)^\s*#\s*bind\s*=", "a commented bind example")
         self.assertRegex(entry, r"(?m)^\s*#\s*only_from\s*=", "a commented only_from example")
         self.assertEqual(os.geteuid(), 0, "xinetd needs root to start servers as another user")

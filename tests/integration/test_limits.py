@@ -154,12 +154,12 @@ class Limits(ServerTest):
 
     def test_per_peer_cap_counts_sessions_not_exiting_processes(self):
         """8 clients from one address, each connecting again the moment its
-        QUIT is answered, under the default -p 8: none is refused, because
-        a session counts until it is over, not until its process is gone."""
+        QUIT is answered, under -p 8: none is refused, because a session
+        counts until its last reply is sent, not until its process is gone."""
         loadgen = os.path.join(TOP, "build", "bench", "loadgen")
         self.assertTrue(os.access(loadgen, os.X_OK), "%s is missing (make build/bench/loadgen)" % loadgen)
         d = self.mkdir()
-        server, port = self.start_listener(d)
+        server, port = self.start_listener(d, ["-p", "8"])
         r = subprocess.run([loadgen, "-c", "8", "-n", "400", "-T", str(int(60 * SLOW)),
                             "127.0.0.1", str(port)], capture_output=True, timeout=90 * SLOW)
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -1,12 +1,14 @@
 """test_listener.py: mysmtpd -l [ADDR:]PORT (PROTOCOL.md section 5, listening)."""
 
+import os
 import re
 import signal
 import socket
+import sys
 import time
 
-from support import (DATA_PROMPT, SEED_BODY, SEED_LOG, SERVER, SLOW, STORED, TcpSession,
-                     env_under_strace, listener_extra, reset,
+from support import (DATA_PROMPT, SANITIZER_MARKS, SEED_BODY, SEED_LOG, SERVER, SLOW, STORED,
+                     TcpSession, env_under_strace, listener_extra, reset,
                      ServerTest, is_subsequence, mailbox_file, read_bytes, seed_session)
 
 PREFIX_RE = re.compile(r"^\[(\d+)\] (.*)$")
@@ -134,6 +136,133 @@ class Listener(ServerTest):
         self.assertFalse(read_bytes(mailbox_file(d, "v@test.com")), "half a message stored")
         self.stop(server)
 
+    def test_per_peer_default_is_half_the_session_cap(self):
+        """Without -p a peer may hold half of -c: with the default -c 64,
+        nine sessions from 127.0.0.1 are served (an office behind NAT, a
+        load test); with -c 4 the third is refused while 127.0.0.2 is served."""
+        d = self.mkdir()
+        server, port = self.start_listener(d)
+        for _ in range(9):
+            self.tcp_session(port)
+        self.assertFalse([l for l in server.log_lines() if "refused" in l])
+        server, port = self.start_listener(d, ["-c", "4"])
+        first, second = self.tcp_session(port), self.tcp_session(port)
+        third = self.tcp_session(port, greet=False)
+        self.assertEqual(third.reply(), "500 SERVER ERROR too many connections")
+        server.wait_log(r"Too many connections from one address; refused 127\.0\.0\.1$")
+        other = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW,
+                                         source_address=("127.0.0.2", 0))
+        self.closers.append(other.close)
+        self.assertRegex(other.makefile("rb").readline().decode(), r"^200 \S+ My_SMTP ready\r\n$")
+
+
+# Run by PeerKeys in a network namespace of its own (unshare --net), where
+# it may add addresses to the loopback device: argv SERVER DIR LOG WAIT;
+# prints what each client was told first, by case, and the server's log.
+NAMESPACE_SCRIPT = r'''
+import json, os, signal, socket, subprocess, sys, time
+SERVER, D, LOG, WAIT = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+NET = "2001:db8::"
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+for a in ("1", "2", "3", "4"):
+    subprocess.run(["ip", "addr", "add", NET + a + "/64", "dev", "lo", "nodad"], check=True)
+subprocess.run(["ip", "addr", "add", "2001:db8:0:1::2/64", "dev", "lo", "nodad"], check=True)
+held, out = [], {}
+
+
+def first_line(family, host, port, source):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    held.append(s)
+    s.settimeout(WAIT)
+    s.bind((source, 0))
+    s.connect((host, port))
+    return s.makefile("rb").readline().decode("latin-1").rstrip("\r\n")
+
+
+def serve(argv, port, **kw):
+    log = open(LOG, "ab")
+    before = open(LOG, "rb").read().count(b"Listening on port %d" % port)
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, **kw)
+    deadline = time.monotonic() + WAIT
+    while open(LOG, "rb").read().count(b"Listening on port %d" % port) == before:
+        if time.monotonic() > deadline or p.poll() is not None:
+            raise SystemExit("no listener: %r" % open(LOG, "rb").read())
+        time.sleep(0.02)
+    return p
+
+
+def stop(p):
+    while held:
+        held.pop().close()
+    p.send_signal(signal.SIGTERM)
+    p.wait(WAIT)
+
+
+def six(args, sources):
+    p = serve([SERVER, "-d", D, "-l", "[2001:db8::1]:2525"] + args, 2525)
+    try:
+        return [first_line(socket.AF_INET6, NET + "1", 2525, s) for s in sources]
+    finally:
+        stop(p)
+
+
+out["/64"] = six(["-p", "2"], [NET + "2", NET + "3", NET + "4", "2001:db8:0:1::2"])
+out["/128"] = six(["-p", "2", "--ipv6-peer-prefix", "128"], [NET + "2", NET + "3", NET + "4"])
+lsock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+lsock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+lsock.bind(("::", 2526))
+lsock.listen(16)
+os.dup2(lsock.fileno(), 3)
+os.set_inheritable(3, True)
+p = serve(["sh", "-c", 'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"', "sh",
+           SERVER, "-d", D, "-p", "1"], 2526, pass_fds=(3,))
+try:
+    out["mapped"] = [first_line(socket.AF_INET, "127.0.0.1", 2526, s)
+                     for s in ("127.0.0.1", "127.0.0.1", "127.0.0.2")]
+finally:
+    stop(p)
+out["log"] = open(LOG, "rb").read().decode("latin-1")
+print(json.dumps(out))
+'''
+
+
+class PeerKeys(ServerTest):
+    def test_ipv6_peers_count_by_64_and_mapped_ipv4_by_its_address(self):
+        """In a network namespace of its own, with 2001:db8::1 to ::4 and
+        2001:db8:0:1::2 on its loopback device: under -p 2, ::2 and ::3 are
+        served and ::4, from the same /64, is refused, while 2001:db8:0:1::2
+        is served; with --ipv6-peer-prefix 128, ::4 is served. On a
+        dual-stack socket from systemd (LISTEN_FDS) under -p 1, IPv4 peers
+        arrive as ::ffff:a.b.c.d and count by their IPv4 address: a second
+        session from 127.0.0.1 is refused, one from 127.0.0.2 served."""
+        import json
+        import shutil
+        import subprocess
+        unshare, ip = shutil.which("unshare"), shutil.which("ip")
+        if not (unshare and ip):
+            self.skipTest("unshare (util-linux) and ip (iproute2) are needed for a network namespace")
+        probe = subprocess.run([unshare, "--net", "true"], capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest("cannot make a network namespace here: %s" % probe.stderr.decode().strip())
+        path = os.path.join(self.root, "peers.py")
+        with open(path, "w") as f:
+            f.write(NAMESPACE_SCRIPT)
+        d = self.mkdir()
+        r = subprocess.run([unshare, "--net", sys.executable, path, SERVER, d,
+                            os.path.join(self.root, "ns.log"), str(10 * SLOW)],
+                           capture_output=True, timeout=60 * SLOW)
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+        out = json.loads(r.stdout)
+        ready, busy = "200 ", "500 SERVER ERROR too many connections"
+        self.assertEqual([l[:4] if l.startswith(ready) else l for l in out["/64"]],
+                         [ready, ready, busy, ready], out["log"])
+        self.assertEqual([l[:4] for l in out["/128"]], [ready] * 3, out["log"])
+        self.assertEqual([l[:4] if l.startswith(ready) else l for l in out["mapped"]],
+                         [ready, busy, ready], out["log"])
+        refused = [l.split("] ", 1)[1] for l in out["log"].splitlines() if "refused" in l]
+        self.assertEqual(refused, ["Too many connections from one address; refused " + a
+                                   for a in ("2001:db8::4", "127.0.0.1")])
+        self.assertFalse([m for m in SANITIZER_MARKS if m.decode() in out["log"]], out["log"])
 
 class OutOfDescriptors(ServerTest):
     def test_accept_failing_does_not_spin_and_sigterm_still_stops_it(self):

@@ -182,6 +182,41 @@ class Workers(ServerTest):
         self.assertFalse([l for l in server.log_lines() if l.startswith("Worker ")],
                          server.log_lines())
 
+    def test_sighup_replaces_the_workers_and_the_listener_serves_on(self):
+        """SIGHUP is logged; the master lives on; the idle workers leave at
+        once and new ones serve new sessions; a session open across it goes
+        on to its end in its own worker, which then leaves; SIGTERM still
+        stops it all with status 0."""
+        d = self.mkdir()
+        server, port = self.start_listener(d)
+        a = self.tcp_session(port)
+        self.ok(a, "HELO test.com")
+        busy = self.session_pids(server)[0]
+        old = set(workers_of(server.pid))
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_log(r"^Reloading: new workers replace the old, each once its session "
+                        r"is over\.$")
+        deadline = time.monotonic() + 10 * SLOW
+        while set(workers_of(server.pid)) & old != {busy}:
+            self.assertLess(time.monotonic(), deadline, "old workers stay: %s of %s"
+                            % (workers_of(server.pid), old))
+            time.sleep(0.02)
+        b = self.tcp_session(port)
+        seed_session(self, b)
+        self.assertNotIn(self.session_pids(server)[1], old, "a new worker serves")
+        self.ok(a, "MAIL FROM: john@test.com")
+        self.ok(a, "RCPT TO: david@test.com")
+        self.assertEqual(a.data([b"across the reload"]), STORED)
+        self.quit(a)
+        deadline = time.monotonic() + 10 * SLOW
+        while busy in workers_of(server.pid):
+            self.assertLess(time.monotonic(), deadline, "the old busy worker stays")
+            time.sleep(0.02)
+        self.assertIsNone(server.proc.poll(), "the master lives on")
+        self.assertFalse([l for l in server.log_lines() if l.startswith("Worker ")])
+        server.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(server.wait(), 0)
+
     def test_memory_does_not_grow_from_session_to_session(self):
         """-c 1: one worker's peak RSS (VmHWM) after 100 more sessions, each a
         login, a delivery, LIST and GET_MAIL, is within 10 % of its peak after
@@ -233,3 +268,142 @@ class Workers(ServerTest):
         self.assertLessEqual(last[0], first[0] * 1.10, "peak RSS grew")
         if FLAVOUR != "asan":   # its allocator keeps size classes of its own
             self.assertLessEqual(last[1], first[1] * 1.10, "RSS at rest grew")
+
+
+BUSY = "500 SERVER ERROR too many connections"
+LONG_T = 120       # -t: a stuck writer would hold its worker this long
+
+
+def tcp_queues(sock, port):
+    """What the kernel holds of a loopback connection to port: the client's
+    unread octets (FIONREAD) and the server's unacknowledged ones (its
+    tx_queue in /proc/net/tcp)."""
+    import array
+    import fcntl
+    import termios
+    unread = array.array("i", [0])
+    fcntl.ioctl(sock.fileno(), termios.FIONREAD, unread)
+    me = "%04X" % sock.getsockname()[1]
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(":%04X" % port) and fields[2].endswith(":" + me):
+                return unread[0], int(fields[4].split(":")[0], 16)
+    raise AssertionError("no server side of the connection in /proc/net/tcp")
+
+
+class StuckReaders(ServerTest):
+    """A client that pipelines GET_MAIL and QUIT and never reads leaves its
+    worker blocked in writing the last reply: that worker is still busy, and
+    its peer still counted, until the reply is out or -t passes."""
+
+    BIG = ["-s", str(1 << 30)]
+
+    def reply_to_get_mail(self, port, n, read=True):
+        """A client (SO_RCVBUF 4096) that sends HELO, then GET_MAIL
+        david@test.com n and QUIT in one write: with read, the octets after
+        HELO's reply up to the end; else the socket, never read again."""
+        s = socket.socket()
+        self.closers.append(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10 * SLOW)
+        s.connect(("127.0.0.1", port))
+        f = s.makefile("rb", buffering=0)
+        self.assertTrue(f.readline().startswith(b"200 "))
+        s.sendall(b"HELO test.com\r\n")
+        self.assertEqual(f.readline(), b"200 OK\r\n")
+        s.sendall(b"GET_MAIL david@test.com %d\r\nQUIT\r\n" % n)
+        if not read:
+            return s
+        got = bytearray()
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                return bytes(got)
+            got += chunk
+
+    def message_ending_in_the_last_write(self, d):
+        """Mailbox david@test.com with a message 2 whose reply (with QUIT's)
+        is a little longer than what the kernel takes of a connection whose
+        client never reads: its last octets are in the server's last buffer
+        (IO_BUFSIZE, 4096). Message 1, longer than any kernel buffer
+        (tcp_wmem), measures that. The reply's length."""
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            wmem = int(f.read().split()[2])
+        body = [b"%0900d" % i for i in range(wmem // 900 + 2048)]
+        self.deliver(d, "john@test.com", ["david@test.com"], body, args=self.BIG)
+        server, port = self.start_listener(d, self.BIG)
+        whole = len(self.reply_to_get_mail(port, 1))
+        probe = self.reply_to_get_mail(port, 1, read=False)
+        taken = sum(self.settled(probe, port))
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        probe.close()       # with a RST: its session ends at once
+        ahead = min(2048, (4096 - taken % 4096) // 2)
+        self.assertGreaterEqual(ahead, 64, "the kernel took almost all of a 4096-octet write")
+        want = taken + ahead         # the last buffer then holds ahead + taken % 4096
+        size = want - (whole - sum(len(l) + 2 for l in body))
+        n, rest = divmod(size, 902)
+        if rest < 3:
+            n, rest = n - 1, rest + 902
+        self.deliver(d, "john@test.com", ["david@test.com"],
+                     body[:n] + [b"x" * (rest - 2)], args=self.BIG)
+        self.assertEqual(len(self.reply_to_get_mail(port, 2)), want)
+        server.proc.send_signal(signal.SIGTERM)
+        server.wait()
+        return want
+
+    def stuck(self, port, total):
+        """A client from 127.0.0.1 whose session is blocked in writing its
+        last reply (the kernel took all before the last buffer)."""
+        s = self.reply_to_get_mail(port, 2, read=False)
+        held = total - sum(self.settled(s, port))
+        self.assertTrue(0 < held <= total % 4096, "not blocked in the last write: %d" % held)
+        return s
+
+    def settled(self, s, port):
+        """tcp_queues once they have not changed for a while."""
+        was, since = None, time.monotonic()
+        deadline = since + 30 * SLOW
+        while time.monotonic() < deadline:
+            now = tcp_queues(s, port)
+            if now != was:
+                was, since = now, time.monotonic()
+            elif time.monotonic() - since >= 1.0 * SLOW:
+                return now
+            time.sleep(0.02)
+        self.fail("the connection's queues never settled")
+
+    def greeted_within(self, port, seconds, source="127.0.0.2"):
+        """A new client from source: its first line, read within seconds."""
+        c = socket.create_connection(("127.0.0.1", port), timeout=seconds,
+                                     source_address=(source, 0))
+        self.closers.append(c.close)
+        try:
+            return c.makefile("rb").readline().decode("latin-1").rstrip("\r\n")
+        except socket.timeout:
+            self.fail("no greeting within %d s" % seconds)
+
+    def test_two_stuck_writers_neither_stall_the_listener_nor_escape_the_cap(self):
+        """-p 2 -t 120: two clients from 127.0.0.1 stuck in their last reply;
+        a third from there is refused (they still count), one from 127.0.0.2
+        is greeted well inside a quarter of -t, and the two are still stuck."""
+        d = self.mkdir()
+        total = self.message_ending_in_the_last_write(d)
+        server, port = self.start_listener(d, ["-p", "2", "-t", str(LONG_T)])
+        stuck = [self.stuck(port, total) for _ in range(2)]
+        self.assertRegex(self.greeted_within(port, LONG_T / 4), r"^200 \S+ My_SMTP ready$")
+        self.assertEqual(self.greeted_within(port, LONG_T / 4, "127.0.0.1"), BUSY)
+        for s in stuck:
+            self.assertGreater(total - sum(tcp_queues(s, port)), 0, "no longer stuck")
+        self.assertFalse([l for l in server.log_lines() if "disconnected" in l])
+
+    def test_max_per_peer_1_refuses_the_stuck_peers_second_connection(self):
+        """-p 1 -t 120: one client stuck in its last reply; the next from its
+        address gets the busy reply, one from 127.0.0.2 is greeted."""
+        d = self.mkdir()
+        total = self.message_ending_in_the_last_write(d)
+        server, port = self.start_listener(d, ["-p", "1", "-t", str(LONG_T)])
+        self.stuck(port, total)
+        self.assertEqual(self.greeted_within(port, LONG_T / 4, "127.0.0.1"), BUSY)
+        server.wait_log(r"Too many connections from one address; refused 127\.0\.0\.1$")
+        self.assertRegex(self.greeted_within(port, LONG_T / 4), r"^200 \S+ My_SMTP ready$")
