@@ -1,6 +1,7 @@
 """test_docs.py: what README.md and mysmtp(1) say against what ships and runs.
 
-README's install table names every xinetd entry in xinetd/ (and no other);
+doc/DEPLOYING.md's install table names every xinetd entry in xinetd/ (and no
+other);
 its options table has every option `mysmtpd -h` prints; its server log of
 the seed's session is the log the server writes for that session; mysmtp(1)
 names every subcommand the client has.
@@ -27,7 +28,7 @@ def read(*path):
 
 class Docs(ServerTest):
     def test_install_table_lists_the_xinetd_entries_that_ship(self):
-        row = next(l for l in read("README.md").split("\n")
+        row = next(l for l in read("doc", "DEPLOYING.md").split("\n")
                    if l.startswith("| the xinetd entries"))
         listed = set(re.findall(r"`/etc/xinetd\.d/([^`]+)`", row))
         self.assertEqual(listed, set(os.listdir(os.path.join(TOP, "xinetd"))), row)
