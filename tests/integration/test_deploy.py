@@ -411,7 +411,7 @@ class Deploy(unittest.TestCase):
         os.chmod(self.root, 0o755)
         self.procs = []
         self.addCleanup(self._cleanup)
-        # The accounts file the units' --accounts names, made as README says;
+        # The accounts file the units' --accounts names, made as doc/DEPLOYING.md says;
         # 0644 here so that the unprivileged user the tests run as reads it.
         self.accounts = os.path.join(self.root, "accounts")
         for address, password in PASSWORDS.items():
@@ -499,7 +499,7 @@ class Deploy(unittest.TestCase):
         self.assertEqual(users[0][-1], STATEDIR, "the user's home is the store")
 
     def test_unit_settings(self):
-        """The two pairs are what the README promises."""
+        """The two pairs are what doc/DEPLOYING.md promises."""
         sock = self.unit("mysmtp.socket")["Socket"]
         self.assertEqual(sock["ListenStream"], ["2525"])
         self.assertEqual(sock["Accept"], ["yes"])

@@ -1,9 +1,9 @@
-"""test_docs.py: what README.md and mysmtp(1) say against what ships and runs.
+"""test_docs.py: what the docs say against what ships and runs.
 
-README's install table names every xinetd entry in xinetd/ (and no other);
-its options table has every option `mysmtpd -h` prints; its server log of
-the seed's session is the log the server writes for that session; mysmtp(1)
-names every subcommand the client has.
+doc/DEPLOYING.md's install table names every xinetd entry in xinetd/ (and no
+other); mysmtpd(8)'s OPTIONS section has every option `mysmtpd -h` prints;
+README's server log of the seed's session is the log the server writes for
+that session; mysmtp(1) names every subcommand the client has.
 """
 
 import os
@@ -27,20 +27,21 @@ def read(*path):
 
 class Docs(ServerTest):
     def test_install_table_lists_the_xinetd_entries_that_ship(self):
-        row = next(l for l in read("README.md").split("\n")
+        row = next(l for l in read("doc", "DEPLOYING.md").split("\n")
                    if l.startswith("| the xinetd entries"))
         listed = set(re.findall(r"`/etc/xinetd\.d/([^`]+)`", row))
         self.assertEqual(listed, set(os.listdir(os.path.join(TOP, "xinetd"))), row)
 
-    def test_options_table_has_every_option_of_mysmtpd_h(self):
-        readme = read("README.md")
-        table = readme[readme.index("## Options of mysmtpd"):readme.index("`mysmtpd -h` prints")]
-        rows = "\n".join(l for l in table.split("\n") if l.startswith("| `"))
+    def test_man_page_options_has_every_option_of_mysmtpd_h(self):
+        page = read("man", "mysmtpd.8")
+        section = page[page.index("\n.SH OPTIONS\n"):page.index("\n.SH PROTOCOL\n")]
+        lines = section.replace("\\-", "-").split("\n")
+        tags = "\n".join(l for prev, l in zip(lines, lines[1:]) if prev in (".TP", ".TQ"))
         r = subprocess.run([SERVER, "-h"], capture_output=True, timeout=REPLY_TIMEOUT)
         options = set(re.findall(r"--[a-z][a-z0-9-]*", (r.stdout + r.stderr).decode()))
         self.assertTrue(options)
-        missing = sorted(o for o in options if not re.search(re.escape(o) + r"\b", rows))
-        self.assertEqual(missing, [], "options of mysmtpd -h not in README's table")
+        missing = sorted(o for o in options if not re.search(re.escape(o) + r"\b", tags))
+        self.assertEqual(missing, [], "options of mysmtpd -h not in mysmtpd(8), OPTIONS")
 
     def test_log_example_is_what_the_server_logs(self):
         readme = read("README.md")

@@ -665,7 +665,7 @@ class AeadOnly(TlsTest):
 
 class KeyNotReadable(TlsTest):
     def test_a_key_the_session_may_not_read_is_said_with_what_to_do(self):
-        """As xinetd starts it (as mysmtp; here nobody) with README's key,
+        """As xinetd starts it (as mysmtp; here nobody) with DEPLOYING.md's key,
         root's alone (0600): the session ends, and its log says which file,
         which user, and what each launcher needs."""
         os.chmod(self.root, 0o711)
@@ -695,9 +695,9 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 
 def readme_recipe():
-    """README's openssl command for the self-signed certificate, as argv,
+    """doc/DEPLOYING.md's openssl command for the self-signed certificate, as argv,
     without sudo, with the example address 192.0.2.10 made 127.0.0.1."""
-    with open(os.path.join(TOP, "README.md")) as f:
+    with open(os.path.join(TOP, "doc", "DEPLOYING.md")) as f:
         lines = f.read().split("\n")
     start = next(i for i, l in enumerate(lines) if l.startswith("sudo openssl req -x509"))
     cmd = ""
@@ -708,7 +708,7 @@ def readme_recipe():
     with open(os.path.join(TOP, "doc", "TLS.md")) as f:
         doc = f.read()
     block = "\n".join(lines[start:start + cmd.count("-addext") + 2])
-    assert block in doc, "doc/TLS.md gives README's recipe: %r" % block
+    assert block in doc, "doc/TLS.md gives DEPLOYING.md's recipe: %r" % block
     import shlex
     argv = shlex.split(cmd.replace("192.0.2.10", "127.0.0.1"))
     assert argv[0] == "sudo", argv
@@ -716,7 +716,7 @@ def readme_recipe():
 
 
 class LanCertificate(TlsTest):
-    """README's certificate for a LAN, made by README's own command: its
+    """DEPLOYING.md's certificate for a LAN, made by its own command: its
     clients accept it by address; --tls-name for one that carries a name."""
 
     def lan_certificate(self):
