@@ -16,21 +16,32 @@ TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-
              curl swaks mutt strace fail2ban msmtp util-linux iproute2 openssl \
              libnet-ssleay-perl libio-socket-ssl-perl gnutls-bin fetchmail mpop ucspi-tcp
 
-# The server: one idea per file (see README.md, "Source map").
-SERVER_SRCS = mysmtpd.c listener.c pool.c scoreboard.c log.c session.c login.c accounts.c accounts_edit.c secret.c \
-              sasl.c starttls.c tlsio.c protocol.c smtp.c smtparg.c rfc5322.c \
-              io.c address.c data.c spool.c mboxrd.c store.c mbindex.c \
-              mboxfile.c record.c expunge.c maildrop.c pop3.c
-CLIENT_SRCS = mysmtp.c client_conn.c client_jobs.c client_shell.c client_login.c secret.c \
-              tlsio.c io.c
-UNIT_SRCS   = tests/unit/unit.c address.c data.c mboxrd.c spool.c io.c smtparg.c \
-              rfc5322.c
+# The sources, by room (README.md, "The map"): the two programs and the
+# dialects at the top, the rest in the folder of its concern.
+ENGINE_SRCS   = engine/session.c engine/login.c engine/starttls.c
+STORE_SRCS    = store/store.c store/mbindex.c store/mboxfile.c store/record.c \
+                store/expunge.c store/maildrop.c store/spool.c
+MAIL_SRCS     = mail/address.c mail/data.c mail/mboxrd.c mail/rfc5322.c \
+                mail/smtparg.c mail/sasl.c
+NET_SRCS      = net/io.c net/tlsio.c net/listener.c net/pool.c net/scoreboard.c net/log.c
+ACCOUNTS_SRCS = accounts/accounts.c accounts/accounts_edit.c accounts/secret.c
+DIALECT_SRCS  = protocol.c smtp.c pop3.c
+CLIENT_ROOM   = client/conn.c client/jobs.c client/shell.c client/login.c
+
+SERVER_SRCS = mysmtpd.c $(DIALECT_SRCS) $(ENGINE_SRCS) $(STORE_SRCS) $(MAIL_SRCS) \
+              $(NET_SRCS) $(ACCOUNTS_SRCS)
+CLIENT_SRCS = mysmtp.c $(CLIENT_ROOM) accounts/secret.c net/tlsio.c net/io.c
+UNIT_SRCS   = tests/unit/unit.c mail/address.c mail/data.c mail/mboxrd.c store/spool.c \
+              net/io.c mail/smtparg.c mail/rfc5322.c
 
 SD_CFLAGS  = $(shell pkg-config --cflags libsystemd 2>/dev/null)
 EDIT_LIBS  = -ledit
 CRYPT_LIBS = -lcrypt	# the fuzzers hash their accounts; mysmtpd dlopens libcrypt
 
-ALL_CFLAGS = $(WARN) $(HARDEN) $(SD_CFLAGS) $(CFLAGS)
+# Headers are named from the top (#include "store/store.h"); each object
+# depends on the headers it includes (-MMD -MP writes build/**/*.d).
+DEPFLAGS   = -I. -MMD -MP
+ALL_CFLAGS = $(WARN) $(DEPFLAGS) $(HARDEN) $(SD_CFLAGS) $(CFLAGS)
 
 .PHONY: all deps test-deps rs rc check clean asan bench
 all: mysmtpd mysmtp mysmtp_server mysmtp_client
@@ -41,13 +52,13 @@ deps:
 test-deps: deps
 	@scripts/need $(TEST_PKGS)
 
-build/%.o: %.c $(wildcard *.h) | deps
+build/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-build/asan/%.o: %.c $(wildcard *.h) | deps
+build/asan/%.o: %.c | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(SD_CFLAGS) $(SANITIZE) -c -o $@ $<
+	$(CC) $(WARN) $(DEPFLAGS) $(SD_CFLAGS) $(SANITIZE) -c -o $@ $<
 
 mysmtpd: $(SERVER_SRCS:%.c=build/%.o)
 	$(CC) $(LDHARDEN) $(LDFLAGS) -o $@ $^
@@ -135,7 +146,8 @@ FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 300
 FUZZ_FLAGS    = -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer
-FUZZ_SRCS     = $(filter-out mysmtpd.c listener.c pool.c scoreboard.c log.c accounts_edit.c secret.c,$(SERVER_SRCS))
+FUZZ_SRCS     = $(filter-out mysmtpd.c net/listener.c net/pool.c net/scoreboard.c net/log.c \
+                accounts/accounts_edit.c accounts/secret.c,$(SERVER_SRCS))
 FUZZERS       = build/fuzz/fuzz_session build/fuzz/fuzz_address build/fuzz/fuzz_smtp \
                 build/fuzz/fuzz_pop3
 FUZZ_OBJS     = $(FUZZ_SRCS:%.c=build/fuzz/obj/%.o)
@@ -146,12 +158,12 @@ hardening: fuzzers build/faults/shim.so
 
 fuzzers: $(FUZZERS)
 
-build/fuzz/obj/%.o: %.c $(wildcard *.h) | test-deps
+build/fuzz/obj/%.o: %.c | test-deps
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+	$(FUZZ_CC) $(WARN) $(DEPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) | test-deps
-	$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(CRYPT_LIBS)
+	$(FUZZ_CC) $(WARN) $(DEPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(CRYPT_LIBS)
 
 build/faults/shim.so: tests/faults/shim.c
 	@mkdir -p $(dir $@)
@@ -258,3 +270,6 @@ uninstall:
 		rm -f $(DESTDIR)$(ACCOUNTS); rmdir $(DESTDIR)$(ACCOUNTS_DIR) 2> /dev/null || true; \
 	fi
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# What -MMD found each object to include (none before the first build).
+-include $(wildcard build/*.d build/*/*.d build/*/*/*.d build/*/*/*/*.d)

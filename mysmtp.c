@@ -5,7 +5,7 @@
  * (client_jobs.c) do one job each for scripts, over client_conn.c.
  * Every wait for the server has a deadline; exit codes are sysexits (usage()).
  */
-#include "client.h"
+#include "client/client.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,16 +4,16 @@
    With -S it speaks standard SMTP (smtp.c) instead of My_SMTP (protocol.c).
    Here are the options, the peer address, where logs go, and the exit codes. */
 #define _GNU_SOURCE
-#include "accounts.h"
-#include "accounts_edit.h"
-#include "address.h"
-#include "listener.h"
-#include "log.h"
+#include "accounts/accounts.h"
+#include "accounts/accounts_edit.h"
+#include "mail/address.h"
+#include "net/listener.h"
+#include "net/log.h"
 #include "protocol.h"
 #include "pop3.h"
 #include "smtp.h"
-#include "store.h"
-#include "tlsio.h"
+#include "store/store.h"
+#include "net/tlsio.h"
 
 #include <errno.h>
 #include <getopt.h>

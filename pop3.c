@@ -7,10 +7,10 @@
    deletes nothing. */
 #define _GNU_SOURCE
 #include "pop3.h"
-#include "login.h"
-#include "maildrop.h"
-#include "sasl.h"
-#include "starttls.h"
+#include "engine/login.h"
+#include "store/maildrop.h"
+#include "mail/sasl.h"
+#include "engine/starttls.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 #ifndef MYSMTP_POP3_H
 #define MYSMTP_POP3_H
 
-#include "session.h"
+#include "engine/session.h"
 
 extern const struct dialect pop3_dialect;
 

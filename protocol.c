@@ -5,13 +5,13 @@
    needs, and which take no argument. */
 #define _GNU_SOURCE
 #include "protocol.h"
-#include "address.h"
-#include "data.h"
-#include "io.h"
-#include "login.h"
-#include "mboxrd.h"
-#include "rfc5322.h"
-#include "starttls.h"
+#include "mail/address.h"
+#include "mail/data.h"
+#include "net/io.h"
+#include "engine/login.h"
+#include "mail/mboxrd.h"
+#include "mail/rfc5322.h"
+#include "engine/starttls.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 #ifndef MYSMTP_PROTOCOL_H
 #define MYSMTP_PROTOCOL_H
 
-#include "session.h"
+#include "engine/session.h"
 
 extern const struct dialect mysmtp_dialect;
 

@@ -9,15 +9,15 @@
    then acts; the table says which commands exist and what each needs. */
 #define _GNU_SOURCE
 #include "smtp.h"
-#include "address.h"
-#include "data.h"
-#include "io.h"
-#include "login.h"
-#include "mboxrd.h"
-#include "rfc5322.h"
-#include "sasl.h"
-#include "smtparg.h"
-#include "starttls.h"
+#include "mail/address.h"
+#include "mail/data.h"
+#include "net/io.h"
+#include "engine/login.h"
+#include "mail/mboxrd.h"
+#include "mail/rfc5322.h"
+#include "mail/sasl.h"
+#include "mail/smtparg.h"
+#include "engine/starttls.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 #ifndef MYSMTP_SMTP_H
 #define MYSMTP_SMTP_H
 
-#include "session.h"
+#include "engine/session.h"
 
 extern const struct dialect smtp_dialect;
 

@@ -7,8 +7,8 @@
    nothing). HELO ids and domains are parsed too, for crashes. */
 #define _GNU_SOURCE
 #define FUZZ_NAME "fuzz_address"
-#include "../../address.h"
-#include "../../store.h"
+#include "mail/address.h"
+#include "store/store.h"
 #include "fuzz_store.h"
 
 #include <dirent.h>

@@ -15,8 +15,8 @@
    Logins use the cheap hash of fuzz_store.h and no failure delay. */
 #define _GNU_SOURCE
 #define FUZZ_NAME "fuzz_pop3"
-#include "../../pop3.h"
-#include "../../mbindex.h"
+#include "pop3.h"
+#include "store/mbindex.h"
 #include "fuzz_store.h"
 
 #include <stdarg.h>

@@ -11,9 +11,9 @@
    one input always runs the same way and the mutator reaches them all. */
 #define _GNU_SOURCE
 #define FUZZ_NAME "fuzz_session"
-#include "../../address.h"
-#include "../../protocol.h"
-#include "../../store.h"
+#include "mail/address.h"
+#include "protocol.h"
+#include "store/store.h"
 #include "fuzz_store.h"
 
 #include <dirent.h>

@@ -34,12 +34,12 @@
    same way. Seeds: tests/fuzz/seeds-smtp/; words: tests/fuzz/smtp.dict. */
 #define _GNU_SOURCE
 #define FUZZ_NAME "fuzz_smtp"
-#include "../../address.h"
-#include "../../mbindex.h"
-#include "../../mboxrd.h"
-#include "../../protocol.h"
-#include "../../smtp.h"
-#include "../../store.h"
+#include "mail/address.h"
+#include "store/mbindex.h"
+#include "mail/mboxrd.h"
+#include "protocol.h"
+#include "smtp.h"
+#include "store/store.h"
 #include "fuzz_store.h"
 
 #include <dirent.h>

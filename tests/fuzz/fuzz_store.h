@@ -5,8 +5,8 @@
 #ifndef MYSMTP_FUZZ_STORE_H
 #define MYSMTP_FUZZ_STORE_H
 
-#include "../../address.h"
-#include "../../store.h"
+#include "mail/address.h"
+#include "store/store.h"
 
 #include <crypt.h>
 #include <dirent.h>

@@ -4,12 +4,12 @@
    and SMTP mode's argument parsing and header-section scan. Prints one line
    per test and "N passed, N failed" last. */
 #define _GNU_SOURCE
-#include "../../address.h"
-#include "../../data.h"
-#include "../../mboxrd.h"
-#include "../../rfc5322.h"
-#include "../../smtparg.h"
-#include "../../spool.h"
+#include "mail/address.h"
+#include "mail/data.h"
+#include "mail/mboxrd.h"
+#include "mail/rfc5322.h"
+#include "mail/smtparg.h"
+#include "store/spool.h"
 
 #include <errno.h>
 #include <fcntl.h>

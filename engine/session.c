@@ -1,0 +1,352 @@
+/* session.c: the session engine (session.h): the command loop with its
+   deadlines, the table look-up and the checks every dialect shares, the
+   counts that end a session, the transaction, and delivery. */
+#define _GNU_SOURCE
+#include "engine/session.h"
+#include "engine/login.h"
+#include "engine/starttls.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+void session_send_line(struct session *s, const char *line, size_t len)
+{
+	writer_put(&s->out, line, len);
+	writer_put(&s->out, "\r\n", 2);
+}
+
+/* Text to the wire: CRLF line ends, a leading dot doubled. */
+struct text_out {
+	struct session *s;
+	int line_start;
+};
+
+static void text_sink(void *ctx, const char *text, size_t len)
+{
+	struct text_out *t = ctx;
+	const char *end = text + len;
+
+	while (text < end) {
+		const char *lf = memchr(text, '\n', (size_t)(end - text));
+		size_t n = lf ? (size_t)(lf - text) : (size_t)(end - text);
+
+		if (t->line_start && *text == '.')
+			writer_put(&t->s->out, ".", 1);
+		writer_put(&t->s->out, text, n);
+		t->line_start = lf != NULL;
+		if (lf)
+			writer_put(&t->s->out, "\r\n", 2);
+		text += n + (lf ? 1 : 0);
+	}
+}
+
+int session_send_text(struct session *s, const struct spool *text)
+{
+	struct text_out t = { .s = s, .line_start = 1 };
+	int rc = spool_feed(text, text_sink, &t);
+
+	if (rc == 0 && !t.line_start)
+		writer_put(&s->out, "\r\n", 2);
+	return rc;
+}
+
+void session_replyf(struct session *s, int code, const char *fmt, ...)
+{
+	char text[COMMAND_LINE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	s->dialect->reply(s, code, n < 0 || (size_t)n >= sizeof text ? "Error" : text);
+}
+
+void session_end_by(struct session *s, enum ending why)
+{
+	static const char *const said[] = {
+		[ENDING_LIFETIME] = "Session time limit reached; closing.",
+		[ENDING_ERRORS] = "Too many errors; closing.",
+		[ENDING_JUNK] = "Too many commands without mail; closing.",
+		[ENDING_AUTH] = "Too many failed logins; closing.",
+		[ENDING_PIPELINED_TLS] = "Commands pipelined after STARTTLS; closing.",
+	};
+
+	if (said[why])
+		LOG(s, "%s", said[why]);
+	s->dialect->last_words(s, why);
+	s->end = why == ENDING_TIMEOUT || why == ENDING_LIFETIME ? END_TIMEOUT : END_ERRORS;
+	s->done = 1;
+}
+
+void session_time_out(struct session *s)
+{
+	session_end_by(s, io_now_ms() >= s->session_end ? ENDING_LIFETIME : ENDING_TIMEOUT);
+}
+
+void session_replied(struct session *s, const char *line, int refusal, int client_error)
+{
+	if (refusal)
+		LOG(s, "Refused %s from %s: %s", s->verb, s->env->peer, line);
+	if (!client_error)
+		s->errors = 0;
+	else if (++s->errors >= s->cfg->max_errors && !s->done)
+		session_end_by(s, ENDING_ERRORS);
+}
+
+void session_cmd_reply(struct session *s, char *arg)
+{
+	(void)arg;
+	s->dialect->reply(s, s->command->code, s->command->text);
+}
+
+void session_cmd_reset(struct session *s, char *arg)
+{
+	session_reset_transaction(s);
+	session_cmd_reply(s, arg);
+}
+
+void session_cmd_quit(struct session *s, char *arg)
+{
+	session_cmd_reply(s, arg);
+	s->end = END_QUIT;
+	s->done = 1;
+}
+
+static void transaction_clear(struct transaction *t)
+{
+	for (size_t i = 0; i < t->nrcpt; i++)
+		free(t->rcpt[i]);
+	t->nrcpt = 0;
+	t->sender[0] = '\0';
+}
+
+void session_reset_transaction(struct session *s)
+{
+	transaction_clear(&s->tx);
+	if (s->state > GREETED)
+		s->state = GREETED;
+}
+
+int session_tx_has(const struct transaction *t, const char *address)
+{
+	for (size_t i = 0; i < t->nrcpt; i++)
+		if (strcmp(t->rcpt[i], address) == 0)
+			return 1;
+	return 0;
+}
+
+int session_tx_add(struct transaction *t, const char *address)
+{
+	char **grown, *copy;
+
+	if (t->nrcpt % 16 == 0) {
+		grown = realloc(t->rcpt, (t->nrcpt + 16) * sizeof *grown);
+		if (!grown)
+			return -ENOMEM;
+		t->rcpt = grown;
+	}
+	if (!(copy = strdup(address)))
+		return -ENOMEM;
+	t->rcpt[t->nrcpt++] = copy;
+	return 0;
+}
+
+int session_domain_served(const struct config *cfg, const char *address)
+{
+	if (cfg->ndomains == 0)
+		return 1;
+	for (size_t i = 0; i < cfg->ndomains; i++)
+		if (address_in_domain(address, cfg->domains[i]))
+			return 1;
+	return 0;
+}
+
+enum delivery_outcome session_deliver(struct session *s, struct envelope *e,
+			      char id[MESSAGE_ID_MAX + 1], int *err)
+{
+	e->message_id = id;
+	e->when = time(NULL);
+	*err = mboxrd_message_id(id, MESSAGE_ID_MAX + 1, e->when, ++s->messages, s->cfg->hostname);
+	if (*err == 0 && store_has_room(s->store, s->spool.size, s->tx.nrcpt) < 0) {
+		LOG(s, "DATA received, refused: the store's file system is nearly full.");
+		return NO_ROOM;
+	}
+	if (*err == 0)
+		*err = store_deliver(s->store, e, &s->spool, (const char *const *)s->tx.rcpt,
+				     s->tx.nrcpt);
+	if (*err == -EDQUOT)
+		return MAILBOX_FULL;
+	if (*err < 0) {
+		LOG(s, "DATA received, store failed: %s", strerror(-*err));
+		return STORE_FAILED;
+	}
+	session_did_mail_work(s);
+	LOG(s, "DATA received, message stored.");
+	return DELIVERED;
+}
+
+int session_receive(struct session *s, struct data_rx *d)
+{
+	int rc = data_receive(&s->in, d, s->cfg->timeout, s->session_end);
+
+	if (rc == -ETIMEDOUT)
+		session_time_out(s);
+	if (rc < 0)
+		s->done = 1;
+	return rc < 0 ? -1 : 0;
+}
+
+/* Skip leading blanks of a command argument; cut trailing ones. */
+static char *trim_blanks(char *arg)
+{
+	size_t len;
+
+	while (*arg == ' ' || *arg == '\t')
+		arg++;
+	len = strlen(arg);
+	while (len > 0 && (arg[len - 1] == ' ' || arg[len - 1] == '\t'))
+		arg[--len] = '\0';
+	return arg;
+}
+
+/* The command of the table named by the verb of line (the end row if none). */
+static const struct command *look_up(const struct dialect *d, const char *line, size_t verb_len)
+{
+	const struct command *c;
+
+	for (c = d->commands; c->verb; c++)
+		if (strlen(c->verb) == verb_len && strncasecmp(line, c->verb, verb_len) == 0)
+			break;
+	return c;
+}
+
+/* Run the command of line. */
+static void run_command(struct session *s, char *line, size_t len)
+{
+	const struct dialect *d = s->dialect;
+	size_t verb_len = strcspn(line, " \t");
+	const struct command *c = look_up(d, line, verb_len);
+	char *arg;
+
+	snprintf(s->verb, sizeof s->verb, "%.*s", (int)verb_len, line);
+	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
+		d->refuse(s, REFUSE_BAD_OCTET, NULL);
+		return;
+	}
+	if (c->secret)
+		arg = line + verb_len + (line[verb_len] != '\0');
+	else
+		arg = trim_blanks(line + verb_len);
+	if (!c->verb)
+		d->refuse(s, REFUSE_UNKNOWN, NULL);
+	else if (s->state < c->needs)
+		d->refuse(s, REFUSE_STATE, c);
+	else if (c->no_argument && *arg)
+		d->refuse(s, REFUSE_ARGUMENT, c);
+	else {
+		s->command = c;
+		c->run(s, arg);
+	}
+}
+
+/* Act on what reading a command line gave (n, as reader_line_crlf says). */
+static void take_command(struct session *s, char *line, int n, int crlf)
+{
+	if (n == -ETIMEDOUT) {
+		session_time_out(s);
+		return;
+	}
+	if (n < 0 && n != -E2BIG) {
+		s->end = END_EOF;
+		s->done = 1;
+		return;
+	}
+	s->junk++;	/* a command that delivers or reads mail sets it back to 0 */
+	if (n == -E2BIG || (s->dialect->strict && !crlf && s->cfg->bare_lf_reject)) {
+		snprintf(s->verb, sizeof s->verb, "command");
+		s->dialect->refuse(s, n == -E2BIG ? REFUSE_TOO_LONG : REFUSE_BARE_LF, NULL);
+	} else {
+		run_command(s, line, (size_t)n);
+	}
+}
+
+/* Every line is wiped once acted on, and what the reader held of it: a
+   line refused, cut off or too long may have held a password as well as
+   a command that takes one. */
+static void read_command(struct session *s)
+{
+	char line[COMMAND_LINE_MAX + 1];
+	int crlf;
+	int n = reader_line_crlf(&s->in, line, COMMAND_LINE_MAX,
+				 io_deadline(s->cfg->timeout, s->session_end), &crlf);
+
+	take_command(s, line, n, crlf);
+	explicit_bzero(line, sizeof line);
+	reader_wipe_used(&s->in);
+	if (!s->done && s->junk >= s->cfg->max_junk)
+		session_end_by(s, ENDING_JUNK);
+}
+
+/* Send what is left of the last reply, then say the session is over (the
+   listener counts it against its caps until then). A client that never
+   reads keeps its place for as long as the timeout lets it, without
+   progress; one that reads the reply and connects again at once must find
+   its place free: the last octet waits until the socket takes it without
+   blocking, and goes only after the word. 0 or -errno. */
+static int flush_last_reply(struct session *s)
+{
+	const struct session_env *env = s->env;
+	char last = s->out.len > 0 ? s->out.buf[s->out.len - 1] : '\0';
+	int held = env->ending && s->out.error == 0 && s->out.len > 0;
+	int rc;
+
+	s->out.len -= (size_t)held;
+	rc = writer_flush(&s->out);
+	if (held && rc == 0 &&
+	    (rc = io_wait(s->out.fd, POLLOUT, io_now_ms() + s->out.timeout_ms)) < 0)
+		s->out.error = rc;
+	if (env->ending)
+		env->ending(env->ending_ctx);
+	if (held && s->out.error == 0)
+		writer_put(&s->out, &last, 1);
+	return writer_flush(&s->out);
+}
+
+enum session_end session_run(const struct config *cfg, struct store *st,
+			     const struct session_env *env, const struct dialect *d)
+{
+	struct session s = { .cfg = cfg, .store = st, .env = env, .dialect = d,
+			     .state = FRESH, .end = END_EOF };
+
+	s.session_end = io_now_ms() + cfg->max_session * 1000ULL;
+	writer_init(&s.out, env->out_fd, cfg->timeout * 1000U);
+	reader_init(&s.in, env->in_fd, &s.out);
+	spool_init(&s.spool, st->dirfd);
+	login_start(&s);
+	if (starttls_open(&s) < 0) {
+		s.end = END_IO;		/* implicit TLS without a handshake: not a word */
+		s.done = 1;
+	} else {
+		d->greet(&s);
+	}
+	while (!s.done && s.out.error == 0)
+		read_command(&s);
+	if (d->finish)
+		d->finish(&s);
+	if (flush_last_reply(&s) < 0 && s.end == END_QUIT)
+		s.end = END_IO;
+	starttls_close(&s);
+	transaction_clear(&s.tx);
+	free(s.tx.rcpt);
+	login_finish(&s);
+	spool_free(&s.spool);
+	reader_wipe(&s.in);	/* a worker serves its next session on this stack */
+	return s.end;
+}

@@ -1,0 +1,270 @@
+/* maildrop.c: a mailbox as one POP3 session sees it (maildrop.h). The lock
+   that keeps a second POP3 session out is on a file of its own,
+   ADDRESS.pop: the mailbox file is replaced by every deletion, and its own
+   locks are for deliveries and readers, who must not be kept out. */
+#define _GNU_SOURCE
+#include "store/maildrop.h"
+#include "mail/address.h"
+#include "net/io.h"
+#include "store/mboxfile.h"
+#include "store/record.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int take_busy_lock(struct store *st, const char *address)
+{
+	char name[ADDRESS_MAX + 8];
+	int created, fd, rc = mboxfile_name(name, sizeof name, address, ".pop");
+
+	if (rc < 0)
+		return rc;
+	fd = mboxfile_open(st->dirfd, name, O_RDWR | O_CREAT, &created);
+	if (fd < 0)
+		return fd;
+	if ((rc = mboxfile_check(fd)) == 0 && (rc = mboxfile_lock(fd, F_WRLCK, 0)) == -ETIMEDOUT)
+		rc = -EBUSY;		/* at once: another session holds it */
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Number and size the messages, once, and keep the file they are in. */
+static int take_snapshot(struct maildrop *d)
+{
+	d->count = d->mb.count;
+	d->end = d->mb.ix.covered;
+	d->msg = calloc(d->count ? d->count : 1, sizeof *d->msg);
+	d->deleted = calloc(d->count ? d->count : 1, 1);
+	if (!d->msg || !d->deleted)
+		return -ENOMEM;
+	if ((d->seen_fd = fcntl(d->mb.fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return -errno;
+	return mbindex_entries(&d->mb.ix, 0, d->msg, d->count);
+}
+
+int maildrop_open(struct store *st, const char *address, struct maildrop *d)
+{
+	int rc;
+
+	*d = (struct maildrop){ .busy_fd = -1, .seen_fd = -1 };
+	d->mb.fd = d->mb.ix.fd = -1;
+	if (strlen(address) > STORE_ADDRESS_MAX)
+		return 0;		/* no file can have its name: no mail */
+	if ((d->busy_fd = take_busy_lock(st, address)) < 0)
+		return d->busy_fd;
+	rc = store_mailbox_open(st, address, &d->mb);
+	if (rc == -ENOENT)
+		rc = 0;			/* no mail has come yet */
+	else if (rc == 0)
+		rc = take_snapshot(d);
+	if (rc < 0)
+		maildrop_close(d);
+	return rc;
+}
+
+void maildrop_close(struct maildrop *d)
+{
+	store_mailbox_close(&d->mb);
+	if (d->busy_fd >= 0)
+		close(d->busy_fd);
+	if (d->seen_fd >= 0)
+		close(d->seen_fd);
+	d->busy_fd = d->seen_fd = -1;
+	free(d->msg);
+	free(d->deleted);
+	free(d->marked);
+	d->msg = NULL;
+	d->marked = NULL;
+	d->deleted = NULL;
+	d->count = 0;
+}
+
+/* Where message n (0-based) lies in the mailbox as it is now: its entry
+   may have moved if another program rewrote the file. 0 with [*start,
+   *end), -ENOENT when it is gone, or -errno. */
+static int find_message(struct maildrop *d, uint64_t n, uint64_t *start, uint64_t *end)
+{
+	const struct mbentry *want = &d->msg[n];
+	uint64_t count = d->mb.ix.count;
+	struct mbentry e[2];
+
+	for (uint64_t k = 0; k <= count; k++) {
+		uint64_t i = k == 0 ? n : k - 1;	/* its own place first */
+		int more = i + 1 < count, rc;
+
+		if (i >= count || (k > 0 && i == n))
+			continue;
+		if ((rc = mbindex_entries(&d->mb.ix, i, e, 1 + (size_t)more)) < 0)
+			return rc;
+		if (e[0].uid == want->uid && (i == n || !(want->uid & MBINDEX_FOREIGN))) {
+			*start = e[0].offset;
+			*end = more ? e[1].offset : d->mb.ix.covered;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int copy_locked(struct maildrop *d, uint64_t n, int64_t body_lines, struct spool *out)
+{
+	struct record_span r;
+	uint64_t start, end;
+	int rc = mbindex_check(&d->mb.ix, d->mb.fd);
+
+	if (rc >= 0 && !d->mb.ix.usable)
+		return -EAGAIN;
+	if (rc >= 0)
+		rc = find_message(d, n, &start, &end);
+	if (rc == 0)
+		rc = record_span(d->mb.fd, start, end, &r);
+	if (rc == 0) {
+		spool_reset(out);
+		rc = record_feed(d->mb.fd, &r, body_lines, spool_sink, out);
+	}
+	return rc < 0 ? rc : out->error;
+}
+
+int maildrop_copy(struct maildrop *d, uint64_t n, int64_t body_lines, struct spool *out)
+{
+	int rc;
+
+	if (n < 1 || n > d->count)
+		return -ENOENT;
+	for (int tries = 0; tries < 2; tries++) {
+		rc = mboxfile_lock(d->mb.fd, F_RDLCK, d->mb.lock_timeout);
+		if (rc < 0)
+			return rc;
+		rc = copy_locked(d, n - 1, body_lines, out);
+		mboxfile_unlock(d->mb.fd);
+		if (rc != -EAGAIN && rc != -ESTALE)
+			return rc;
+		if ((rc = store_refresh(&d->mb)) < 0)	/* rewritten by another program */
+			return rc;
+	}
+	return -ENOENT;
+}
+
+/* A marked message, as it was at login, and whether QUIT found it. */
+struct mark {
+	struct mbentry seen;
+	uint64_t end;		/* where it ended in seen_fd */
+	int found;
+	uint64_t found_at;	/* its offset in the mailbox as it now is */
+};
+
+/* What QUIT's deletion looks at. */
+struct update {
+	struct maildrop *d;
+	struct store *st;
+	const char *address;
+	int now_fd;		/* the mailbox as it now is, opened when first needed */
+};
+
+static int by_uid(const void *a, const void *b)
+{
+	uint64_t x = ((const struct mark *)a)->seen.uid, y = ((const struct mark *)b)->seen.uid;
+
+	return x < y ? -1 : x > y;
+}
+
+/* 1 when [a, a + len) of fd_a and [b, b + len) of fd_b hold the same octets. */
+static int same_octets(int fd_a, uint64_t a, int fd_b, uint64_t b, uint64_t len)
+{
+	char x[4096], y[4096];
+
+	while (len > 0) {
+		size_t n = len < sizeof x ? (size_t)len : sizeof x;
+
+		if (pread_full(fd_a, x, n, a) < 0 || pread_full(fd_b, y, n, b) < 0 ||
+		    memcmp(x, y, n) != 0)
+			return 0;
+		a += n;
+		b += n;
+		len -= n;
+	}
+	return 1;
+}
+
+/* 1 when the message at offset of the mailbox as it now is holds the
+   octets m held at login, From line and all, and nothing more: the file
+   ends after them or the next "From " line starts there. */
+static int same_message(struct update *u, const struct mark *m, uint64_t offset)
+{
+	uint64_t len = m->end - m->seen.offset;
+	char next[5];
+	int created, rc;
+
+	if (u->now_fd < 0) {	/* by name: under the deletion's lock, the file it locked */
+		char name[ADDRESS_MAX + 8];
+
+		if (mboxfile_name(name, sizeof name, u->address, ".txt") < 0 ||
+		    (u->now_fd = mboxfile_open(u->st->dirfd, name, O_RDONLY, &created)) < 0)
+			return 0;
+	}
+	if (!same_octets(u->d->seen_fd, m->seen.offset, u->now_fd, offset, len))
+		return 0;
+	rc = pread_full(u->now_fd, next, sizeof next, offset + len);
+	return rc == -ENODATA || (rc == 0 && memcmp(next, "From ", 5) == 0);
+}
+
+/* A message to delete: marked in this session, and still the same one. A
+   UID of its record names it wherever it now lies; one the index gave it
+   names it only with the octets it had. Asked twice of each message, under
+   one lock: the answer is kept. */
+static int is_marked(void *ctx, uint64_t id, const struct mbentry *e)
+{
+	struct update *u = ctx;
+	struct mark key = { .seen = *e }, *m;
+
+	(void)id;
+	m = bsearch(&key, u->d->marked, u->d->ndeleted, sizeof *m, by_uid);
+	if (!m)
+		return 0;
+	if (!m->found && (!(m->seen.uid & MBINDEX_FOREIGN) || same_message(u, m, e->offset))) {
+		m->found = 1;
+		m->found_at = e->offset;
+	}
+	return m->found && m->found_at == e->offset;
+}
+
+/* 1 when a marked message of another program was not found. */
+static int foreign_left(const struct maildrop *d)
+{
+	for (uint64_t k = 0; k < d->ndeleted; k++)
+		if ((d->marked[k].seen.uid & MBINDEX_FOREIGN) && !d->marked[k].found)
+			return 1;
+	return 0;
+}
+
+int maildrop_update(struct store *st, const char *address, struct maildrop *d,
+		    uint64_t *removed)
+{
+	struct update u = { .d = d, .st = st, .address = address, .now_fd = -1 };
+	uint64_t k = 0;
+	int rc;
+
+	*removed = 0;
+	if (d->ndeleted == 0)
+		return 0;
+	if (!(d->marked = calloc(d->ndeleted, sizeof *d->marked)))
+		return -ENOMEM;
+	for (uint64_t i = 0; i < d->count; i++)
+		if (d->deleted[i]) {
+			d->marked[k].seen = d->msg[i];
+			d->marked[k++].end = i + 1 < d->count ? d->msg[i + 1].offset : d->end;
+		}
+	qsort(d->marked, k, sizeof *d->marked, by_uid);
+	rc = store_expunge(st, address, is_marked, &u, removed);
+	if (u.now_fd >= 0)
+		close(u.now_fd);
+	if (rc == -ENOENT)
+		rc = 0;		/* no mailbox, no message: none is left either */
+	return rc == 0 && foreign_left(d) ? -ESTALE : rc;
+}

@@ -1,0 +1,44 @@
+/* maildrop.h: a mailbox as one POP3 session sees it (RFC 1939, PROTOCOL.md
+   section 9): held against a second POP3 session, its messages numbered
+   and sized once at login, read one by one under the mailbox's lock, and
+   the ones marked deleted removed at QUIT. Deliveries go on meanwhile. */
+#ifndef MYSMTP_MAILDROP_H
+#define MYSMTP_MAILDROP_H
+
+#include <stdint.h>
+
+#include "store/spool.h"
+#include "store/store.h"
+
+struct maildrop {
+	int busy_fd;		/* ADDRESS.pop, locked while the session lasts */
+	struct mailbox mb;	/* mb.fd -1: no mailbox, no messages */
+	int seen_fd;		/* the mailbox file as it was numbered (-1: none) */
+	uint64_t count;		/* messages, fixed for the session */
+	struct mbentry *msg;	/* each one's offset, UID and size */
+	uint64_t end;		/* where the last of them ends in seen_fd */
+	unsigned char *deleted;	/* marked by DELE */
+	uint64_t ndeleted, deleted_octets;
+	struct mark *marked;	/* at QUIT: the marked ones, by UID */
+};
+
+/* Take address's maildrop: 0, -EBUSY when another POP3 session has it, or
+   -errno. */
+int maildrop_open(struct store *st, const char *address, struct maildrop *d);
+void maildrop_close(struct maildrop *d);
+
+/* Copy message n (from 1) into out, as RETR sends it (record.h), or, with
+   body_lines >= 0, as TOP does: 0, -ENOENT when another program took it
+   away, or -errno. */
+int maildrop_copy(struct maildrop *d, uint64_t n, int64_t body_lines, struct spool *out);
+
+/* Delete the marked messages, durably: 0 with *removed, or -errno. One of
+   ours is found by the UID in its record; another program's by the UID
+   the index gave it and its octets, From line and all, as they were at
+   login. -ESTALE when another program's marked message could not be told
+   in the mailbox as it now is (rewritten, its index made anew): the others
+   were deleted (*removed), that one is kept. */
+int maildrop_update(struct store *st, const char *address, struct maildrop *d,
+		    uint64_t *removed);
+
+#endif
