@@ -16,7 +16,7 @@ TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-
              curl swaks mutt strace fail2ban msmtp util-linux iproute2 openssl \
              libnet-ssleay-perl libio-socket-ssl-perl gnutls-bin fetchmail mpop ucspi-tcp
 
-# The sources, by room (README.md, "The map"): the two programs and the
+# The sources, by room (README.md, "The folders"; doc/SOURCES.md by file): the two programs and the
 # dialects at the top, the rest in the folder of its concern.
 ENGINE_SRCS   = engine/session.c engine/login.c engine/starttls.c
 STORE_SRCS    = store/store.c store/mbindex.c store/mboxfile.c store/record.c \
@@ -109,7 +109,7 @@ rs: mysmtpd
 rc: mysmtp
 	./mysmtp $(if $(findstring :,$(PORT)),$(PORT),$(HOST) $(PORT))
 
-# The benchmark: see bench/run for what it measures and README.md for figures.
+# The benchmark: see bench/run for what it measures and doc/PERFORMANCE.md for figures.
 build/bench/loadgen: bench/loadgen.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -pthread $(LDHARDEN) -o $@ $<
