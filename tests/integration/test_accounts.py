@@ -247,7 +247,8 @@ class FailureTime(AccountsTest):
 
     def test_an_unknown_address_costs_what_a_wrong_password_does(self):
         """20 tries of each, two per session, five sessions at a time: the
-        medians differ by less than 50 ms, and every failure waited 2 s.
+        medians differ by less than half of one hash, and every failure
+        waited 2 s.
         The account's hash is bcrypt at cost 12 (made by Python's crypt, as
         any tool may make a line), some 200 ms here: without a dummy hash
         of the same cost an unknown address would answer that much sooner."""
@@ -297,7 +298,13 @@ class FailureTime(AccountsTest):
                                                          (unknown - wrong) * 1e3, hash_time * 1e3),
               end=" ", flush=True)
         self.assertGreaterEqual(min(times["unknown"] + times["wrong"]), DELAY)
-        self.assertLess(abs(unknown - wrong), 0.050)
+        # Without the dummy hash the two differ by a whole hash; with it, by
+        # noise. The limit is half a hash as this machine computes it now
+        # (the wrong passwords' time past the delay), not a fixed number of
+        # milliseconds that a loaded or slow machine would miss.
+        one_hash = max(wrong - DELAY, hash_time)
+        self.assertLess(abs(unknown - wrong), one_hash / 2,
+                        "an unknown address answers a hash sooner or later than a wrong password")
 
 
 def process_memory(pid):
