@@ -2,8 +2,8 @@
    section 2.2): lines of "name:" fields (name octets 33-126 but ':', blanks
    allowed before the colon as the obsolete syntax has it) and their
    continuation lines, up to an empty line. The first line that is neither
-   ends the look: the message then has no header section that SMTP mode can
-   keep as the record's headers. */
+   ends the look: the message then has no header section that a delivery
+   can keep as the record's headers. */
 #include "mail/rfc5322.h"
 
 #include <string.h>

@@ -1,7 +1,9 @@
-/* rfc5322.h: the little of RFC 5322 that SMTP mode needs to know about a
-   message as it streams into the spool: whether it opens with a header
-   section that an empty line ends, where that line ends, and whether the
-   section has a Date, a Message-ID and a From field. The text passes through
+/* rfc5322.h: the little of RFC 5322 that a delivery needs to know about a
+   message as it streams into the spool (SMTP mode, and a My_SMTP text that
+   opens with its own header block): whether it opens with a header section
+   that an empty line ends, where that line ends, and whether the section
+   has a Date, a Message-ID and a From field, and one of the fields that
+   make a My_SMTP text's header block its own. The text passes through
    unchanged; memory stays constant. */
 #ifndef MYSMTP_RFC5322_H
 #define MYSMTP_RFC5322_H
