@@ -7,6 +7,7 @@
 #include "mail/address.h"
 #include "net/io.h"
 #include "store/mboxfile.h"
+#include "store/mboxscan.h"
 #include "store/record.h"
 
 #include <errno.h>
