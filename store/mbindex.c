@@ -81,11 +81,28 @@ static void take_counters(struct mbindex *ix, const struct header *hd, int whole
 	ix->last_uid = whole ? hd->last_uid : 0;
 }
 
+/* Does the index, as its header says, end where a message can start in
+   the mbox of size octets, after a last entry that starts one? 1; else 0
+   or -errno, with the index taken to cover nothing. */
+static int ends_fit(struct mbindex *ix, int mbox_fd, uint64_t size)
+{
+	struct mbentry last;
+	int rc = 0;
+
+	if (ix->count > 0 && (rc = read_entries(ix, ix->count - 1, &last, 1)) == 0 &&
+	    !mbox_boundary_at(mbox_fd, last.offset, ix->covered))
+		rc = -ESTALE;
+	if (rc == 0 && !mbox_boundary_at(mbox_fd, ix->covered, size))
+		rc = -ESTALE;
+	if (rc < 0)
+		ix->count = ix->covered = 0;
+	return rc == -ESTALE ? 0 : rc < 0 ? rc : 1;
+}
+
 int mbindex_check(struct mbindex *ix, int mbox_fd)
 {
 	struct stat mst, ist;
 	struct header hd;
-	struct mbentry last;
 	int rc, whole;
 
 	ix->usable = 0;
@@ -110,19 +127,8 @@ int mbindex_check(struct mbindex *ix, int mbox_fd)
 		return 0;
 	ix->count = hd.count;
 	ix->covered = hd.covered;
-	if (hd.count > 0) {
-		rc = read_entries(ix, hd.count - 1, &last, 1);
-		if (rc == -ESTALE || (rc == 0 && !mbox_boundary_at(mbox_fd, last.offset, hd.covered)))
-			rc = 1;
-		if (rc != 0) {
-			ix->count = ix->covered = 0;
-			return rc < 0 ? rc : 0;
-		}
-	}
-	if (!mbox_boundary_at(mbox_fd, hd.covered, (uint64_t)mst.st_size)) {
-		ix->count = ix->covered = 0;
-		return 0;
-	}
+	if ((rc = ends_fit(ix, mbox_fd, (uint64_t)mst.st_size)) <= 0)
+		return rc;
 	ix->usable = 1;
 	return hd.covered == (uint64_t)mst.st_size;
 }
@@ -190,24 +196,16 @@ static int make_entry(struct mbindex *ix, int mbox_fd, uint64_t start, uint64_t 
 	return 0;
 }
 
-int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
+/* Index the messages from ix->covered to the end of the mbox (size
+   octets), cutting a torn last one off: 0 with *stop where the scan
+   ended, or -errno. */
+static int index_from(struct mbindex *ix, int mbox_fd, uint64_t size, uint64_t *stop)
 {
 	struct mbentry batch[READ_MAX];
-	uint64_t pos, size, end;
-	struct stat st;
+	uint64_t pos, end;
 	size_t n = 0;
-	int rc = mbindex_check(ix, mbox_fd);
+	int rc;
 
-	if (rc < 0 || (rc == 1 && !rebuild))
-		return rc < 0 ? rc : 0;
-	if (rebuild || !ix->usable) {
-		if (ftruncate(ix->fd, 0) < 0)
-			return -errno;
-		ix->count = ix->covered = ix->last_uid = 0;
-	}
-	if (fstat(mbox_fd, &st) < 0)
-		return -errno;
-	size = (uint64_t)st.st_size;
 	for (pos = ix->covered; pos < size; pos = end) {
 		rc = mbox_message_end(mbox_fd, pos, size, &end);
 		if (rc < 0)
@@ -227,9 +225,28 @@ int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
 			n = 0;
 		}
 	}
-	if (n > 0 && (rc = write_entries(ix, batch, n)) < 0)
+	*stop = pos;
+	return n > 0 ? write_entries(ix, batch, n) : 0;
+}
+
+int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
+{
+	uint64_t stop;
+	struct stat st;
+	int rc = mbindex_check(ix, mbox_fd);
+
+	if (rc < 0 || (rc == 1 && !rebuild))
+		return rc < 0 ? rc : 0;
+	if (rebuild || !ix->usable) {
+		if (ftruncate(ix->fd, 0) < 0)
+			return -errno;
+		ix->count = ix->covered = ix->last_uid = 0;
+	}
+	if (fstat(mbox_fd, &st) < 0)
+		return -errno;
+	if ((rc = index_from(ix, mbox_fd, (uint64_t)st.st_size, &stop)) < 0)
 		return rc;
-	ix->covered = pos;
+	ix->covered = stop;
 	ix->usable = 1;
 	return write_header(ix);
 }

@@ -266,6 +266,24 @@ static void withdraw(struct store *st, struct box *boxes, size_t n)
 		withdraw_one(st, &boxes[i]);
 }
 
+/* Index the appended copies (rc 0), or take every mailbox back as it was,
+   then let the locks go. */
+static void let_go(struct store *st, struct box *boxes, size_t n, int rc)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct box *b = &boxes[i];
+
+		if (rc < 0 && b->fd >= 0)
+			take_back(st, b);
+		else if (rc == 0)
+			mbindex_refresh(&b->ix, b->fd, 0);	/* the new record, and its UID */
+		if (b->ix.fd >= 0)
+			close(b->ix.fd);
+		if (b->fd >= 0)
+			mboxfile_unlock(b->fd);
+	}
+}
+
 int store_deliver(struct store *st, const struct envelope *e,
 		  const struct spool *text, const char *const *recipients, size_t n)
 {
@@ -287,18 +305,7 @@ int store_deliver(struct store *st, const struct envelope *e,
 		rc = -EDQUOT;
 	if (rc == 0)
 		rc = append_boxes(boxes, n, e, text);
-	for (size_t i = 0; i < n; i++) {
-		struct box *b = &boxes[i];
-
-		if (rc < 0 && b->fd >= 0)
-			take_back(st, b);
-		else if (rc == 0)
-			mbindex_refresh(&b->ix, b->fd, 0);	/* the new record, and its UID */
-		if (b->ix.fd >= 0)
-			close(b->ix.fd);
-		if (b->fd >= 0)
-			mboxfile_unlock(b->fd);
-	}
+	let_go(st, boxes, n, rc);
 	/* The locks are let go before the sync: a reader syncs before it reads
 	   (refresh_index), and a failed sync takes the copies back. */
 	if (rc == 0 && (rc = sync_boxes(st, boxes, n)) < 0)
