@@ -163,7 +163,7 @@ build/fuzz/obj/%.o: %.c | test-deps
 	$(FUZZ_CC) $(WARN) $(DEPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) | test-deps
-	$(FUZZ_CC) $(WARN) $(DEPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(CRYPT_LIBS)
+	$(FUZZ_CC) $(WARN) $(DEPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $(filter-out %.h,$^) $(CRYPT_LIBS)
 
 build/faults/shim.so: tests/faults/shim.c
 	@mkdir -p $(dir $@)
