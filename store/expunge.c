@@ -2,8 +2,8 @@
    POP3's QUIT. Under the mailbox's exclusive lock, the kept messages are
    copied into a new unnamed file in the store (O_TMPFILE), which is synced;
    so is a new index made for it. Each is linked in under a temporary name
-   and renamed over the old one (the index first), then the directory is
-   synced before the reply. A crash at any instant leaves the old mailbox or
+   and renamed over the old one (the index first: mboxfile_replace), then
+   the directory is synced before the reply. A crash at any instant leaves the old mailbox or
    the new one whole: before the mailbox's rename, the old one with all its
    messages (and an index that no longer fits it and is rebuilt, keeping its
    UID counters); after it, the new one. Every opener checks after locking
@@ -13,13 +13,11 @@
    octet for octet: nothing is parsed but the index's offsets. */
 #define _GNU_SOURCE
 #include "store/store.h"
-#include "mail/address.h"
 #include "net/io.h"
 #include "store/mboxfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -149,30 +147,6 @@ static int unnamed_file(const struct rewrite *w, const struct stat *like)
 	return fd;
 }
 
-/* Give the unnamed file fd the name ADDRESS + suffix, replacing the file
-   that has it, by way of ADDRESS.tmp (left over only by a crash). */
-static int install(const struct rewrite *w, int fd, const char *suffix)
-{
-	char tmp[ADDRESS_MAX + 8], name[ADDRESS_MAX + 8], proc[64];
-	int rc;
-
-	if ((rc = mboxfile_name(tmp, sizeof tmp, w->address, ".tmp")) < 0 ||
-	    (rc = mboxfile_name(name, sizeof name, w->address, suffix)) < 0)
-		return rc;
-	if (unlinkat(w->dirfd, tmp, 0) < 0 && errno != ENOENT)
-		return -errno;
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	if (linkat(fd, "", w->dirfd, tmp, AT_EMPTY_PATH) < 0 &&
-	    linkat(AT_FDCWD, proc, w->dirfd, tmp, AT_SYMLINK_FOLLOW) < 0)
-		return -errno;
-	if (renameat(w->dirfd, tmp, w->dirfd, name) < 0) {
-		rc = -errno;
-		unlinkat(w->dirfd, tmp, 0);
-		return rc;
-	}
-	return 0;
-}
-
 /* Write the new mailbox and index, durably, and put them in place. */
 static int replace_mailbox(struct rewrite *w, store_pick pick, void *ctx)
 {
@@ -193,10 +167,7 @@ static int replace_mailbox(struct rewrite *w, store_pick pick, void *ctx)
 		return rc;
 	if (fdatasync(w->new_fd) < 0 || fdatasync(w->nx.fd) < 0)
 		return -errno;
-	/* Locked before it has a name: no one reads it before it is done. */
-	if ((rc = mboxfile_lock(w->new_fd, F_WRLCK, 0)) < 0 ||
-	    (rc = install(w, w->nx.fd, ".idx")) < 0 ||
-	    (rc = install(w, w->new_fd, ".txt")) < 0)
+	if ((rc = mboxfile_replace(w->dirfd, w->address, w->new_fd, w->nx.fd)) < 0)
 		return rc;
 	return fsync(w->dirfd) < 0 ? -errno : 0;
 }

@@ -1,39 +1,15 @@
-/* maildrop.c: a mailbox as one POP3 session sees it (maildrop.h). The lock
-   that keeps a second POP3 session out is on a file of its own,
-   ADDRESS.pop: the mailbox file is replaced by every deletion, and its own
-   locks are for deliveries and readers, who must not be kept out. */
+/* maildrop.c: a mailbox as one POP3 session sees it (maildrop.h), made of
+   the store's calls (store.h): it takes no lock and reads no index file
+   or record itself. */
 #define _GNU_SOURCE
 #include "store/maildrop.h"
-#include "mail/address.h"
 #include "net/io.h"
-#include "store/mboxfile.h"
-#include "store/record.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int take_busy_lock(struct store *st, const char *address)
-{
-	char name[ADDRESS_MAX + 8];
-	int created, fd, rc = mboxfile_name(name, sizeof name, address, ".pop");
-
-	if (rc < 0)
-		return rc;
-	fd = mboxfile_open(st->dirfd, name, O_RDWR | O_CREAT, &created);
-	if (fd < 0)
-		return fd;
-	if ((rc = mboxfile_check(fd)) == 0 && (rc = mboxfile_lock(fd, F_WRLCK, 0)) == -ETIMEDOUT)
-		rc = -EBUSY;		/* at once: another session holds it */
-	if (rc < 0) {
-		close(fd);
-		return rc;
-	}
-	return fd;
-}
 
 /* Number and size the messages, once, and keep the file they are in. */
 static int take_snapshot(struct maildrop *d)
@@ -46,7 +22,7 @@ static int take_snapshot(struct maildrop *d)
 		return -ENOMEM;
 	if ((d->seen_fd = fcntl(d->mb.fd, F_DUPFD_CLOEXEC, 0)) < 0)
 		return -errno;
-	return mbindex_entries(&d->mb.ix, 0, d->msg, d->count);
+	return store_entries(&d->mb, 0, d->msg, d->count);
 }
 
 int maildrop_open(struct store *st, const char *address, struct maildrop *d)
@@ -57,7 +33,7 @@ int maildrop_open(struct store *st, const char *address, struct maildrop *d)
 	d->mb.fd = d->mb.ix.fd = -1;
 	if (strlen(address) > STORE_ADDRESS_MAX)
 		return 0;		/* no file can have its name: no mail */
-	if ((d->busy_fd = take_busy_lock(st, address)) < 0)
+	if ((d->busy_fd = store_hold(st, address)) < 0)
 		return d->busy_fd;
 	rc = store_mailbox_open(st, address, &d->mb);
 	if (rc == -ENOENT)
@@ -86,69 +62,11 @@ void maildrop_close(struct maildrop *d)
 	d->count = 0;
 }
 
-/* Where message n (0-based) lies in the mailbox as it is now: its entry
-   may have moved if another program rewrote the file. 0 with [*start,
-   *end), -ENOENT when it is gone, or -errno. */
-static int find_message(struct maildrop *d, uint64_t n, uint64_t *start, uint64_t *end)
-{
-	const struct mbentry *want = &d->msg[n];
-	uint64_t count = d->mb.ix.count;
-	struct mbentry e[2];
-
-	for (uint64_t k = 0; k <= count; k++) {
-		uint64_t i = k == 0 ? n : k - 1;	/* its own place first */
-		int more = i + 1 < count, rc;
-
-		if (i >= count || (k > 0 && i == n))
-			continue;
-		if ((rc = mbindex_entries(&d->mb.ix, i, e, 1 + (size_t)more)) < 0)
-			return rc;
-		if (e[0].uid == want->uid && (i == n || !(want->uid & MBINDEX_FOREIGN))) {
-			*start = e[0].offset;
-			*end = more ? e[1].offset : d->mb.ix.covered;
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
-
-static int copy_locked(struct maildrop *d, uint64_t n, int64_t body_lines, struct spool *out)
-{
-	struct record_span r;
-	uint64_t start, end;
-	int rc = mbindex_check(&d->mb.ix, d->mb.fd);
-
-	if (rc >= 0 && !d->mb.ix.usable)
-		return -EAGAIN;
-	if (rc >= 0)
-		rc = find_message(d, n, &start, &end);
-	if (rc == 0)
-		rc = record_span(d->mb.fd, start, end, &r);
-	if (rc == 0) {
-		spool_reset(out);
-		rc = record_feed(d->mb.fd, &r, body_lines, spool_sink, out);
-	}
-	return rc < 0 ? rc : out->error;
-}
-
 int maildrop_copy(struct maildrop *d, uint64_t n, int64_t body_lines, struct spool *out)
 {
-	int rc;
-
 	if (n < 1 || n > d->count)
 		return -ENOENT;
-	for (int tries = 0; tries < 2; tries++) {
-		rc = mboxfile_lock(d->mb.fd, F_RDLCK, d->mb.lock_timeout);
-		if (rc < 0)
-			return rc;
-		rc = copy_locked(d, n - 1, body_lines, out);
-		mboxfile_unlock(d->mb.fd);
-		if (rc != -EAGAIN && rc != -ESTALE)
-			return rc;
-		if ((rc = store_refresh(&d->mb)) < 0)	/* rewritten by another program */
-			return rc;
-	}
-	return -ENOENT;
+	return store_record_copy(&d->mb, n - 1, &d->msg[n - 1], body_lines, out);
 }
 
 /* A marked message, as it was at login, and whether QUIT found it. */
@@ -199,15 +117,11 @@ static int same_message(struct update *u, const struct mark *m, uint64_t offset)
 {
 	uint64_t len = m->end - m->seen.offset;
 	char next[5];
-	int created, rc;
+	int rc;
 
-	if (u->now_fd < 0) {	/* by name: under the deletion's lock, the file it locked */
-		char name[ADDRESS_MAX + 8];
-
-		if (mboxfile_name(name, sizeof name, u->address, ".txt") < 0 ||
-		    (u->now_fd = mboxfile_open(u->st->dirfd, name, O_RDONLY, &created)) < 0)
-			return 0;
-	}
+	if (u->now_fd < 0 &&	/* by name: under the deletion's lock, the file it locked */
+	    (u->now_fd = store_mailbox_file(u->st, u->address)) < 0)
+		return 0;
 	if (!same_octets(u->d->seen_fd, m->seen.offset, u->now_fd, offset, len))
 		return 0;
 	rc = pread_full(u->now_fd, next, sizeof next, offset + len);

@@ -29,35 +29,6 @@ struct mbentry {
 };
 #define MBINDEX_FOREIGN (1ULL << 63)
 
-/* The start of one stored message, as far as its first octets tell. */
-struct mbox_head {
-	char from_line[1024];	/* its "From " line, cut short, without LF */
-	size_t from_len;
-	uint64_t body_start;	/* offset of the text after the blank line */
-	int has_length;		/* a Content-Length header was read */
-	uint64_t length;	/* its value */
-	int prepended;		/* an SMTP-mode record (MBOXRD_PREPENDED, mboxrd.h) */
-	uint64_t text_start;	/* then: where the message as sent begins */
-	uint64_t moved_length;	/* then: where a mail reader's rewrite moved our
-				   Content-Length line to (read_prepended); 0: not */
-	int ours;		/* a record this server wrote, by the shape of its
-				   first header lines: only its length is trusted,
-				   and only it may be found torn */
-	uint64_t uid;		/* ours: its MBOXRD_UID line; 0 when it has none */
-};
-
-enum { HEAD_WHOLE = 1, HEAD_CUT, HEAD_NONE };
-/* Read the message at start (file size size): HEAD_WHOLE when its header
-   block is complete, HEAD_CUT when the file ends inside it (then body_start
-   is size), HEAD_NONE when start holds no "From " line; or -errno. The
-   Content-Length of an SMTP-mode record is read from its fixed place,
-   however long its header section; h->ours says whether it is ours. */
-int mbox_read_head(int fd, uint64_t start, uint64_t size, struct mbox_head *h);
-
-/* Find needle in fd between from and size: 1 and *at, 0 when absent, -errno. */
-int mbindex_find(int fd, uint64_t from, uint64_t size, const char *needle,
-	      size_t nlen, uint64_t *at);
-
 /* Under any lock: 1 when the index covers the whole mbox, 0 when it must be
    refreshed, -errno. */
 int mbindex_check(struct mbindex *ix, int mbox_fd);

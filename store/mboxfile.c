@@ -1,4 +1,6 @@
-/* mboxfile.c: mailbox files opened safely and locked (mboxfile.h). */
+/* mboxfile.c: mailbox files opened safely, locked and replaced
+   (mboxfile.h): every lock the store takes on a file is taken here or in
+   store.c. */
 #define _GNU_SOURCE
 #include "store/mboxfile.h"
 #include "mail/address.h"
@@ -140,4 +142,58 @@ int mboxfile_open_locked(int dirfd, unsigned timeout, const char *address, int h
 			return rc;
 	}
 	return -ESTALE;
+}
+
+int mboxfile_hold(int dirfd, const char *address)
+{
+	char name[ADDRESS_MAX + 8];
+	int created, fd, rc = mboxfile_name(name, sizeof name, address, ".pop");
+
+	if (rc < 0)
+		return rc;
+	fd = mboxfile_open(dirfd, name, O_RDWR | O_CREAT, &created);
+	if (fd < 0)
+		return fd;
+	if ((rc = mboxfile_check(fd)) == 0 && (rc = mboxfile_lock(fd, F_WRLCK, 0)) == -ETIMEDOUT)
+		rc = -EBUSY;		/* at once: another session holds it */
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Give the unnamed file fd the name ADDRESS + suffix, replacing the file
+   that has it, by way of ADDRESS.tmp (left over only by a crash). */
+static int install(int dirfd, const char *address, int fd, const char *suffix)
+{
+	char tmp[ADDRESS_MAX + 8], name[ADDRESS_MAX + 8], proc[64];
+	int rc;
+
+	if ((rc = mboxfile_name(tmp, sizeof tmp, address, ".tmp")) < 0 ||
+	    (rc = mboxfile_name(name, sizeof name, address, suffix)) < 0)
+		return rc;
+	if (unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT)
+		return -errno;
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	if (linkat(fd, "", dirfd, tmp, AT_EMPTY_PATH) < 0 &&
+	    linkat(AT_FDCWD, proc, dirfd, tmp, AT_SYMLINK_FOLLOW) < 0)
+		return -errno;
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		rc = -errno;
+		unlinkat(dirfd, tmp, 0);
+		return rc;
+	}
+	return 0;
+}
+
+int mboxfile_replace(int dirfd, const char *address, int mbox_fd, int idx_fd)
+{
+	int rc;
+
+	/* Locked before it has a name: no one reads it before it is done. */
+	if ((rc = mboxfile_lock(mbox_fd, F_WRLCK, 0)) < 0 ||
+	    (rc = install(dirfd, address, idx_fd, ".idx")) < 0)
+		return rc;
+	return install(dirfd, address, mbox_fd, ".txt");
 }

@@ -1,7 +1,8 @@
 /* mboxfile.h: mailbox files opened relative to the mailbox directory, never
    through a symbolic link and only when they are regular files with one
    link, and locked with fcntl (open file description) locks: writers
-   exclusive, readers shared, each wait bounded. */
+   exclusive, readers shared, each wait bounded; and replaced whole by a
+   deletion. No file but this one and store.c takes a lock. */
 #ifndef MYSMTP_MBOXFILE_H
 #define MYSMTP_MBOXFILE_H
 
@@ -33,5 +34,18 @@ int mboxfile_open(int dirfd, const char *name, int flags, int *created);
 enum { MBOXFILE_WRITE = 1, MBOXFILE_CREATE = 2 };
 int mboxfile_open_locked(int dirfd, unsigned timeout, const char *address, int how,
 			 int *fd_out, struct mbindex *ix, int *created);
+
+/* Hold address's mailbox for one session that must have it alone (POP3),
+   by an exclusive lock on a file of its own, ADDRESS.pop: the mailbox file
+   is replaced by every deletion, and its own locks are for deliveries and
+   readers, who must not be kept out. The descriptor (closing it lets go),
+   -EBUSY at once when another session holds it, or -errno. */
+int mboxfile_hold(int dirfd, const char *address);
+
+/* Put a new mailbox and its index, unnamed files already synced, in place
+   of address's: the index first, the mailbox locked before it has a name,
+   so no one reads it before it is done. 0 or -errno; the caller syncs the
+   directory. */
+int mboxfile_replace(int dirfd, const char *address, int mbox_fd, int idx_fd);
 
 #endif

@@ -2,7 +2,7 @@
 #define _GNU_SOURCE
 #include "store/record.h"
 #include "net/io.h"
-#include "store/mbindex.h"
+#include "store/mboxscan.h"
 
 #include <errno.h>
 #include <string.h>
@@ -17,7 +17,7 @@ int record_span(int fd, uint64_t start, uint64_t end, struct record_span *r)
 
 	if (rc < 0 || rc == HEAD_NONE)
 		return rc < 0 ? rc : -ESTALE;
-	rc = mbindex_find(fd, start, end, "\n", 1, &lf);	/* a long "From " line is read cut */
+	rc = mbox_find(fd, start, end, "\n", 1, &lf);	/* a long "From " line is read cut */
 	if (rc < 0)
 		return rc;
 	r->start = rc ? lf + 1 : end;

@@ -1,5 +1,6 @@
-/* store.c: the mail store: delivery and reading (deletion is in expunge.c).
-   Mailbox files are opened and locked as mboxfile.h says. A delivery locks
+/* store.c: the mail store: delivery and reading (deletion is in expunge.c),
+   and a mailbox held for a POP3 session (maildrop.c). Mailbox files are
+   opened and locked as mboxfile.h says; no other file takes a lock. A delivery locks
    every mailbox (in address order), appends, fsyncs, and on any failure
    truncates each back to where it was. */
 #define _GNU_SOURCE
@@ -7,6 +8,7 @@
 #include "mail/address.h"
 #include "net/io.h"
 #include "store/mboxfile.h"
+#include "store/mboxscan.h"
 #include "store/record.h"
 
 #include <errno.h>
@@ -264,6 +266,24 @@ static void withdraw(struct store *st, struct box *boxes, size_t n)
 		withdraw_one(st, &boxes[i]);
 }
 
+/* Index the appended copies (rc 0), or take every mailbox back as it was,
+   then let the locks go. */
+static void let_go(struct store *st, struct box *boxes, size_t n, int rc)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct box *b = &boxes[i];
+
+		if (rc < 0 && b->fd >= 0)
+			take_back(st, b);
+		else if (rc == 0)
+			mbindex_refresh(&b->ix, b->fd, 0);	/* the new record, and its UID */
+		if (b->ix.fd >= 0)
+			close(b->ix.fd);
+		if (b->fd >= 0)
+			mboxfile_unlock(b->fd);
+	}
+}
+
 int store_deliver(struct store *st, const struct envelope *e,
 		  const struct spool *text, const char *const *recipients, size_t n)
 {
@@ -285,18 +305,7 @@ int store_deliver(struct store *st, const struct envelope *e,
 		rc = -EDQUOT;
 	if (rc == 0)
 		rc = append_boxes(boxes, n, e, text);
-	for (size_t i = 0; i < n; i++) {
-		struct box *b = &boxes[i];
-
-		if (rc < 0 && b->fd >= 0)
-			take_back(st, b);
-		else if (rc == 0)
-			mbindex_refresh(&b->ix, b->fd, 0);	/* the new record, and its UID */
-		if (b->ix.fd >= 0)
-			close(b->ix.fd);
-		if (b->fd >= 0)
-			mboxfile_unlock(b->fd);
-	}
+	let_go(st, boxes, n, rc);
 	/* The locks are let go before the sync: a reader syncs before it reads
 	   (refresh_index), and a failed sync takes the copies back. */
 	if (rc == 0 && (rc = sync_boxes(st, boxes, n)) < 0)
@@ -515,4 +524,90 @@ int store_message_text(struct mailbox *mb, const struct stored_message *m,
 		       mboxrd_out out, void *ctx)
 {
 	return record_unquote(mb->fd, m->text_start, m->text_end, out, ctx, NULL);
+}
+
+int store_hold(struct store *st, const char *address)
+{
+	return mboxfile_hold(st->dirfd, address);
+}
+
+int store_mailbox_file(struct store *st, const char *address)
+{
+	char name[ADDRESS_MAX + 8];
+	int created, rc = mboxfile_name(name, sizeof name, address, ".txt");
+
+	return rc < 0 ? rc : mboxfile_open(st->dirfd, name, O_RDONLY, &created);
+}
+
+int store_entries(const struct mailbox *mb, uint64_t first, struct mbentry *e, size_t n)
+{
+	return mbindex_entries(&mb->ix, first, e, n);
+}
+
+/* Where the message that was number n (0-based) with entry want lies in
+   the mailbox as it is now: its entry may have moved if another program
+   rewrote the file. 0 with [*start, *end), -ENOENT when it is gone, or
+   -errno. */
+static int find_entry(struct mailbox *mb, uint64_t n, const struct mbentry *want,
+		      uint64_t *start, uint64_t *end)
+{
+	uint64_t count = mb->ix.count;
+	struct mbentry e[2];
+
+	for (uint64_t k = 0; k <= count; k++) {
+		uint64_t i = k == 0 ? n : k - 1;	/* its own place first */
+		int more = i + 1 < count, rc;
+
+		if (i >= count || (k > 0 && i == n))
+			continue;
+		if ((rc = mbindex_entries(&mb->ix, i, e, 1 + (size_t)more)) < 0)
+			return rc;
+		if (e[0].uid == want->uid && (i == n || !(want->uid & MBINDEX_FOREIGN))) {
+			*start = e[0].offset;
+			*end = more ? e[1].offset : mb->ix.covered;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* store_record_copy's copy, under the shared lock: -EAGAIN or -ESTALE when
+   the index must be brought up to date first. */
+static int record_copy_locked(struct mailbox *mb, uint64_t n, const struct mbentry *want,
+			      int64_t body_lines, struct spool *out)
+{
+	struct record_span r;
+	uint64_t start, end;
+	int rc = mbindex_check(&mb->ix, mb->fd);
+
+	if (rc >= 0 && !mb->ix.usable)
+		return -EAGAIN;
+	if (rc >= 0)
+		rc = find_entry(mb, n, want, &start, &end);
+	if (rc == 0)
+		rc = record_span(mb->fd, start, end, &r);
+	if (rc == 0) {
+		spool_reset(out);
+		rc = record_feed(mb->fd, &r, body_lines, spool_sink, out);
+	}
+	return rc < 0 ? rc : out->error;
+}
+
+int store_record_copy(struct mailbox *mb, uint64_t n, const struct mbentry *want,
+		      int64_t body_lines, struct spool *out)
+{
+	int rc;
+
+	for (int tries = 0; tries < 2; tries++) {
+		rc = mboxfile_lock(mb->fd, F_RDLCK, mb->lock_timeout);
+		if (rc < 0)
+			return rc;
+		rc = record_copy_locked(mb, n, want, body_lines, out);
+		mboxfile_unlock(mb->fd);
+		if (rc != -EAGAIN && rc != -ESTALE)
+			return rc;
+		if ((rc = store_refresh(mb)) < 0)	/* rewritten by another program */
+			return rc;
+	}
+	return -ENOENT;
 }

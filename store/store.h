@@ -1,5 +1,7 @@
 /* store.h: the mail store: address -> mailbox file, locking, the all-or-nothing
-   append of one message to several mailboxes, and reading messages back. */
+   append of one message to several mailboxes, and reading messages back.
+   What a dialect needs of the store is here (and in maildrop.h); no caller
+   outside the store takes a lock or reads the index itself. */
 #ifndef MYSMTP_STORE_H
 #define MYSMTP_STORE_H
 
@@ -89,5 +91,26 @@ int store_refresh(struct mailbox *mb);
 /* Pass the message's text, unquoted, to out() in pieces. */
 int store_message_text(struct mailbox *mb, const struct stored_message *m,
 		       mboxrd_out out, void *ctx);
+
+/* For a session that numbers the messages once and reads them one by one
+   (POP3's maildrop.c): */
+/* Hold address's mailbox against a second such session, on a file of its
+   own (the mailbox's own locks are for deliveries and readers): a
+   descriptor, let go by closing it; -EBUSY at once when another session
+   holds it, or -errno. */
+int store_hold(struct store *st, const char *address);
+/* Open address's mailbox file to read, with no lock (under the lock of a
+   store call under way, store_expunge's pick): a descriptor or -errno. */
+int store_mailbox_file(struct store *st, const char *address);
+/* Read the index entries of messages first .. first + n - 1 (0-based). */
+int store_entries(const struct mailbox *mb, uint64_t first, struct mbentry *e, size_t n);
+/* Copy into out the message that was number n (0-based) with entry want
+   when it was read, as a mail reader gets it (record.h), or, with
+   body_lines >= 0, its header section and that many lines of its body
+   (TOP): under the shared lock, found by the UID of its record wherever it
+   now lies, or, another program's, only in its own place. 0, -ENOENT when
+   it is gone, or -errno. */
+int store_record_copy(struct mailbox *mb, uint64_t n, const struct mbentry *want,
+		      int64_t body_lines, struct spool *out);
 
 #endif

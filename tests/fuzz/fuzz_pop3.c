@@ -16,7 +16,6 @@
 #define _GNU_SOURCE
 #define FUZZ_NAME "fuzz_pop3"
 #include "pop3.h"
-#include "store/mbindex.h"
 #include "fuzz_store.h"
 
 #include <stdarg.h>
@@ -51,7 +50,7 @@ static void index_planted(void)
 	struct mbentry e[16];
 
 	REQUIRE(store_mailbox_open(&st, "david@test.com", &mb) == 0, "planted mailbox");
-	REQUIRE(mb.count < 16 && mbindex_entries(&mb.ix, 0, e, mb.count) == 0, "planted index");
+	REQUIRE(mb.count < 16 && store_entries(&mb, 0, e, mb.count) == 0, "planted index");
 	nrecords = mb.count;
 	for (uint64_t i = 0; i < nrecords; i++)
 		starts[i] = e[i].offset;

@@ -36,6 +36,7 @@
 #define FUZZ_NAME "fuzz_smtp"
 #include "mail/address.h"
 #include "store/mbindex.h"
+#include "store/mboxscan.h"
 #include "mail/mboxrd.h"
 #include "protocol.h"
 #include "smtp.h"
