@@ -9,6 +9,8 @@
 #include "mail/address.h"
 #include "net/listener.h"
 #include "net/log.h"
+#include "net/peer.h"
+#include "net/pool.h"
 #include "protocol.h"
 #include "pop3.h"
 #include "smtp.h"
@@ -38,7 +40,7 @@ struct server {
 	const char *mailbox_dir;
 	int mailbox_dir_given;	/* -d: else the default, made when missing */
 	const char *listen;
-	struct listen_limits limits;
+	struct pool_limits limits;
 	unsigned lock_timeout;
 	uint64_t max_mailbox;
 	unsigned min_free;
@@ -278,7 +280,7 @@ static int peer_from_env(char *out, size_t size)
 
 		if (v && *v && strlen(v) < size && strlen(v) < 64 &&
 		    strspn(v, "0123456789abcdefABCDEF.:") == strlen(v)) {
-			listener_peer_unmapped(v, out, size);
+			peer_unmapped(v, out, size);
 			return 1;
 		}
 	}
@@ -301,7 +303,7 @@ static int stderr_is_connection(void)
 static int serve(struct server *sv, int in, int out, const char *peer, void *over)
 {
 	struct session_env env = { .in_fd = in, .out_fd = out, .peer = peer, .log = log_session,
-				   .ending = over ? listener_session_over : NULL,
+				   .ending = over ? pool_session_over : NULL,
 				   .ending_ctx = over };
 	enum session_end end;
 	int one = 1;
@@ -353,7 +355,7 @@ static int run_inetd(struct server *sv)
 		return EX_TEMPFAIL;
 	}
 	if (!peer_from_env(peer, sizeof peer))
-		listener_peer(STDIN_FILENO, peer, sizeof peer);
+		peer_name(STDIN_FILENO, peer, sizeof peer);
 	return serve(sv, STDIN_FILENO, STDOUT_FILENO, peer, NULL);
 }
 

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "net/pool.h"
 #include "net/log.h"
+#include "net/peer.h"
 #include "net/scoreboard.h"
 
 #include <errno.h>
@@ -44,7 +45,7 @@ struct pool {
 	int ready;		/* READY=1 was sent */
 };
 
-/* What listener_session_over() is given: the worker's slot. */
+/* What pool_session_over() is given: the worker's slot. */
 struct over {
 	struct pool *p;
 	int slot;
@@ -121,7 +122,7 @@ static int accept_failed(struct pool *p)
 /* ------------------------------------------------------------------ */
 /* A worker. */
 
-void listener_session_over(void *over)
+void pool_session_over(void *over)
 {
 	struct over *o = over;
 
@@ -133,13 +134,13 @@ void listener_session_over(void *over)
 /* Serve one connection, unless its peer has its share of sessions already. */
 static void serve_one(struct pool *p, int slot, int conn, unsigned *uses)
 {
-	const struct listen_limits *lim = p->cfg->lim;
+	const struct pool_limits *lim = p->cfg->lim;
 	struct over o = { .p = p, .slot = slot, .last_use = *uses + 1 >= lim->max_use };
 	char peer[NI_MAXHOST], key[SCOREBOARD_PEER_MAX];
 	int last;
 
-	listener_peer(conn, peer, sizeof peer);
-	listener_peer_key(conn, lim->ipv6_prefix, key, sizeof key);
+	peer_name(conn, peer, sizeof peer);
+	peer_key(conn, lim->ipv6_prefix, key, sizeof key);
 	if (scoreboard_begin(p->sb, slot, key, lim->max_per_peer, &last) < 0) {
 		refuse(conn, peer, "Too many connections from one address", lim->busy);
 		return;
@@ -217,7 +218,7 @@ static void become_worker(struct pool *p)
    time with another worker to take its place; then exit. */
 static void worker_run(struct pool *p, int slot, const sigset_t *during_wait)
 {
-	struct epoll_event ev[LISTENER_MAX_SOCKETS];
+	struct epoll_event ev[POOL_MAX_SOCKETS];
 	unsigned uses = 0;
 	int ep;
 
@@ -238,7 +239,7 @@ static void worker_run(struct pool *p, int slot, const sigset_t *during_wait)
 			p->starved = 0;
 			continue;
 		}
-		n = epoll_pwait(ep, ev, LISTENER_MAX_SOCKETS, MAX_IDLE_MS, during_wait);
+		n = epoll_pwait(ep, ev, POOL_MAX_SOCKETS, MAX_IDLE_MS, during_wait);
 		if (n < 0 && errno != EINTR) {
 			log_line("Cannot wait for connections: %s", strerror(errno));
 			break;
@@ -351,7 +352,7 @@ static void refuse_waiting(struct pool *p, const struct pollfd *pfd)
 			continue;
 		}
 		p->said_starved = 0;
-		listener_peer(conn, peer, sizeof peer);
+		peer_name(conn, peer, sizeof peer);
 		refuse(conn, peer, c.workers >= p->cfg->lim->max_sessions ? "Too many connections"
 			: "No worker to serve it", p->cfg->lim->busy);
 		close(conn);
@@ -372,7 +373,7 @@ static void reload(struct pool *p)
    connection to refuse. */
 static void master_round(struct pool *p, const sigset_t *during_wait)
 {
-	struct pollfd pfd[LISTENER_MAX_SOCKETS + 1];
+	struct pollfd pfd[POOL_MAX_SOCKETS + 1];
 	struct scoreboard_counts c;
 	uint64_t now = now_ms();
 	struct timespec ts, *timeout = NULL;
