@@ -341,10 +341,7 @@ static int open_store(struct server *sv)
 
 static int run_inetd(struct server *sv)
 {
-	static const char unavailable[] = "500 SERVER ERROR mailbox directory unavailable\r\n";
-	static const char smtp_unavailable[] = "421 4.3.0 Error: mailbox directory unavailable\r\n";
-	static const char pop3_unavailable[] = "-ERR [SYS/TEMP] mailbox directory unavailable\r\n";
-	const char *say = sv->pop3 ? pop3_unavailable : sv->smtp ? smtp_unavailable : unavailable;
+	const char *say = dialect_of(sv)->unavailable_line;
 	char peer[NI_MAXHOST];
 
 	if (stderr_is_connection())
@@ -359,18 +356,17 @@ static int run_inetd(struct server *sv)
 	return serve(sv, STDIN_FILENO, STDOUT_FILENO, peer, NULL);
 }
 
-/* What a connection past -c is told, in the protocol spoken. */
+/* What a connection past -c is told: the dialect's busy line with the
+   host name in it; without it (and the blank before) should it not fit. */
 static void set_busy_line(struct server *sv)
 {
-	int n = sv->pop3 ?
-		snprintf(sv->busy, sizeof sv->busy, "-ERR [SYS/TEMP] too many connections\r\n") :
-		sv->smtp ?
-		snprintf(sv->busy, sizeof sv->busy, "421 4.7.0 %s Error: too many connections\r\n",
-			 sv->hostname) :
-		snprintf(sv->busy, sizeof sv->busy, "500 SERVER ERROR too many connections\r\n");
+	const char *line = dialect_of(sv)->busy_line, *host = strstr(line, "{host}");
+	int at = host ? (int)(host - line) : (int)strlen(line);
+	int n = snprintf(sv->busy, sizeof sv->busy, "%.*s%s%s", at, line,
+			 host ? sv->hostname : "", host ? host + strlen("{host}") : "");
 
 	if (n < 0 || (size_t)n >= sizeof sv->busy)
-		snprintf(sv->busy, sizeof sv->busy, "%s\r\n", sv->smtp ? "421 4.7.0" : "500");
+		snprintf(sv->busy, sizeof sv->busy, "%.*s\r\n", at > 0 ? at - 1 : 0, line);
 }
 
 /* --set-password or --remove-account: the exit status. */
