@@ -180,6 +180,8 @@ static void default_hostname(char *out, size_t size)
 	out[size - 1] = '\0';
 }
 
+static void check_options(struct server *sv);
+
 static void parse_options(struct server *sv, int argc, char **argv)
 {
 	int c;
@@ -246,6 +248,12 @@ static void parse_options(struct server *sv, int argc, char **argv)
 	}
 	if (optind < argc)
 		die_usage("unexpected argument", argv[optind]);
+	check_options(sv);
+}
+
+/* The options that go (or do not go) together; the defaults that hang on others. */
+static void check_options(struct server *sv)
+{
 	if (!sv->limits.max_per_peer)	/* as Postfix allows 50 of its 100 */
 		sv->limits.max_per_peer = (sv->limits.max_sessions + 1) / 2;
 	if (!sv->cfg.tls_cert != !sv->cfg.tls_key)
@@ -369,12 +377,50 @@ static void set_busy_line(struct server *sv)
 		snprintf(sv->busy, sizeof sv->busy, "%.*s\r\n", at > 0 ? at - 1 : 0, line);
 }
 
+/* -l, or systemd's listening sockets: serve them with the pool. */
+static int run_listening(struct server *sv)
+{
+	char why[256];
+
+	if (open_store(sv) < 0)
+		return EX_TEMPFAIL;
+	if (sv->cfg.tls_cert && tlsio_load(why, sizeof why) < 0)
+		log_line("TLS unavailable: %s", why);	/* each session says so too */
+	set_busy_line(sv);
+	sv->limits.busy = sv->busy;
+	return listener_run(sv->listen, &sv->limits, serve_socket, sv);
+}
+
+/* --set-password: the new password read and hashed into hash: 0, or the
+   exit status, said why. */
+static int new_hash(const char *address, char hash[CRYPT_OUTPUT_SIZE])
+{
+	char password[PASSWORD_MAX + 2], lib_why[256];
+	const char *why;
+	int rc;
+
+	if (accounts_crypt_load(lib_why, sizeof lib_why) < 0) {
+		fprintf(stderr, "mysmtpd: %s; nothing changed.\n", lib_why);
+		return EX_UNAVAILABLE;
+	}
+	if (accounts_read_password(address, password, sizeof password, &why) < 0) {
+		fprintf(stderr, "mysmtpd: %s; nothing changed.\n", why);
+		return EX_DATAERR;
+	}
+	rc = accounts_hash(password, hash);
+	explicit_bzero(password, sizeof password);
+	if (rc < 0) {
+		fprintf(stderr, "mysmtpd: cannot hash the password: %s\n", strerror(-rc));
+		return EX_SOFTWARE;
+	}
+	return 0;
+}
+
 /* --set-password or --remove-account: the exit status. */
 static int edit_accounts(const struct server *sv)
 {
-	const char *given = sv->set_password ? sv->set_password : sv->remove_account, *why;
-	char address[ADDRESS_MAX + 1], password[PASSWORD_MAX + 2], hash[CRYPT_OUTPUT_SIZE];
-	char lib_why[256];
+	const char *given = sv->set_password ? sv->set_password : sv->remove_account;
+	char address[ADDRESS_MAX + 1], hash[CRYPT_OUTPUT_SIZE];
 	int found, rc;
 
 	if (!sv->cfg.accounts_file)
@@ -383,22 +429,8 @@ static int edit_accounts(const struct server *sv)
 		die_usage("--set-password and --remove-account do not go together", given);
 	if (address_parse(given, strlen(given), address) < 0 || strlen(address) > STORE_ADDRESS_MAX)
 		die_usage("not an address that can have a mailbox", given);
-	if (sv->set_password && accounts_crypt_load(lib_why, sizeof lib_why) < 0) {
-		fprintf(stderr, "mysmtpd: %s; nothing changed.\n", lib_why);
-		return EX_UNAVAILABLE;
-	}
-	if (sv->set_password) {
-		if (accounts_read_password(address, password, sizeof password, &why) < 0) {
-			fprintf(stderr, "mysmtpd: %s; nothing changed.\n", why);
-			return EX_DATAERR;
-		}
-		rc = accounts_hash(password, hash);
-		explicit_bzero(password, sizeof password);
-		if (rc < 0) {
-			fprintf(stderr, "mysmtpd: cannot hash the password: %s\n", strerror(-rc));
-			return EX_SOFTWARE;
-		}
-	}
+	if (sv->set_password && (rc = new_hash(address, hash)) != 0)
+		return rc;
 	rc = accounts_edit(sv->cfg.accounts_file, address, sv->set_password ? hash : NULL, &found);
 	if (rc < 0) {
 		fprintf(stderr, "mysmtpd: %s: %s; nothing changed.\n", sv->cfg.accounts_file,
@@ -425,7 +457,6 @@ int main(int argc, char **argv)
 		.max_mailbox = 1ULL << 30, .min_free = 1,
 	};
 	struct stat in;
-	char why[256];
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
@@ -438,14 +469,7 @@ int main(int argc, char **argv)
 		default_hostname(sv.hostname, sizeof sv.hostname);
 	sv.cfg.hostname = sv.hostname;
 	if (sv.listen || (listener_has_systemd_sockets() &&
-			  !(fstat(STDIN_FILENO, &in) == 0 && S_ISSOCK(in.st_mode)))) {
-		if (open_store(&sv) < 0)
-			return EX_TEMPFAIL;
-		if (sv.cfg.tls_cert && tlsio_load(why, sizeof why) < 0)
-			log_line("TLS unavailable: %s", why);	/* each session says so too */
-		set_busy_line(&sv);
-		sv.limits.busy = sv.busy;
-		return listener_run(sv.listen, &sv.limits, serve_socket, &sv);
-	}
+			  !(fstat(STDIN_FILENO, &in) == 0 && S_ISSOCK(in.st_mode))))
+		return run_listening(&sv);
 	return run_inetd(&sv);
 }
