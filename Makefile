@@ -23,7 +23,8 @@ STORE_SRCS    = store/store.c store/mbindex.c store/mboxscan.c store/mboxfile.c 
                 store/expunge.c store/maildrop.c store/spool.c
 MAIL_SRCS     = mail/address.c mail/data.c mail/mboxrd.c mail/rfc5322.c \
                 mail/smtparg.c mail/sasl.c
-NET_SRCS      = net/io.c net/tlsio.c net/listener.c net/pool.c net/scoreboard.c net/log.c
+NET_SRCS      = net/io.c net/tlsio.c net/listener.c net/pool.c net/peer.c net/scoreboard.c \
+                net/log.c
 ACCOUNTS_SRCS = accounts/accounts.c accounts/accounts_edit.c accounts/secret.c
 DIALECT_SRCS  = protocol.c smtp.c pop3.c
 CLIENT_ROOM   = client/conn.c client/jobs.c client/shell.c client/login.c

@@ -9,6 +9,8 @@
 #include "mail/address.h"
 #include "net/listener.h"
 #include "net/log.h"
+#include "net/peer.h"
+#include "net/pool.h"
 #include "protocol.h"
 #include "pop3.h"
 #include "smtp.h"
@@ -38,7 +40,7 @@ struct server {
 	const char *mailbox_dir;
 	int mailbox_dir_given;	/* -d: else the default, made when missing */
 	const char *listen;
-	struct listen_limits limits;
+	struct pool_limits limits;
 	unsigned lock_timeout;
 	uint64_t max_mailbox;
 	unsigned min_free;
@@ -178,6 +180,8 @@ static void default_hostname(char *out, size_t size)
 	out[size - 1] = '\0';
 }
 
+static void check_options(struct server *sv);
+
 static void parse_options(struct server *sv, int argc, char **argv)
 {
 	int c;
@@ -244,6 +248,12 @@ static void parse_options(struct server *sv, int argc, char **argv)
 	}
 	if (optind < argc)
 		die_usage("unexpected argument", argv[optind]);
+	check_options(sv);
+}
+
+/* The options that go (or do not go) together; the defaults that hang on others. */
+static void check_options(struct server *sv)
+{
 	if (!sv->limits.max_per_peer)	/* as Postfix allows 50 of its 100 */
 		sv->limits.max_per_peer = (sv->limits.max_sessions + 1) / 2;
 	if (!sv->cfg.tls_cert != !sv->cfg.tls_key)
@@ -278,7 +288,7 @@ static int peer_from_env(char *out, size_t size)
 
 		if (v && *v && strlen(v) < size && strlen(v) < 64 &&
 		    strspn(v, "0123456789abcdefABCDEF.:") == strlen(v)) {
-			listener_peer_unmapped(v, out, size);
+			peer_unmapped(v, out, size);
 			return 1;
 		}
 	}
@@ -301,7 +311,7 @@ static int stderr_is_connection(void)
 static int serve(struct server *sv, int in, int out, const char *peer, void *over)
 {
 	struct session_env env = { .in_fd = in, .out_fd = out, .peer = peer, .log = log_session,
-				   .ending = over ? listener_session_over : NULL,
+				   .ending = over ? pool_session_over : NULL,
 				   .ending_ctx = over };
 	enum session_end end;
 	int one = 1;
@@ -339,10 +349,7 @@ static int open_store(struct server *sv)
 
 static int run_inetd(struct server *sv)
 {
-	static const char unavailable[] = "500 SERVER ERROR mailbox directory unavailable\r\n";
-	static const char smtp_unavailable[] = "421 4.3.0 Error: mailbox directory unavailable\r\n";
-	static const char pop3_unavailable[] = "-ERR [SYS/TEMP] mailbox directory unavailable\r\n";
-	const char *say = sv->pop3 ? pop3_unavailable : sv->smtp ? smtp_unavailable : unavailable;
+	const char *say = dialect_of(sv)->unavailable_line;
 	char peer[NI_MAXHOST];
 
 	if (stderr_is_connection())
@@ -353,30 +360,67 @@ static int run_inetd(struct server *sv)
 		return EX_TEMPFAIL;
 	}
 	if (!peer_from_env(peer, sizeof peer))
-		listener_peer(STDIN_FILENO, peer, sizeof peer);
+		peer_name(STDIN_FILENO, peer, sizeof peer);
 	return serve(sv, STDIN_FILENO, STDOUT_FILENO, peer, NULL);
 }
 
-/* What a connection past -c is told, in the protocol spoken. */
+/* What a connection past -c is told: the dialect's busy line with the
+   host name in it; without it (and the blank before) should it not fit. */
 static void set_busy_line(struct server *sv)
 {
-	int n = sv->pop3 ?
-		snprintf(sv->busy, sizeof sv->busy, "-ERR [SYS/TEMP] too many connections\r\n") :
-		sv->smtp ?
-		snprintf(sv->busy, sizeof sv->busy, "421 4.7.0 %s Error: too many connections\r\n",
-			 sv->hostname) :
-		snprintf(sv->busy, sizeof sv->busy, "500 SERVER ERROR too many connections\r\n");
+	const char *line = dialect_of(sv)->busy_line, *host = strstr(line, "{host}");
+	int at = host ? (int)(host - line) : (int)strlen(line);
+	int n = snprintf(sv->busy, sizeof sv->busy, "%.*s%s%s", at, line,
+			 host ? sv->hostname : "", host ? host + strlen("{host}") : "");
 
 	if (n < 0 || (size_t)n >= sizeof sv->busy)
-		snprintf(sv->busy, sizeof sv->busy, "%s\r\n", sv->smtp ? "421 4.7.0" : "500");
+		snprintf(sv->busy, sizeof sv->busy, "%.*s\r\n", at > 0 ? at - 1 : 0, line);
+}
+
+/* -l, or systemd's listening sockets: serve them with the pool. */
+static int run_listening(struct server *sv)
+{
+	char why[256];
+
+	if (open_store(sv) < 0)
+		return EX_TEMPFAIL;
+	if (sv->cfg.tls_cert && tlsio_load(why, sizeof why) < 0)
+		log_line("TLS unavailable: %s", why);	/* each session says so too */
+	set_busy_line(sv);
+	sv->limits.busy = sv->busy;
+	return listener_run(sv->listen, &sv->limits, serve_socket, sv);
+}
+
+/* --set-password: the new password read and hashed into hash: 0, or the
+   exit status, said why. */
+static int new_hash(const char *address, char hash[CRYPT_OUTPUT_SIZE])
+{
+	char password[PASSWORD_MAX + 2], lib_why[256];
+	const char *why;
+	int rc;
+
+	if (accounts_crypt_load(lib_why, sizeof lib_why) < 0) {
+		fprintf(stderr, "mysmtpd: %s; nothing changed.\n", lib_why);
+		return EX_UNAVAILABLE;
+	}
+	if (accounts_read_password(address, password, sizeof password, &why) < 0) {
+		fprintf(stderr, "mysmtpd: %s; nothing changed.\n", why);
+		return EX_DATAERR;
+	}
+	rc = accounts_hash(password, hash);
+	explicit_bzero(password, sizeof password);
+	if (rc < 0) {
+		fprintf(stderr, "mysmtpd: cannot hash the password: %s\n", strerror(-rc));
+		return EX_SOFTWARE;
+	}
+	return 0;
 }
 
 /* --set-password or --remove-account: the exit status. */
 static int edit_accounts(const struct server *sv)
 {
-	const char *given = sv->set_password ? sv->set_password : sv->remove_account, *why;
-	char address[ADDRESS_MAX + 1], password[PASSWORD_MAX + 2], hash[CRYPT_OUTPUT_SIZE];
-	char lib_why[256];
+	const char *given = sv->set_password ? sv->set_password : sv->remove_account;
+	char address[ADDRESS_MAX + 1], hash[CRYPT_OUTPUT_SIZE];
 	int found, rc;
 
 	if (!sv->cfg.accounts_file)
@@ -385,22 +429,8 @@ static int edit_accounts(const struct server *sv)
 		die_usage("--set-password and --remove-account do not go together", given);
 	if (address_parse(given, strlen(given), address) < 0 || strlen(address) > STORE_ADDRESS_MAX)
 		die_usage("not an address that can have a mailbox", given);
-	if (sv->set_password && accounts_crypt_load(lib_why, sizeof lib_why) < 0) {
-		fprintf(stderr, "mysmtpd: %s; nothing changed.\n", lib_why);
-		return EX_UNAVAILABLE;
-	}
-	if (sv->set_password) {
-		if (accounts_read_password(address, password, sizeof password, &why) < 0) {
-			fprintf(stderr, "mysmtpd: %s; nothing changed.\n", why);
-			return EX_DATAERR;
-		}
-		rc = accounts_hash(password, hash);
-		explicit_bzero(password, sizeof password);
-		if (rc < 0) {
-			fprintf(stderr, "mysmtpd: cannot hash the password: %s\n", strerror(-rc));
-			return EX_SOFTWARE;
-		}
-	}
+	if (sv->set_password && (rc = new_hash(address, hash)) != 0)
+		return rc;
 	rc = accounts_edit(sv->cfg.accounts_file, address, sv->set_password ? hash : NULL, &found);
 	if (rc < 0) {
 		fprintf(stderr, "mysmtpd: %s: %s; nothing changed.\n", sv->cfg.accounts_file,
@@ -427,7 +457,6 @@ int main(int argc, char **argv)
 		.max_mailbox = 1ULL << 30, .min_free = 1,
 	};
 	struct stat in;
-	char why[256];
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
@@ -440,14 +469,7 @@ int main(int argc, char **argv)
 		default_hostname(sv.hostname, sizeof sv.hostname);
 	sv.cfg.hostname = sv.hostname;
 	if (sv.listen || (listener_has_systemd_sockets() &&
-			  !(fstat(STDIN_FILENO, &in) == 0 && S_ISSOCK(in.st_mode)))) {
-		if (open_store(&sv) < 0)
-			return EX_TEMPFAIL;
-		if (sv.cfg.tls_cert && tlsio_load(why, sizeof why) < 0)
-			log_line("TLS unavailable: %s", why);	/* each session says so too */
-		set_busy_line(&sv);
-		sv.limits.busy = sv.busy;
-		return listener_run(sv.listen, &sv.limits, serve_socket, &sv);
-	}
+			  !(fstat(STDIN_FILENO, &in) == 0 && S_ISSOCK(in.st_mode))))
+		return run_listening(&sv);
 	return run_inetd(&sv);
 }

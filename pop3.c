@@ -482,4 +482,6 @@ static void finish(struct session *s)
 const struct dialect pop3_dialect = {
 	.commands = commands, .strict = 0, .greet = greet, .reply = reply, .refuse = refuse,
 	.last_words = last_words, .finish = finish,
+	.busy_line = "-ERR [SYS/TEMP] too many connections\r\n",
+	.unavailable_line = "-ERR [SYS/TEMP] mailbox directory unavailable\r\n",
 };

@@ -544,4 +544,6 @@ static void greet(struct session *s)
 const struct dialect mysmtp_dialect = {
 	.commands = commands, .greet = greet, .reply = reply, .refuse = refuse,
 	.last_words = last_words,
+	.busy_line = "500 SERVER ERROR too many connections\r\n",
+	.unavailable_line = "500 SERVER ERROR mailbox directory unavailable\r\n",
 };

@@ -486,4 +486,6 @@ static void smtp_greet(struct session *s)
 const struct dialect smtp_dialect = {
 	.commands = commands, .strict = 1, .greet = smtp_greet, .reply = reply, .refuse = refuse,
 	.last_words = last_words,
+	.busy_line = "421 4.7.0 {host} Error: too many connections\r\n",
+	.unavailable_line = "421 4.3.0 Error: mailbox directory unavailable\r\n",
 };

@@ -103,6 +103,11 @@ struct dialect {
 	void (*last_words)(struct session *s, enum ending why);
 	/* Let go of what the dialect holds (NULL: nothing), at the end. */
 	void (*finish)(struct session *s);
+	/* Lines said with no session, CRLF included: to a connection past a
+	   listener's cap ("{host}" stands for the host name), and when the
+	   mailbox directory cannot be opened. */
+	const char *busy_line;
+	const char *unavailable_line;
 };
 
 struct session {

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "net/listener.h"
 #include "net/log.h"
+#include "net/peer.h"
 #include "net/pool.h"
 
 #include <arpa/inet.h>
@@ -15,7 +16,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +127,7 @@ static int bind_spec(const char *spec, int *fds)
 		log_line("Bad listen address %s: %s", spec, gai_strerror(rc));
 		return -1;
 	}
-	for (ai = list; ai && n < LISTENER_MAX_SOCKETS; ai = ai->ai_next) {
+	for (ai = list; ai && n < POOL_MAX_SOCKETS; ai = ai->ai_next) {
 		int fd = bind_one(ai);
 
 		if (fd < 0)
@@ -143,7 +143,7 @@ static int systemd_sockets(const struct systemd *sd, int *fds)
 {
 	int n = sd->listen_fds(1);
 
-	if (n < 0 || n > LISTENER_MAX_SOCKETS) {
+	if (n < 0 || n > POOL_MAX_SOCKETS) {
 		log_line("Bad sockets from systemd: %s", n < 0 ? strerror(-n) : "too many");
 		return -1;
 	}
@@ -158,67 +158,6 @@ static int systemd_sockets(const struct systemd *sd, int *fds)
 		}
 	}
 	return n;
-}
-
-void listener_peer(int fd, char *out, size_t size)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	char host[NI_MAXHOST];
-
-	snprintf(out, size, "local");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
-	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) ||
-	    getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
-		return;
-	listener_peer_unmapped(host, out, size);
-}
-
-void listener_peer_unmapped(const char *host, char *out, size_t size)
-{
-	int mapped = strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.');
-
-	snprintf(out, size, "%s", mapped ? host + 7 : host);
-}
-
-/* An IPv6 address's first bits bits, the rest zero, as "addr/bits"; an
-   IPv4-mapped one as its IPv4 address. */
-static void key_ipv6(const struct sockaddr_in6 *sin6, unsigned bits, char *out, size_t size)
-{
-	struct in6_addr a = sin6->sin6_addr;
-	char host[INET6_ADDRSTRLEN];
-
-	if (IN6_IS_ADDR_V4MAPPED(&a)) {
-		inet_ntop(AF_INET, &a.s6_addr[12], host, sizeof host);
-		snprintf(out, size, "%s", host);
-		return;
-	}
-	for (unsigned i = 0; i < 16; i++) {
-		unsigned keep = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? bits - 8 * i : 0;
-
-		a.s6_addr[i] &= (uint8_t)(0xff00u >> keep);
-	}
-	inet_ntop(AF_INET6, &a, host, sizeof host);
-	if (sin6->sin6_scope_id)
-		snprintf(out, size, "%s/%u%%%u", host, bits, (unsigned)sin6->sin6_scope_id);
-	else
-		snprintf(out, size, "%s/%u", host, bits);
-}
-
-void listener_peer_key(int fd, unsigned ipv6_prefix, char *out, size_t size)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	char host[INET_ADDRSTRLEN];
-
-	snprintf(out, size, "local");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return;
-	if (ss.ss_family == AF_INET6)
-		key_ipv6((const struct sockaddr_in6 *)&ss, ipv6_prefix, out, size);
-	else if (ss.ss_family == AF_INET &&
-		 inet_ntop(AF_INET, &((const struct sockaddr_in *)&ss)->sin_addr, host, sizeof host))
-		snprintf(out, size, "%s", host);
 }
 
 static unsigned port_of(int fd)
@@ -266,7 +205,7 @@ static void notify(void *ctx, const char *state)
 /* Hand the listening sockets (made non-blocking: several workers wait on
    them) to the pool of workers. */
 static int serve_sockets(int *fds, int nfds, int own, const struct systemd *sd,
-			 const struct listen_limits *lim, serve_fn serve, void *ctx)
+			 const struct pool_limits *lim, pool_serve_fn serve, void *ctx)
 {
 	struct pool_config cfg = { .fds = fds, .nfds = nfds, .own_sockets = own, .lim = lim,
 				   .serve = serve, .ctx = ctx,
@@ -286,9 +225,9 @@ static int serve_sockets(int *fds, int nfds, int own, const struct systemd *sd,
 	return pool_run(&cfg);
 }
 
-int listener_run(const char *spec, const struct listen_limits *lim, serve_fn serve, void *ctx)
+int listener_run(const char *spec, const struct pool_limits *lim, pool_serve_fn serve, void *ctx)
 {
-	int fds[LISTENER_MAX_SOCKETS], nfds, own = 0;
+	int fds[POOL_MAX_SOCKETS], nfds, own = 0;
 	struct systemd sd;
 
 	if (systemd_load(&sd) < 0)
@@ -304,7 +243,7 @@ int listener_run(const char *spec, const struct listen_limits *lim, serve_fn ser
 	if (nfds == -2) {
 		char peer[NI_MAXHOST];
 
-		listener_peer(fds[0], peer, sizeof peer);
+		peer_name(fds[0], peer, sizeof peer);
 		return serve(ctx, fds[0], peer, NULL);
 	}
 	if (nfds <= 0)

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "net/pool.h"
 #include "net/log.h"
+#include "net/peer.h"
 #include "net/scoreboard.h"
 
 #include <errno.h>
@@ -44,7 +45,7 @@ struct pool {
 	int ready;		/* READY=1 was sent */
 };
 
-/* What listener_session_over() is given: the worker's slot. */
+/* What pool_session_over() is given: the worker's slot. */
 struct over {
 	struct pool *p;
 	int slot;
@@ -121,7 +122,7 @@ static int accept_failed(struct pool *p)
 /* ------------------------------------------------------------------ */
 /* A worker. */
 
-void listener_session_over(void *over)
+void pool_session_over(void *over)
 {
 	struct over *o = over;
 
@@ -133,13 +134,13 @@ void listener_session_over(void *over)
 /* Serve one connection, unless its peer has its share of sessions already. */
 static void serve_one(struct pool *p, int slot, int conn, unsigned *uses)
 {
-	const struct listen_limits *lim = p->cfg->lim;
+	const struct pool_limits *lim = p->cfg->lim;
 	struct over o = { .p = p, .slot = slot, .last_use = *uses + 1 >= lim->max_use };
 	char peer[NI_MAXHOST], key[SCOREBOARD_PEER_MAX];
 	int last;
 
-	listener_peer(conn, peer, sizeof peer);
-	listener_peer_key(conn, lim->ipv6_prefix, key, sizeof key);
+	peer_name(conn, peer, sizeof peer);
+	peer_key(conn, lim->ipv6_prefix, key, sizeof key);
 	if (scoreboard_begin(p->sb, slot, key, lim->max_per_peer, &last) < 0) {
 		refuse(conn, peer, "Too many connections from one address", lim->busy);
 		return;
@@ -213,11 +214,34 @@ static void become_worker(struct pool *p)
 	log_set_prefix(prefix);
 }
 
+/* One wait of a worker, and what it brings: 1 when the worker should
+   leave (idle long with a spare to take its place, a socket that no
+   longer listens, or a failed wait). */
+static int worker_round(struct pool *p, int slot, int ep, const sigset_t *during_wait,
+			unsigned *uses)
+{
+	struct epoll_event ev[POOL_MAX_SOCKETS];
+	struct timespec pause = { 0, ACCEPT_BACKOFF_MS * 1000000L };
+	int n;
+
+	if (p->starved) {	/* wait without looking at the sockets */
+		ppoll(NULL, 0, &pause, during_wait);
+		p->starved = 0;
+		return 0;
+	}
+	n = epoll_pwait(ep, ev, POOL_MAX_SOCKETS, MAX_IDLE_MS, during_wait);
+	if (n < 0 && errno != EINTR) {
+		log_line("Cannot wait for connections: %s", strerror(errno));
+		return 1;
+	}
+	return (n == 0 && scoreboard_leave_if_spare(p->sb, slot)) ||
+	       (n > 0 && accept_ready(p, slot, ev, n, uses));
+}
+
 /* A worker: serve sessions until max_use of them, SIGTERM, or a long idle
    time with another worker to take its place; then exit. */
 static void worker_run(struct pool *p, int slot, const sigset_t *during_wait)
 {
-	struct epoll_event ev[LISTENER_MAX_SOCKETS];
 	unsigned uses = 0;
 	int ep;
 
@@ -229,24 +253,9 @@ static void worker_run(struct pool *p, int slot, const sigset_t *during_wait)
 	}
 	scoreboard_set(p->sb, slot, SLOT_IDLE);
 	wake_master(p);
-	while (!got_term && !got_hup && uses < p->cfg->lim->max_use) {
-		struct timespec pause = { 0, ACCEPT_BACKOFF_MS * 1000000L };
-		int n;
-
-		if (p->starved) {	/* wait without looking at the sockets */
-			ppoll(NULL, 0, &pause, during_wait);
-			p->starved = 0;
-			continue;
-		}
-		n = epoll_pwait(ep, ev, LISTENER_MAX_SOCKETS, MAX_IDLE_MS, during_wait);
-		if (n < 0 && errno != EINTR) {
-			log_line("Cannot wait for connections: %s", strerror(errno));
+	while (!got_term && !got_hup && uses < p->cfg->lim->max_use)
+		if (worker_round(p, slot, ep, during_wait, &uses))
 			break;
-		}
-		if ((n == 0 && scoreboard_leave_if_spare(p->sb, slot)) ||
-		    (n > 0 && accept_ready(p, slot, ev, n, &uses)))
-			break;
-	}
 	if (scoreboard_set(p->sb, slot, SLOT_EMPTY))
 		wake_master(p);
 	close(ep);
@@ -351,7 +360,7 @@ static void refuse_waiting(struct pool *p, const struct pollfd *pfd)
 			continue;
 		}
 		p->said_starved = 0;
-		listener_peer(conn, peer, sizeof peer);
+		peer_name(conn, peer, sizeof peer);
 		refuse(conn, peer, c.workers >= p->cfg->lim->max_sessions ? "Too many connections"
 			: "No worker to serve it", p->cfg->lim->busy);
 		close(conn);
@@ -368,14 +377,28 @@ static void reload(struct pool *p)
 	log_line("Reloading: new workers replace the old, each once its session is over.");
 }
 
+/* How long the master may wait (in *ts; NULL: until woken): while
+   accepting pauses for want of descriptors, or a fork waits to be tried
+   again with too few workers available. */
+static struct timespec *master_timeout(const struct pool *p, const struct scoreboard_counts *c,
+				       struct timespec *ts)
+{
+	uint64_t now = now_ms(), ms;
+
+	if (!p->starved && !(p->fork_after > now && c->available < p->spares))
+		return NULL;
+	ms = p->starved ? ACCEPT_BACKOFF_MS : p->fork_after - now;
+	*ts = (struct timespec){ (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	return ts;
+}
+
 /* Wait for a worker's word, a signal, or (when none is available) a
    connection to refuse. */
 static void master_round(struct pool *p, const sigset_t *during_wait)
 {
-	struct pollfd pfd[LISTENER_MAX_SOCKETS + 1];
+	struct pollfd pfd[POOL_MAX_SOCKETS + 1];
 	struct scoreboard_counts c;
-	uint64_t now = now_ms();
-	struct timespec ts, *timeout = NULL;
+	struct timespec ts;
 	nfds_t n = 0;
 	char drain[64];
 
@@ -384,13 +407,7 @@ static void master_round(struct pool *p, const sigset_t *during_wait)
 		for (int i = 0; i < p->cfg->nfds; i++)
 			pfd[n++] = (struct pollfd){ .fd = p->cfg->fds[i], .events = POLLIN };
 	pfd[n] = (struct pollfd){ .fd = p->wake[0], .events = POLLIN };
-	if (p->starved || (p->fork_after > now && c.available < p->spares)) {
-		uint64_t ms = p->starved ? ACCEPT_BACKOFF_MS : p->fork_after - now;
-
-		ts = (struct timespec){ (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-		timeout = &ts;
-	}
-	if (ppoll(pfd, n + 1, timeout, during_wait) == 0)
+	if (ppoll(pfd, n + 1, master_timeout(p, &c, &ts), during_wait) == 0)
 		p->starved = 0;
 	while (read(p->wake[0], drain, sizeof drain) > 0)
 		;

@@ -8,7 +8,7 @@
 
 #include <sys/types.h>
 
-#define SCOREBOARD_PEER_MAX 64	/* a peer's key (listener_peer_key): an IPv6 prefix, its length and scope fit */
+#define SCOREBOARD_PEER_MAX 64	/* a peer's key (peer_key): an IPv6 prefix, its length and scope fit */
 
 enum slot_state {
 	SLOT_EMPTY,		/* no worker */

@@ -314,3 +314,28 @@ class Limits(ServerTest):
         out, _ = s.proc.communicate(b"QUIT\n", timeout=10 * SLOW)
         self.assertEqual(out, b"500 SERVER ERROR mailbox directory unavailable\r\n")
         self.assertFalse(os.path.exists(os.path.join(cwd, "missing")))
+
+    # -- the lines said with no session, each dialect in its own words
+    def test_each_dialect_says_busy_and_unavailable_in_its_own_words(self):
+        accounts = os.path.join(self.root, "passwd")
+        open(accounts, "w").close()
+        dialects = (([], "500 SERVER ERROR", BUSY),
+                    (["-S", "-n", "test.host"], "421 4.3.0 Error:",
+                     "421 4.7.0 test.host Error: too many connections"),
+                    (["--pop3", "-u", accounts], "-ERR [SYS/TEMP]",
+                     "-ERR [SYS/TEMP] too many connections"))
+        for n, (args, unavailable, busy) in enumerate(dialects):
+            with self.subTest(args=args):
+                s = self.spawn(args + ["-d", os.path.join(self.root, "missing")],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                out, _ = s.proc.communicate(b"", timeout=10 * SLOW)
+                self.assertEqual(out, (unavailable + " mailbox directory unavailable\r\n").encode())
+                self.assertEqual(s.wait(), 75, "EX_TEMPFAIL")
+                server, port = self.start_listener(self.mkdir("box%d" % n), args + ["-c", "1"])
+                first = self.tcp_session(port, greet=False)
+                self.assertNotEqual(first.reply(), busy, "the first is served")
+                second = TcpSession(port)
+                self.closers.append(second.close)
+                self.assertEqual(second.reply(), busy)
+                second.expect_eof()
+                server.kill()
