@@ -25,7 +25,7 @@ TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-
 # dialects at the top, the rest in the folder of its concern.
 ENGINE_SRCS   = engine/session.c engine/login.c engine/starttls.c
 STORE_SRCS    = store/store.c store/mbindex.c store/mboxscan.c store/mboxfile.c store/record.c \
-                store/expunge.c store/maildrop.c store/spool.c
+                store/expunge.c store/maildrop.c store/spool.c store/siphash.c
 MAIL_SRCS     = mail/address.c mail/data.c mail/mboxrd.c mail/rfc5322.c \
                 mail/smtparg.c mail/sasl.c
 NET_SRCS      = net/io.c net/tlsio.c net/listener.c net/pool.c net/peer.c net/scoreboard.c \

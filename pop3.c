@@ -363,8 +363,7 @@ static void cmd_dele(struct session *s, char *arg)
 
 	if (message_number(s, arg, &n) < 0)
 		return;
-	d->deleted[n - 1] = 1;
-	d->ndeleted++;
+	maildrop_mark(d, n);
 	session_did_mail_work(s);
 	session_replyf(s, 200, "message %llu deleted", (unsigned long long)n);
 }
@@ -390,7 +389,7 @@ static void cmd_quit(struct session *s, char *arg)
 	(void)arg;
 	s->end = END_QUIT;
 	s->done = 1;
-	if (rc == -ESTALE) {	/* RFC 1939: never +OK with a marked message kept */
+	if (rc == MAILDROP_KEPT) {	/* RFC 1939: never +OK with a marked message kept */
 		LOG(s, "%llu messages deleted from %s; a marked one no longer found.",
 		    (unsigned long long)removed, s->user);
 		session_replyf(s, 400, "[SYS/TEMP] some deleted messages not removed (%llu were)",

@@ -4,12 +4,16 @@
 #define _GNU_SOURCE
 #include "store/maildrop.h"
 #include "net/io.h"
+#include "store/siphash.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
+
+enum { DIGEST_NONE, DIGEST_TAKEN, DIGEST_UNREAD };
 
 /* Number and size the messages, once, and keep the file they are in. */
 static int take_snapshot(struct maildrop *d)
@@ -18,8 +22,12 @@ static int take_snapshot(struct maildrop *d)
 	d->end = d->mb.ix.covered;
 	d->msg = calloc(d->count ? d->count : 1, sizeof *d->msg);
 	d->deleted = calloc(d->count ? d->count : 1, 1);
-	if (!d->msg || !d->deleted)
+	d->digest = calloc(d->count ? d->count : 1, sizeof *d->digest);
+	d->digested = calloc(d->count ? d->count : 1, 1);
+	if (!d->msg || !d->deleted || !d->digest || !d->digested)
 		return -ENOMEM;
+	if (getrandom(d->key, sizeof d->key, 0) != (ssize_t)sizeof d->key)
+		return -EIO;
 	if ((d->seen_fd = fcntl(d->mb.fd, F_DUPFD_CLOEXEC, 0)) < 0)
 		return -errno;
 	return store_entries(&d->mb, 0, d->msg, d->count);
@@ -56,9 +64,13 @@ void maildrop_close(struct maildrop *d)
 	free(d->msg);
 	free(d->deleted);
 	free(d->marked);
+	free(d->digest);
+	free(d->digested);
 	d->msg = NULL;
 	d->marked = NULL;
 	d->deleted = NULL;
+	d->digest = NULL;
+	d->digested = NULL;
 	d->count = 0;
 }
 
@@ -69,12 +81,55 @@ int maildrop_copy(struct maildrop *d, uint64_t n, int64_t body_lines, struct spo
 	return store_record_copy(&d->mb, n - 1, &d->msg[n - 1], body_lines, out);
 }
 
-/* A marked message, as it was at login, and whether QUIT found it. */
+/* The digest of [at, at + len) of fd: 0, or -errno (-ENODATA: the file
+   ends before). */
+static int digest_of(const struct maildrop *d, int fd, uint64_t at, uint64_t len, uint64_t *sum)
+{
+	struct siphash h;
+	char buf[4096];
+
+	siphash_start(&h, d->key);
+	while (len > 0) {
+		size_t n = len < sizeof buf ? (size_t)len : sizeof buf;
+		int rc = pread_full(fd, buf, n, at);
+
+		if (rc < 0)
+			return rc;
+		siphash_add(&h, buf, n);
+		at += n;
+		len -= n;
+	}
+	*sum = siphash_end(&h);
+	return 0;
+}
+
+/* Where message i (0-based) ended in the mailbox as numbered. */
+static uint64_t end_of(const struct maildrop *d, uint64_t i)
+{
+	return i + 1 < d->count ? d->msg[i + 1].offset : d->end;
+}
+
+void maildrop_mark(struct maildrop *d, uint64_t n)
+{
+	const struct mbentry *e = &d->msg[n - 1];
+
+	d->deleted[n - 1] = 1;
+	d->ndeleted++;
+	if (!(e->uid & MBINDEX_FOREIGN) || d->digested[n - 1] != DIGEST_NONE)
+		return;		/* after RSET: the first reading stands */
+	d->digested[n - 1] = digest_of(d, d->seen_fd, e->offset, end_of(d, n - 1) - e->offset,
+				       &d->digest[n - 1]) == 0 ? DIGEST_TAKEN : DIGEST_UNREAD;
+}
+
+/* A marked message, as DELE saw it, and what QUIT found of it. */
 struct mark {
 	struct mbentry seen;
-	uint64_t end;		/* where it ended in seen_fd */
+	uint64_t length;	/* its octets, From line and all */
+	uint64_t digest;	/* of them, another program's */
+	int digested;		/* DIGEST_* */
+	int decided;		/* whether it is in the mailbox as it now is */
 	int found;
-	uint64_t found_at;	/* its offset in the mailbox as it now is */
+	uint64_t found_at;	/* its offset there */
 };
 
 /* What QUIT's deletion looks at. */
@@ -92,46 +147,31 @@ static int by_uid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* 1 when [a, a + len) of fd_a and [b, b + len) of fd_b hold the same octets. */
-static int same_octets(int fd_a, uint64_t a, int fd_b, uint64_t b, uint64_t len)
-{
-	char x[4096], y[4096];
-
-	while (len > 0) {
-		size_t n = len < sizeof x ? (size_t)len : sizeof x;
-
-		if (pread_full(fd_a, x, n, a) < 0 || pread_full(fd_b, y, n, b) < 0 ||
-		    memcmp(x, y, n) != 0)
-			return 0;
-		a += n;
-		b += n;
-		len -= n;
-	}
-	return 1;
-}
-
 /* 1 when the message at offset of the mailbox as it now is holds the
-   octets m held at login, From line and all, and nothing more: the file
-   ends after them or the next "From " line starts there. */
+   octets m held when DELE read them, From line and all, and nothing more:
+   their digest is the same, and the file ends after them or the next
+   "From " line starts there. */
 static int same_message(struct update *u, const struct mark *m, uint64_t offset)
 {
-	uint64_t len = m->end - m->seen.offset;
+	uint64_t sum;
 	char next[5];
 	int rc;
 
+	if (m->digested != DIGEST_TAKEN)
+		return 0;
 	if (u->now_fd < 0 &&	/* by name: under the deletion's lock, the file it locked */
 	    (u->now_fd = store_mailbox_file(u->st, u->address)) < 0)
 		return 0;
-	if (!same_octets(u->d->seen_fd, m->seen.offset, u->now_fd, offset, len))
+	if (digest_of(u->d, u->now_fd, offset, m->length, &sum) < 0 || sum != m->digest)
 		return 0;
-	rc = pread_full(u->now_fd, next, sizeof next, offset + len);
+	rc = pread_full(u->now_fd, next, sizeof next, offset + m->length);
 	return rc == -ENODATA || (rc == 0 && memcmp(next, "From ", 5) == 0);
 }
 
 /* A message to delete: marked in this session, and still the same one. A
    UID of its record names it wherever it now lies; one the index gave it
    names it only with the octets it had. Asked twice of each message, under
-   one lock: the answer is kept. */
+   one lock: the first answer, yes or no, is kept. */
 static int is_marked(void *ctx, uint64_t id, const struct mbentry *e)
 {
 	struct update *u = ctx;
@@ -141,8 +181,9 @@ static int is_marked(void *ctx, uint64_t id, const struct mbentry *e)
 	m = bsearch(&key, u->d->marked, u->d->ndeleted, sizeof *m, by_uid);
 	if (!m)
 		return 0;
-	if (!m->found && (!(m->seen.uid & MBINDEX_FOREIGN) || same_message(u, m, e->offset))) {
-		m->found = 1;
+	if (!m->decided) {
+		m->decided = 1;
+		m->found = !(m->seen.uid & MBINDEX_FOREIGN) || same_message(u, m, e->offset);
 		m->found_at = e->offset;
 	}
 	return m->found && m->found_at == e->offset;
@@ -170,15 +211,15 @@ int maildrop_update(struct store *st, const char *address, struct maildrop *d,
 	if (!(d->marked = calloc(d->ndeleted, sizeof *d->marked)))
 		return -ENOMEM;
 	for (uint64_t i = 0; i < d->count; i++)
-		if (d->deleted[i]) {
-			d->marked[k].seen = d->msg[i];
-			d->marked[k++].end = i + 1 < d->count ? d->msg[i + 1].offset : d->end;
-		}
+		if (d->deleted[i])
+			d->marked[k++] = (struct mark){ .seen = d->msg[i],
+				.length = end_of(d, i) - d->msg[i].offset,
+				.digest = d->digest[i], .digested = d->digested[i] };
 	qsort(d->marked, k, sizeof *d->marked, by_uid);
 	rc = store_expunge(st, address, is_marked, &u, removed);
 	if (u.now_fd >= 0)
 		close(u.now_fd);
 	if (rc == -ENOENT)
 		rc = 0;		/* no mailbox, no message: none is left either */
-	return rc == 0 && foreign_left(d) ? -ESTALE : rc;
+	return rc == 0 && foreign_left(d) ? MAILDROP_KEPT : rc;
 }

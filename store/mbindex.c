@@ -11,12 +11,13 @@
 #include "store/record.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define MAGIC "MYSMTPX3"	/* X3: RETR sizes without our bookkeeping lines */
-#define MAGIC_BEFORE "MYSMTPX2"	/* its UID counters are taken, its entries rebuilt */
+#define MAGIC_BEFORE "MYSMTPX2"	/* rebuilt, keeping its counters and UIDs */
 #define HEADER_SIZE 64
 #define ENTRY_SIZE 32
 #define READ_MAX 256		/* entries read at once */
@@ -49,7 +50,7 @@ static uint64_t entry_check(uint64_t position, const struct mbentry *m)
 	return mix(m->offset ^ mix(m->uid ^ mix(m->octets ^ mix(position + 0x9e3779b97f4a7c15ULL))));
 }
 
-static int read_header(struct mbindex *ix, struct header *hd)
+static int read_header(const struct mbindex *ix, struct header *hd)
 {
 	return pread_full(ix->fd, hd, sizeof *hd, 0);
 }
@@ -99,13 +100,23 @@ static int ends_fit(struct mbindex *ix, int mbox_fd, uint64_t size)
 	return rc == -ESTALE ? 0 : rc < 0 ? rc : 1;
 }
 
+/* Was the index, as its header says, made for this mbox, and is it whole in
+   its file? */
+static int header_fits(const struct mbindex *ix, const struct header *hd,
+		       const struct stat *mst, const struct stat *ist)
+{
+	return hd->inode == ix->inode && hd->covered <= (uint64_t)mst->st_size &&
+	       hd->count <= ((uint64_t)ist->st_size - HEADER_SIZE) / ENTRY_SIZE &&
+	       (uint64_t)ist->st_size == HEADER_SIZE + hd->count * ENTRY_SIZE;
+}
+
 int mbindex_check(struct mbindex *ix, int mbox_fd)
 {
 	struct stat mst, ist;
 	struct header hd;
 	int rc, whole;
 
-	ix->usable = 0;
+	ix->usable = ix->former = 0;
 	ix->count = ix->covered = 0;
 	take_counters(ix, &hd, 0);
 	if (fstat(mbox_fd, &mst) < 0 || fstat(ix->fd, &ist) < 0)
@@ -121,10 +132,12 @@ int mbindex_check(struct mbindex *ix, int mbox_fd)
 	whole = (memcmp(hd.magic, MAGIC, 8) == 0 || memcmp(hd.magic, MAGIC_BEFORE, 8) == 0) &&
 		hd.check == header_check(&hd);
 	take_counters(ix, &hd, whole);
-	if (!whole || memcmp(hd.magic, MAGIC, 8) != 0 || hd.inode != ix->inode || hd.covered > (uint64_t)mst.st_size ||
-	    hd.count > ((uint64_t)ist.st_size - HEADER_SIZE) / ENTRY_SIZE ||
-	    (uint64_t)ist.st_size != HEADER_SIZE + hd.count * ENTRY_SIZE)
+	if (!whole || !header_fits(ix, &hd, &mst, &ist))
 		return 0;
+	if (memcmp(hd.magic, MAGIC, 8) != 0) {
+		ix->former = 1;		/* its sizes are of then: rebuilt */
+		return 0;
+	}
 	ix->count = hd.count;
 	ix->covered = hd.covered;
 	if ((rc = ends_fit(ix, mbox_fd, (uint64_t)mst.st_size)) <= 0)
@@ -180,9 +193,56 @@ static void give_uid(struct mbindex *ix, struct mbentry *m, uint64_t record_uid)
 	}
 }
 
+/* The entries of an index of the former format being rebuilt, in order of
+   offset: their UIDs are kept. */
+struct former {
+	struct mbentry *e;
+	uint64_t n, next;	/* entries, and the first not yet passed */
+};
+
+/* The former index's entries (mbindex_check found it fits the mbox), read
+   while its file is still whole; none when one is damaged. 0 or -errno. */
+static int read_former(const struct mbindex *ix, struct former *f)
+{
+	struct mbindex old = *ix;
+	struct header hd;
+	int rc;
+
+	*f = (struct former){ 0 };
+	if (!ix->former || (rc = read_header(ix, &hd)) < 0 || hd.count == 0)
+		return 0;
+	old.count = hd.count;
+	old.covered = hd.covered;
+	if (!(f->e = malloc(hd.count * sizeof *f->e)))
+		return -ENOMEM;
+	rc = mbindex_entries(&old, 0, f->e, hd.count);
+	if (rc == 0)
+		f->n = hd.count;
+	return rc == -ESTALE ? 0 : rc;
+}
+
+/* The UID the former index gave another program's message at m's offset,
+   if it had one there: 1 with m->uid, else 0. Ours are known by their
+   records. */
+static int former_uid(struct mbindex *ix, struct former *f, struct mbentry *m)
+{
+	uint64_t n;
+
+	while (f->next < f->n && f->e[f->next].offset < m->offset)
+		f->next++;
+	if (f->next == f->n || f->e[f->next].offset != m->offset ||
+	    !(f->e[f->next].uid & MBINDEX_FOREIGN))
+		return 0;
+	m->uid = f->e[f->next++].uid;
+	n = m->uid & ~MBINDEX_FOREIGN;
+	if (n >= ix->next_foreign)
+		ix->next_foreign = n + 1;
+	return 1;
+}
+
 /* The entry of the message [start, end). */
 static int make_entry(struct mbindex *ix, int mbox_fd, uint64_t start, uint64_t end,
-		      struct mbentry *m)
+		      struct former *f, struct mbentry *m)
 {
 	struct record_span r;
 	int rc = record_span(mbox_fd, start, end, &r);
@@ -192,14 +252,16 @@ static int make_entry(struct mbindex *ix, int mbox_fd, uint64_t start, uint64_t 
 	if (rc < 0)
 		return rc;
 	m->offset = start;
-	give_uid(ix, m, r.uid);
+	if (!former_uid(ix, f, m))
+		give_uid(ix, m, r.uid);
 	return 0;
 }
 
 /* Index the messages from ix->covered to the end of the mbox (size
    octets), cutting a torn last one off: 0 with *stop where the scan
    ended, or -errno. */
-static int index_from(struct mbindex *ix, int mbox_fd, uint64_t size, uint64_t *stop)
+static int index_from(struct mbindex *ix, int mbox_fd, uint64_t size, struct former *f,
+		      uint64_t *stop)
 {
 	struct mbentry batch[READ_MAX];
 	uint64_t pos, end;
@@ -217,7 +279,7 @@ static int index_from(struct mbindex *ix, int mbox_fd, uint64_t size, uint64_t *
 		}
 		if (rc == MBOX_SKIP)
 			continue;
-		if ((rc = make_entry(ix, mbox_fd, pos, end, &batch[n++])) < 0)
+		if ((rc = make_entry(ix, mbox_fd, pos, end, f, &batch[n++])) < 0)
 			return rc;
 		if (n == READ_MAX) {
 			if ((rc = write_entries(ix, batch, n)) < 0)
@@ -229,14 +291,14 @@ static int index_from(struct mbindex *ix, int mbox_fd, uint64_t size, uint64_t *
 	return n > 0 ? write_entries(ix, batch, n) : 0;
 }
 
-int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
+/* Index the mbox from where the index ends (from its start when it must be
+   made anew), and write the header. */
+static int index_rest(struct mbindex *ix, int mbox_fd, int rebuild, struct former *f)
 {
 	uint64_t stop;
 	struct stat st;
-	int rc = mbindex_check(ix, mbox_fd);
+	int rc;
 
-	if (rc < 0 || (rc == 1 && !rebuild))
-		return rc < 0 ? rc : 0;
 	if (rebuild || !ix->usable) {
 		if (ftruncate(ix->fd, 0) < 0)
 			return -errno;
@@ -244,11 +306,24 @@ int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
 	}
 	if (fstat(mbox_fd, &st) < 0)
 		return -errno;
-	if ((rc = index_from(ix, mbox_fd, (uint64_t)st.st_size, &stop)) < 0)
+	if ((rc = index_from(ix, mbox_fd, (uint64_t)st.st_size, f, &stop)) < 0)
 		return rc;
 	ix->covered = stop;
 	ix->usable = 1;
 	return write_header(ix);
+}
+
+int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild)
+{
+	struct former f;
+	int rc = mbindex_check(ix, mbox_fd);
+
+	if (rc < 0 || (rc == 1 && !rebuild))
+		return rc < 0 ? rc : 0;
+	if ((rc = read_former(ix, &f)) == 0)
+		rc = index_rest(ix, mbox_fd, rebuild, &f);
+	free(f.e);
+	return rc;
 }
 
 int mbindex_entries(const struct mbindex *ix, uint64_t first, struct mbentry *e, size_t n)

@@ -16,6 +16,7 @@ struct mbindex {
 	uint64_t last_uid;	/* the largest of our records' UIDs indexed */
 	uint64_t next_foreign;	/* for a message without a UID of ours */
 	int usable;		/* count and covered describe the file */
+	int former;		/* it is of the former format, made for this mbox */
 };
 
 /* What the index holds of one message. Its UID is the one in its record
@@ -35,7 +36,9 @@ int mbindex_check(struct mbindex *ix, int mbox_fd);
 /* Under an exclusive lock: bring the index up to date (or, with rebuild, make
    it anew), cutting a torn last message off the mbox; a delivery calls it
    after its append. 0 or -errno. A rebuilt index keeps the UID counters of
-   the one it replaces when its header is whole, so no UID is given twice. */
+   the one it replaces when its header is whole, so no UID is given twice;
+   one of the former format also keeps each entry's UID where its offset
+   still starts a message, so no UIDL changes. */
 int mbindex_refresh(struct mbindex *ix, int mbox_fd, int rebuild);
 /* Where message id (1-based) lies: 0 and [*start, *end), -ENOENT, or
    -ESTALE when the index is damaged there and must be rebuilt. */

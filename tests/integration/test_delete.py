@@ -7,7 +7,7 @@ after, and the next reader sees it whole; 64 clients delivering while
 another deletes lose nothing; a reader that opened the mailbox before a
 deletion reads on, whole; POP3's QUIT deletes another program's marked
 message wherever a deletion moved it, and says -ERR, never +OK, when a
-rewrite leaves it unknown.
+rewrite leaves it unknown, in place (mutt) or by rename.
 """
 
 import os
@@ -341,3 +341,31 @@ class ReaderBefore(DeleteTest):
         reply = self.pop3_dele_3_then(rewrite)
         self.assertEqual(reply, "-ERR [SYS/TEMP] some deleted messages not removed (0 were)")
         self.assertEqual(self.subjects(), ["other 1", "other 2", "other 3"])
+
+    def test_pop3_quit_tells_the_marked_message_by_its_octets_after_an_in_place_rewrite(self):
+        """Another program rewrote the mailbox in place, as mutt does (the
+        same file, under its lock), putting a message of the same length
+        where the marked one was, and its index was lost: that message now
+        has the marked one's UID and offset, but not its octets. QUIT
+        deletes neither and answers -ERR [SYS/TEMP]."""
+        import fcntl
+        self.foreign_mailbox(4)
+        path = mailbox_file(self.d, DAVID)
+
+        def swap_3_and_4():
+            with open(path, "r+b") as f:
+                fcntl.lockf(f, fcntl.LOCK_EX)
+                data = f.read()
+                starts = [m.start() for m in re.finditer(rb"^From ", data, re.M)]
+                third, fourth = data[starts[2]:starts[3]], data[starts[3]:]
+                self.assertEqual(len(third), len(fourth))
+                f.seek(starts[2])
+                f.write(fourth + third)
+                f.truncate()
+                f.flush()
+                os.fsync(f.fileno())
+                fcntl.lockf(f, fcntl.LOCK_UN)
+            os.unlink(index_file(self.d, DAVID))
+        reply = self.pop3_dele_3_then(swap_3_and_4)
+        self.assertEqual(reply, "-ERR [SYS/TEMP] some deleted messages not removed (0 were)")
+        self.assertEqual(self.subjects(), ["other 0", "other 1", "other 3", "other 2"])

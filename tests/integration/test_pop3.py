@@ -262,13 +262,24 @@ class Octets(Pop3Test):
     def test_index_of_the_former_format_is_counted_anew(self):
         """An index written before RETR left out the store's bookkeeping
         lines (format MYSMTPX2) holds the sizes of then: it is rebuilt, so
-        LIST gives the octets RETR now sends, and the UIDLs stay."""
+        LIST gives the octets RETR now sends, and the UIDLs stay, those of
+        another program's messages (written by Python's mailbox) too."""
+        import mailbox
         import struct
-        for i in range(3):
+        self.deliver_text([b"message 0"])
+        mb = mailbox.mbox(mailbox_file(self.d, DAVID))
+        for i in range(2):
+            m = mailbox.mboxMessage("Subject: other %d\n\nbody of other %d\n" % (i, i))
+            m.set_from("other@mda.example", time.gmtime(1700000000 + i))
+            mb.add(m)
+        mb.close()
+        os.chmod(mailbox_file(self.d, DAVID), 0o600)
+        for i in (1, 2):
             self.deliver_text([b"message %d" % i])
         p = self.session()
         uidls, sizes = self.uidls(p), [int(l.split()[1]) for l in p.list()[1]]
         p.quit()
+        self.assertEqual(len(uidls), 5)
         M = (1 << 64) - 1
 
         def mix(x):
@@ -290,10 +301,16 @@ class Octets(Pop3Test):
         p = self.session()
         self.assertEqual([int(l.split()[1]) for l in p.list()[1]], sizes)
         self.assertEqual(self.uidls(p), uidls)
-        self.assertEqual([p.retr(n)[2] for n in (1, 2, 3)], sizes)
+        self.assertEqual([p.retr(n)[2] for n in range(1, 6)], sizes)
         p.quit()
         with open(path, "rb") as f:
             self.assertEqual(f.read(8), b"MYSMTPX3")
+        self.deliver_text([b"message 3"])
+        p = self.session()
+        after = self.uidls(p)
+        p.quit()
+        self.assertEqual({n: u for n, u in after.items() if n != "6"}, uidls)
+        self.assertNotIn(after["6"], uidls.values(), "a new UID, never one given before")
 
     def test_own_header_block_seen_by_poplib_and_email(self):
         """A My_SMTP text that opens with its own header block: a mail reader
