@@ -18,7 +18,7 @@ TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-
 
 # The sources, by room (README.md, "The map"): the two programs and the
 # dialects at the top, the rest in the folder of its concern.
-ENGINE_SRCS   = engine/session.c engine/login.c engine/starttls.c
+ENGINE_SRCS   = engine/session.c engine/login.c engine/starttls.c engine/deliver.c
 STORE_SRCS    = store/store.c store/mbindex.c store/mboxfile.c store/record.c \
                 store/expunge.c store/maildrop.c store/spool.c
 MAIL_SRCS     = mail/address.c mail/data.c mail/mboxrd.c mail/rfc5322.c \

@@ -24,6 +24,7 @@ struct pop3 {
 	int have_user;
 	int have_drop;
 	struct maildrop drop;
+	struct spool spool;		/* a message on its way out */
 };
 
 static struct pop3 *state(struct session *s)
@@ -153,21 +154,12 @@ static void cmd_pass(struct session *s, char *arg)
 	logged_in(s, login_check(s, p->user, arg));
 }
 
-/* The PLAIN response, on the AUTH line or after "+ ": 0, or -1 with the
-   reply sent. */
-static int plain_response(struct session *s, const char *initial, struct sasl_plain *p)
-{
-	static const char *const said[] = {
-		[PLAIN_TOO_LONG] = "authentication line too long",
-		[PLAIN_ABORTED] = "authentication aborted",
-		[PLAIN_UNDECODABLE] = "cannot decode the response",
-	};
-	enum plain_read rc = login_read_plain(s, initial, "+ ", p);
-
-	if (rc != PLAIN_OK && rc != PLAIN_ENDED)
-		reply(s, 400, said[rc]);
-	return rc == PLAIN_OK ? 0 : -1;
-}
+/* How a PLAIN response that is not one is refused. */
+static const struct said sasl_said[] = {
+	[PLAIN_TOO_LONG] = { 400, "authentication line too long" },
+	[PLAIN_ABORTED] = { 400, "authentication aborted" },
+	[PLAIN_UNDECODABLE] = { 400, "cannot decode the response" },
+};
 
 /* AUTH: without a mechanism, the list of them; AUTH PLAIN [initial]. */
 static void cmd_auth(struct session *s, char *arg)
@@ -186,28 +178,24 @@ static void cmd_auth(struct session *s, char *arg)
 		return;
 	if (mech != 5 || strncasecmp(arg, "PLAIN", 5) != 0)
 		reply(s, 400, "unsupported authentication mechanism");
-	else if (plain_response(s, initial, &p) == 0)
+	else if (login_read_sasl(s, 0, initial, "+ ", sasl_said, &p) == 0)
 		logged_in(s, login_check_plain(s, &p));
 	explicit_bzero(&p, sizeof p);
 }
 
 static void cmd_stls(struct session *s, char *arg)
 {
+	static const struct said said[] = {
+		[STARTTLS_OK] = { 200, "Begin TLS negotiation" },
+		[STARTTLS_UNAVAILABLE] = { 400, "TLS not available" },
+		[STARTTLS_ACTIVE] = { 400, "TLS already active" },
+	};
+
 	(void)arg;
-	if (s->user[0]) {
+	if (s->user[0])
 		reply(s, 400, "STLS only before login");
-		return;
-	}
-	switch (starttls_check(s)) {
-	case STARTTLS_UNAVAILABLE: reply(s, 400, "TLS not available"); break;
-	case STARTTLS_ACTIVE: reply(s, 400, "TLS already active"); break;
-	case STARTTLS_PIPELINED: session_end_by(s, ENDING_PIPELINED_TLS); break;
-	case STARTTLS_OK:
+	else if (starttls_command(s, said))
 		state(s)->have_user = 0;
-		reply(s, 200, "Begin TLS negotiation");
-		starttls_handshake(s);
-		break;
-	}
 }
 
 /* A message number of the session, not marked deleted: 0, or the -ERR sent. */
@@ -310,7 +298,7 @@ static void cmd_uidl(struct session *s, char *arg)
 static void send_message(struct session *s, uint64_t n, int64_t body_lines)
 {
 	struct maildrop *d = &state(s)->drop;
-	int rc = maildrop_copy(d, n, body_lines, &s->spool);
+	int rc = maildrop_copy(d, n, body_lines, &state(s)->spool);
 
 	if (rc < 0) {
 		LOG(s, "Message %llu unreadable: %s", (unsigned long long)n, strerror(-rc));
@@ -323,8 +311,8 @@ static void send_message(struct session *s, uint64_t n, int64_t body_lines)
 		session_replyf(s, 200, "%llu octets", (unsigned long long)d->msg[n - 1].octets);
 	else
 		reply(s, 200, "top of message follows");
-	rc = session_send_text(s, &s->spool);
-	spool_reset(&s->spool);
+	rc = session_send_text(s, &state(s)->spool);
+	spool_reset(&state(s)->spool);
 	if (rc < 0) {
 		LOG(s, "Reply broken off: %s", strerror(-rc));
 		s->end = END_IO;
@@ -456,30 +444,26 @@ static void last_words(struct session *s, enum ending why)
 
 static void greet(struct session *s)
 {
-	s->dialect_state = calloc(1, sizeof(struct pop3));
-	if (!s->dialect_state) {
-		send_text_line(s, "-ERR [SYS/TEMP] out of memory");
-		s->end = END_IO;
-		s->done = 1;
-		return;
-	}
 	session_replyf(s, 200, "%s My_SMTP POP3 ready", s->cfg->hostname);
+}
+
+static void open_state(struct session *s)
+{
+	spool_init(&state(s)->spool, s->store->dirfd);
 }
 
 static void finish(struct session *s)
 {
 	struct pop3 *p = state(s);
 
-	if (!p)
-		return;
 	if (p->have_drop)
 		maildrop_close(&p->drop);
+	spool_free(&p->spool);
 	explicit_bzero(p, sizeof *p);
-	free(p);
-	s->dialect_state = NULL;
 }
 
 const struct dialect pop3_dialect = {
 	.commands = commands, .strict = 0, .greet = greet, .reply = reply, .refuse = refuse,
-	.last_words = last_words, .finish = finish,
+	.last_words = last_words, .state_size = SESSION_STATE_SIZE(struct pop3),
+	.open = open_state, .finish = finish,
 };

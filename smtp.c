@@ -9,15 +9,14 @@
    then acts; the table says which commands exist and what each needs. */
 #define _GNU_SOURCE
 #include "smtp.h"
-#include "mail/address.h"
-#include "mail/data.h"
-#include "net/io.h"
+#include "engine/deliver.h"
 #include "engine/login.h"
-#include "mail/mboxrd.h"
+#include "engine/starttls.h"
+#include "mail/address.h"
 #include "mail/rfc5322.h"
 #include "mail/sasl.h"
 #include "mail/smtparg.h"
-#include "engine/starttls.h"
+#include "net/io.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +26,12 @@
 #include <time.h>
 
 #define HELO_MAX 255
+
+/* What the dialect keeps of a session: delivery. */
+static struct delivery *dl(struct session *s)
+{
+	return s->dialect_state;
+}
 
 /* One reply line: "CODE text", or "CODE-text" when more lines follow. */
 static void send_line(struct session *s, int code, char sep, const char *text)
@@ -132,15 +137,6 @@ static void refuse_path(struct session *s, enum smtparg_verdict v, const struct 
 		session_replyf(s, 501, "5.5.4 Syntax: %s:<address>", command);
 }
 
-/* 0 when accounts are off or were read; else 451 is sent. */
-static int accounts_ready(struct session *s)
-{
-	if (!login_accounts_on(s) || login_accounts_ready(s))
-		return 0;
-	reply(s, 451, "4.3.5 Error: accounts unavailable");
-	return -EIO;
-}
-
 /* A sender that names a local account must be the one logged in as. */
 static int sender_allowed(const struct session *s, const char *sender)
 {
@@ -166,15 +162,15 @@ static void cmd_mail(struct session *s, char *arg)
 		refuse_path(s, rc, &p, "MAIL FROM", "5.1.7", "sender");
 	else if (p.has_size && p.size > s->cfg->max_message)
 		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
-	else if (accounts_ready(s) < 0)
-		return;
+	else if (login_unavailable(s))
+		reply(s, 451, "4.3.5 Error: accounts unavailable");
 	else if (!sender_allowed(s, p.address))
 		reply(s, 550, "5.7.1 Error: sender is a local account; log in as it first");
 	else {
-		memcpy(s->tx.sender, p.address, sizeof p.address);
+		memcpy(dl(s)->tx.sender, p.address, sizeof p.address);
 		s->state = IN_MAIL;
 		session_did_mail_work(s);
-		LOG(s, "MAIL FROM: <%s>", s->tx.sender);
+		LOG(s, "MAIL FROM: <%s>", dl(s)->tx.sender);
 		reply(s, 250, "2.1.0 Ok");
 	}
 }
@@ -188,115 +184,75 @@ static int is_postmaster(const struct session *s, const char *address)
 
 static void cmd_rcpt(struct session *s, char *arg)
 {
+	static const struct said said[] = {
+		[RCPT_ADDED] = { 250, "2.1.5 Ok" },
+		[RCPT_AGAIN] = { 250, "2.1.5 Ok" },
+		[RCPT_NO_ACCOUNTS] = { 451, "4.3.5 Error: accounts unavailable" },
+		[RCPT_RELAY] = { 550, "5.7.1 relaying denied" },
+		[RCPT_DOMAIN] = { 550, "5.1.2 Error: domain not served here" },
+		[RCPT_TOO_LONG] = { 553, "5.1.3 Error: address too long for a mailbox file" },
+		[RCPT_NO_MAILBOX] = { 550, "5.1.1 Error: no such mailbox" },
+		[RCPT_TOO_MANY] = { 452, "4.5.3 Error: too many recipients" },
+		[RCPT_FULL] = { 552, "5.2.2 Error: mailbox full" },
+		[RCPT_NO_MEMORY] = { 451, "4.3.0 Error: out of memory" },
+	};
 	struct smtp_path p;
 	enum smtparg_verdict rc = smtparg_rcpt(arg, s->cfg->hostname, &p);
+	enum rcpt_verdict v;
 
-	if (rc != SMTPARG_OK)
+	if (rc != SMTPARG_OK) {
 		refuse_path(s, rc, &p, "RCPT TO", "5.1.3", "recipient");
-	else if (accounts_ready(s) < 0)
 		return;
-	else if (login_accounts_on(s) && !login_is_local(s, p.address) && !is_postmaster(s, p.address))
-		reply(s, 550, "5.7.1 relaying denied");
-	else if (!session_domain_served(s->cfg, p.address) && !is_postmaster(s, p.address))
-		reply(s, 550, "5.1.2 Error: domain not served here");
-	else if (strlen(p.address) > STORE_ADDRESS_MAX)
-		reply(s, 553, "5.1.3 Error: address too long for a mailbox file");
-	else if (login_accounts_on(s) && !login_has_account(s, p.address))
-		reply(s, 550, "5.1.1 Error: no such mailbox");
-	else if (session_tx_has(&s->tx, p.address))
-		reply(s, 250, "2.1.5 Ok");
-	else if (s->tx.nrcpt >= s->cfg->max_recipients)
-		reply(s, 452, "4.5.3 Error: too many recipients");
-	else if (store_mailbox_full(s->store, p.address))
-		reply(s, 552, "5.2.2 Error: mailbox full");
-	else if (session_tx_add(&s->tx, p.address) < 0)
-		reply(s, 451, "4.3.0 Error: out of memory");
-	else {
-		session_did_mail_work(s);
-		LOG(s, "RCPT TO: %s", p.address);
-		reply(s, 250, "2.1.5 Ok");
 	}
+	v = delivery_add_rcpt(dl(s), s, p.address, is_postmaster(s, p.address));
+	reply(s, said[v].code, said[v].text);
 }
 
-static void quoter_sink(void *quoter, const char *text, size_t len)
+/* SMTP's record: our header lines where the text has a header section
+   without them. */
+static void envelope(struct session *s, const struct msg_scan *scan, struct envelope *e)
 {
-	from_quoter_feed(quoter, text, len);
-}
-
-/* Read the message up to CRLF "." CRLF into the spool, From-quoted, looking
-   at its header section on the way: 0, or the end of the session. */
-static int receive_text(struct session *s, struct data_rx *d, struct msg_scan *scan)
-{
-	struct from_quoter q;
-	int rc;
-
-	spool_reset(&s->spool);
-	msg_scan_init(scan, spool_sink, &s->spool);
-	from_quoter_init(&q, +1, msg_scan_sink, scan);
-	data_rx_init_strict(d, s->cfg->max_message, quoter_sink, &q);
-	d->normalize = !s->cfg->bare_lf_reject;
-	rc = session_receive(s, d);
-	from_quoter_finish(&q);
-	return rc;
-}
-
-/* Deliver the spooled message to every recipient, and say how it went. */
-static void store_message_now(struct session *s, const struct msg_scan *scan)
-{
-	char id[MESSAGE_ID_MAX + 1], text[MESSAGE_ID_MAX + 32];
 	int has_header = scan->body_start > 0;
-	struct envelope e = {
-		.sender = s->tx.sender, .helo = s->helo, .peer = s->env->peer,
-		.hostname = s->cfg->hostname,
-		.kind = RECORD_SMTP, .esmtp = s->esmtp, .body_start = scan->body_start,
-		.add_date = !has_header || !scan->has_date,
-		.add_message_id = !has_header || !scan->has_message_id,
-	};
-	static const struct { int code; const char *text; } said[] = {
+
+	e->helo = s->helo;
+	e->kind = RECORD_SMTP;
+	e->esmtp = s->esmtp;
+	e->body_start = scan->body_start;
+	e->add_date = !has_header || !scan->has_date;
+	e->add_message_id = !has_header || !scan->has_message_id;
+}
+
+/* After the final dot: the message refused, or stored and its id said. */
+static void say_taken(struct session *s, enum delivery_outcome how, const char *id)
+{
+	static const struct said said[] = {
+		[TOO_LARGE] = { 552, "5.3.4 Message size exceeds fixed limit" },
+		[HAS_NUL] = { 554, "5.6.0 Error: message holds a NUL octet" },
+		[SPOOL_FAILED] = { 451, "4.3.0 Error: cannot hold the message" },
 		[NO_ROOM] = { 452, "4.3.1 Error: insufficient system storage" },
 		[MAILBOX_FULL] = { 552, "5.2.2 Error: mailbox full" },
 		[STORE_FAILED] = { 451, "4.3.0 Error: the store failed" },
 	};
-	int err, n;
-	enum delivery_outcome how = session_deliver(s, &e, id, &err);
+	char text[MESSAGE_ID_MAX + 32];
+	int n;
 
-	if (how != DELIVERED) {
-		reply(s, said[how].code, said[how].text);
-		return;
-	}
-	n = snprintf(text, sizeof text, "2.0.0 Ok: stored as %s", id);
-	reply(s, 250, n < 0 || (size_t)n >= sizeof text ? "2.0.0 Ok" : text);
-}
-
-/* After the final dot: refuse the message, or store it. The size is counted
-   as RFC 1870 does: CRLF as two octets, dot-stuffing undone. */
-static void judge_message(struct session *s, const struct data_rx *d,
-			  const struct msg_scan *scan)
-{
-	uint64_t size = d->size + (d->lines - 1);
-
-	if (size > s->cfg->max_message || d->size > s->cfg->max_message) {
-		LOG(s, "DATA received, too large.");
-		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
-	} else if (d->bare_lf && s->cfg->bare_lf_reject) {
-		LOG(s, "DATA received, bare <LF>; refused.");
+	if (how == DELIVERED) {
+		n = snprintf(text, sizeof text, "2.0.0 Ok: stored as %s", id);
+		reply(s, 250, n < 0 || (size_t)n >= sizeof text ? "2.0.0 Ok" : text);
+	} else if (how == BARE_LF) {
 		session_replyf(s, 550, "5.5.2 %s Error: bare <LF> received", s->cfg->hostname);
-	} else if (d->has_nul) {
-		reply(s, 554, "5.6.0 Error: message holds a NUL octet");
-	} else if (s->spool.error) {
-		LOG(s, "DATA received, spool failed: %s", strerror(-s->spool.error));
-		reply(s, 451, "4.3.0 Error: cannot hold the message");
 	} else {
-		store_message_now(s, scan);
+		reply(s, said[how].code, said[how].text);
 	}
 }
 
 static void cmd_data(struct session *s, char *arg)
 {
-	struct data_rx d;
-	struct msg_scan scan;
+	static const struct delivery_kind kind = { .strict = 1, .envelope = envelope };
+	char id[MESSAGE_ID_MAX + 1];
+	enum delivery_outcome how;
 
-	if (s->tx.nrcpt == 0) {
+	if (dl(s)->tx.nrcpt == 0) {
 		reply(s, 554, "5.5.1 Error: no valid recipients");
 		return;
 	}
@@ -305,10 +261,10 @@ static void cmd_data(struct session *s, char *arg)
 		return;
 	}
 	reply(s, 354, "End data with <CR><LF>.<CR><LF>");
-	if (receive_text(s, &d, &scan) < 0)
+	how = delivery_take(dl(s), s, &kind, id);
+	if (how == DELIVERY_ENDED)
 		return;
-	judge_message(s, &d, &scan);
-	spool_reset(&s->spool);
+	say_taken(s, how, id);
 	session_reset_transaction(s);
 }
 
@@ -323,23 +279,12 @@ static enum mechanism mechanism_of(const char *name, size_t len)
 	return MECH_NONE;
 }
 
-/* The PLAIN response, on the AUTH line or after "334 ", or LOGIN's user
-   name and password: 0, or -1 with the reply sent. */
-static int sasl_response(struct session *s, enum mechanism m, const char *initial,
-			 struct sasl_plain *p)
-{
-	static const struct { int code; const char *text; } said[] = {
-		[PLAIN_TOO_LONG] = { 500, "5.5.6 Error: authentication exchange line is too long" },
-		[PLAIN_ABORTED] = { 501, "5.7.0 Error: authentication aborted" },
-		[PLAIN_UNDECODABLE] = { 501, "5.5.2 Error: cannot decode response" },
-	};
-	enum plain_read rc = m == MECH_LOGIN ? login_read_login(s, initial, "334 ", p) :
-			     login_read_plain(s, initial, "334 ", p);
-
-	if (rc != PLAIN_OK && rc != PLAIN_ENDED)
-		reply(s, said[rc].code, said[rc].text);
-	return rc == PLAIN_OK ? 0 : -1;
-}
+/* How a response that is not one is refused. */
+static const struct said sasl_said[] = {
+	[PLAIN_TOO_LONG] = { 500, "5.5.6 Error: authentication exchange line is too long" },
+	[PLAIN_ABORTED] = { 501, "5.7.0 Error: authentication aborted" },
+	[PLAIN_UNDECODABLE] = { 501, "5.5.2 Error: cannot decode response" },
+};
 
 static void plain_login(struct session *s, struct sasl_plain *p)
 {
@@ -374,7 +319,7 @@ static void cmd_auth(struct session *s, char *arg)
 		reply(s, 538, "5.7.11 Encryption required for requested authentication mechanism");
 	else if (!login_accounts_ready(s))
 		reply(s, 454, "4.7.0 Temporary authentication failure");
-	else if (sasl_response(s, m, initial, &p) == 0)
+	else if (login_read_sasl(s, m == MECH_LOGIN, initial, "334 ", sasl_said, &p) == 0)
 		plain_login(s, &p);
 	explicit_bzero(&p, sizeof p);
 }
@@ -382,16 +327,14 @@ static void cmd_auth(struct session *s, char *arg)
 /* STARTTLS (RFC 3207): "220 2.0.0", then the handshake and a fresh session. */
 static void cmd_starttls(struct session *s, char *arg)
 {
+	static const struct said said[] = {
+		[STARTTLS_OK] = { 220, "2.0.0 Ready to start TLS" },
+		[STARTTLS_UNAVAILABLE] = { 502, "5.5.1 Error: command not implemented" },
+		[STARTTLS_ACTIVE] = { 554, "5.5.1 Error: TLS already active" },
+	};
+
 	(void)arg;
-	switch (starttls_check(s)) {
-	case STARTTLS_UNAVAILABLE: reply(s, 502, "5.5.1 Error: command not implemented"); break;
-	case STARTTLS_ACTIVE: reply(s, 554, "5.5.1 Error: TLS already active"); break;
-	case STARTTLS_PIPELINED: session_end_by(s, ENDING_PIPELINED_TLS); break;
-	case STARTTLS_OK:
-		reply(s, 220, "2.0.0 Ready to start TLS");
-		starttls_handshake(s);
-		break;
-	}
+	starttls_command(s, said);
 }
 
 static void cmd_vrfy(struct session *s, char *arg)
@@ -485,5 +428,7 @@ static void smtp_greet(struct session *s)
 
 const struct dialect smtp_dialect = {
 	.commands = commands, .strict = 1, .greet = smtp_greet, .reply = reply, .refuse = refuse,
-	.last_words = last_words,
+	.last_words = last_words, .state_size = SESSION_STATE_SIZE(struct delivery),
+	.open = delivery_state_open, .reset = delivery_state_reset,
+	.finish = delivery_state_finish,
 };

@@ -177,3 +177,14 @@ enum plain_read login_read_login(struct session *s, const char *initial, const c
 		rc = read_login_field(s, prompt, "UGFzc3dvcmQ6", p->password, SASL_PASSWORD_MAX);
 	return rc;
 }
+
+int login_read_sasl(struct session *s, int login, const char *initial, const char *prompt,
+		    const struct said said[], struct sasl_plain *p)
+{
+	enum plain_read rc = login ? login_read_login(s, initial, prompt, p) :
+			     login_read_plain(s, initial, prompt, p);
+
+	if (rc != PLAIN_OK && rc != PLAIN_ENDED)
+		s->dialect->reply(s, said[rc].code, said[rc].text);
+	return rc == PLAIN_OK ? 0 : -1;
+}

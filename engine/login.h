@@ -35,6 +35,12 @@ static inline int login_accounts_ready(const struct session *s)
 	return s->accounts.text != NULL;
 }
 
+/* 1 when accounts are on but the file could not be read. */
+static inline int login_unavailable(const struct session *s)
+{
+	return login_accounts_on(s) && !login_accounts_ready(s);
+}
+
 /* 1 when a password may be sent on this connection: TLS, a local peer (a
    pipe, 127.0.0.0/8, ::1), or --allow-plaintext-auth. */
 int login_allowed(const struct session *s);
@@ -70,6 +76,13 @@ enum plain_read login_read_plain(struct session *s, const char *initial, const c
    PLAIN's is and wiped. *p gets no authzid. */
 enum plain_read login_read_login(struct session *s, const char *initial, const char *prompt,
 				struct sasl_plain *p);
+
+/* The PLAIN response (login 0) or LOGIN's two (login 1), read as above,
+   with a refusal replied in the dialect's words: said[PLAIN_TOO_LONG],
+   said[PLAIN_ABORTED], said[PLAIN_UNDECODABLE]. 0, or -1 when refused or
+   the session ended. */
+int login_read_sasl(struct session *s, int login, const char *initial, const char *prompt,
+		    const struct said said[], struct sasl_plain *p);
 
 /* Send prompt and read one response line into line[SASL_LINE_MAX + 1]: its
    length, -E2BIG (the rest of it skipped), or another -errno once the

@@ -1,10 +1,11 @@
 /* session.c: the session engine (session.h): the command loop with its
    deadlines, the table look-up and the checks every dialect shares, the
-   counts that end a session, the transaction, and delivery. */
+   counts that end a session, and the state each dialect keeps of its own. */
 #define _GNU_SOURCE
 #include "engine/session.h"
 #include "engine/login.h"
 #include "engine/starttls.h"
+#include "store/spool.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -119,43 +120,12 @@ void session_cmd_quit(struct session *s, char *arg)
 	s->done = 1;
 }
 
-static void transaction_clear(struct transaction *t)
-{
-	for (size_t i = 0; i < t->nrcpt; i++)
-		free(t->rcpt[i]);
-	t->nrcpt = 0;
-	t->sender[0] = '\0';
-}
-
 void session_reset_transaction(struct session *s)
 {
-	transaction_clear(&s->tx);
+	if (s->dialect->reset)
+		s->dialect->reset(s);
 	if (s->state > GREETED)
 		s->state = GREETED;
-}
-
-int session_tx_has(const struct transaction *t, const char *address)
-{
-	for (size_t i = 0; i < t->nrcpt; i++)
-		if (strcmp(t->rcpt[i], address) == 0)
-			return 1;
-	return 0;
-}
-
-int session_tx_add(struct transaction *t, const char *address)
-{
-	char **grown, *copy;
-
-	if (t->nrcpt % 16 == 0) {
-		grown = realloc(t->rcpt, (t->nrcpt + 16) * sizeof *grown);
-		if (!grown)
-			return -ENOMEM;
-		t->rcpt = grown;
-	}
-	if (!(copy = strdup(address)))
-		return -ENOMEM;
-	t->rcpt[t->nrcpt++] = copy;
-	return 0;
 }
 
 int session_domain_served(const struct config *cfg, const char *address)
@@ -166,41 +136,6 @@ int session_domain_served(const struct config *cfg, const char *address)
 		if (address_in_domain(address, cfg->domains[i]))
 			return 1;
 	return 0;
-}
-
-enum delivery_outcome session_deliver(struct session *s, struct envelope *e,
-			      char id[MESSAGE_ID_MAX + 1], int *err)
-{
-	e->message_id = id;
-	e->when = time(NULL);
-	*err = mboxrd_message_id(id, MESSAGE_ID_MAX + 1, e->when, ++s->messages, s->cfg->hostname);
-	if (*err == 0 && store_has_room(s->store, s->spool.size, s->tx.nrcpt) < 0) {
-		LOG(s, "DATA received, refused: the store's file system is nearly full.");
-		return NO_ROOM;
-	}
-	if (*err == 0)
-		*err = store_deliver(s->store, e, &s->spool, (const char *const *)s->tx.rcpt,
-				     s->tx.nrcpt);
-	if (*err == -EDQUOT)
-		return MAILBOX_FULL;
-	if (*err < 0) {
-		LOG(s, "DATA received, store failed: %s", strerror(-*err));
-		return STORE_FAILED;
-	}
-	session_did_mail_work(s);
-	LOG(s, "DATA received, message stored.");
-	return DELIVERED;
-}
-
-int session_receive(struct session *s, struct data_rx *d)
-{
-	int rc = data_receive(&s->in, d, s->cfg->timeout, s->session_end);
-
-	if (rc == -ETIMEDOUT)
-		session_time_out(s);
-	if (rc < 0)
-		s->done = 1;
-	return rc < 0 ? -1 : 0;
 }
 
 /* Skip leading blanks of a command argument; cut trailing ones. */
@@ -324,11 +259,20 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 {
 	struct session s = { .cfg = cfg, .store = st, .env = env, .dialect = d,
 			     .state = FRESH, .end = END_EOF };
+	union {
+		max_align_t align;
+		unsigned char octets[SESSION_STATE_MAX];
+	} own;
 
 	s.session_end = io_now_ms() + cfg->max_session * 1000ULL;
 	writer_init(&s.out, env->out_fd, cfg->timeout * 1000U);
 	reader_init(&s.in, env->in_fd, &s.out);
-	spool_init(&s.spool, st->dirfd);
+	if (d->state_size) {
+		memset(&own, 0, d->state_size);
+		s.dialect_state = &own;
+	}
+	if (d->open)
+		d->open(&s);
 	login_start(&s);
 	if (starttls_open(&s) < 0) {
 		s.end = END_IO;		/* implicit TLS without a handshake: not a word */
@@ -343,10 +287,9 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 	if (flush_last_reply(&s) < 0 && s.end == END_QUIT)
 		s.end = END_IO;
 	starttls_close(&s);
-	transaction_clear(&s.tx);
-	free(s.tx.rcpt);
 	login_finish(&s);
-	spool_free(&s.spool);
+	if (d->state_size)
+		explicit_bzero(&own, d->state_size);
 	reader_wipe(&s.in);	/* a worker serves its next session on this stack */
 	return s.end;
 }

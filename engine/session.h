@@ -13,11 +13,7 @@
 
 #include "accounts/accounts.h"
 #include "mail/address.h"
-#include "mail/data.h"
 #include "net/io.h"
-#include "mail/mboxrd.h"
-#include "store/spool.h"
-#include "store/store.h"
 
 #define COMMAND_LINE_MAX 512	/* octets, with the line end */
 
@@ -61,15 +57,20 @@ enum session_end { END_QUIT, END_EOF, END_TIMEOUT, END_ERRORS, END_IO };
 /* Where a session is: each command says which state it needs at least. */
 enum session_state { FRESH, GREETED, IN_MAIL, IN_RCPT };
 
-/* What one mail transaction keeps: the sender and the recipients. */
-struct transaction {
-	char sender[ADDRESS_MAX + 1];	/* "" before MAIL, or SMTP's null reverse-path */
-	char **rcpt;			/* distinct recipients, in the order given */
-	size_t nrcpt;
-};
-
 struct session;
 struct tlsio;
+struct store;
+struct spool;
+
+/* A reply in a dialect's words, for tables indexed by an outcome. */
+struct said {
+	int code;
+	const char *text;
+};
+
+/* Octets a dialect may keep of its own for a session (its state_size). */
+#define SESSION_STATE_MAX 2048
+#define SESSION_STATE_SIZE(type) sizeof(char[sizeof(type) <= SESSION_STATE_MAX ? sizeof(type) : -1])
 
 struct command {
 	const char *verb;
@@ -101,6 +102,13 @@ struct dialect {
 	void (*refuse)(struct session *s, enum refusal why, const struct command *c);
 	/* Send the session's last line. */
 	void (*last_words)(struct session *s, enum ending why);
+	/* Octets of its own state (SESSION_STATE_SIZE), kept for it by the
+	   engine as s->dialect_state, all zero at the start; 0: none. */
+	size_t state_size;
+	/* Set up its state before the greeting (NULL: nothing to do). */
+	void (*open)(struct session *s);
+	/* Drop the transaction (RSET, a new HELO, STARTTLS; NULL: none). */
+	void (*reset)(struct session *s);
 	/* Let go of what the dialect holds (NULL: nothing), at the end. */
 	void (*finish)(struct session *s);
 };
@@ -112,7 +120,6 @@ struct session {
 	const struct dialect *dialect;
 	struct reader in;
 	struct writer out;
-	struct spool spool;
 	enum session_state state;
 	enum session_end end;
 	int done;
@@ -120,17 +127,15 @@ struct session {
 	unsigned errors;		/* client errors in a row */
 	unsigned junk;			/* commands in a row that neither delivered nor read mail */
 	uint64_t session_end;		/* io_now_ms() past which the session ends */
-	unsigned long messages;		/* for Message-IDs */
 	char verb[16];			/* of the command being answered, for the log */
 	const struct command *command;	/* the one being run */
 	char helo[256];
-	struct transaction tx;
 	struct accounts accounts;	/* as read at the session's start (login.h) */
 	char user[ADDRESS_MAX + 1];	/* the address logged in as; "" before */
 	unsigned auth_failures;
 	int tls;			/* the connection is TLS */
 	struct tlsio *tls_server;	/* this session's TLS, made at its start (starttls.h) */
-	void *dialect_state;		/* what the dialect keeps of its own (POP3's maildrop) */
+	void *dialect_state;		/* what the dialect keeps of its own (state_size) */
 };
 
 #define LOG(s, ...) (s)->env->log((s)->env->log_ctx, __VA_ARGS__)
@@ -169,27 +174,10 @@ static inline void session_did_mail_work(struct session *s)
 	s->junk = 0;
 }
 
-/* Drop the transaction: back to GREETED if past it. */
+/* Drop the transaction (the dialect's reset): back to GREETED if past it. */
 void session_reset_transaction(struct session *s);
-/* 1 when address is a recipient already. */
-int session_tx_has(const struct transaction *t, const char *address);
-/* Add a recipient: 0 or -ENOMEM. */
-int session_tx_add(struct transaction *t, const char *address);
 
 /* 1 when the configuration lets RCPT TO name address (-D). */
 int session_domain_served(const struct config *cfg, const char *address);
-
-/* How a delivery of the spooled text went. */
-enum delivery_outcome { DELIVERED, NO_ROOM, MAILBOX_FULL, STORE_FAILED };
-/* Deliver the spooled text to the transaction's recipients with envelope
-   e (its message_id is made here, into id), and log how it went: *err is
-   the errno of a failure. */
-enum delivery_outcome session_deliver(struct session *s, struct envelope *e,
-			      char id[MESSAGE_ID_MAX + 1], int *err);
-
-/* Read the message text into d (its output already wired to the spool) up
-   to its end: 0, or -1 when the session is over (a timeout, answered, or
-   the connection lost). */
-int session_receive(struct session *s, struct data_rx *d);
 
 #endif

@@ -104,3 +104,18 @@ void starttls_handshake(struct session *s)
 	}
 	start_afresh(s);
 }
+
+int starttls_command(struct session *s, const struct said said[])
+{
+	enum starttls_refusal why = starttls_check(s);
+
+	if (why == STARTTLS_PIPELINED) {
+		session_end_by(s, ENDING_PIPELINED_TLS);
+		return 0;
+	}
+	s->dialect->reply(s, said[why].code, said[why].text);
+	if (why != STARTTLS_OK)
+		return 0;
+	starttls_handshake(s);
+	return !s->done;
+}

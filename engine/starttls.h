@@ -22,6 +22,12 @@ enum starttls_refusal starttls_check(const struct session *s);
    start the session afresh over TLS; a failed handshake ends it. */
 void starttls_handshake(struct session *s);
 
+/* STARTTLS as a command, in the dialect's words: said[STARTTLS_OK] is its
+   "ready" reply, said[STARTTLS_UNAVAILABLE] and said[STARTTLS_ACTIVE] its
+   refusals; with anything sent after it the session ends. 1 when TLS
+   began (the session afresh), else 0. */
+int starttls_command(struct session *s, const struct said said[]);
+
 /* 1 when STARTTLS may be offered (configured, read, not yet started). */
 static inline int starttls_offered(const struct session *s)
 {
