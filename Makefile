@@ -18,7 +18,8 @@ TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-
 
 # The sources, by room (README.md, "The map"): the two programs and the
 # dialects at the top, the rest in the folder of its concern.
-ENGINE_SRCS   = engine/session.c engine/login.c engine/starttls.c engine/deliver.c
+ENGINE_SRCS   = engine/session.c engine/login.c engine/starttls.c engine/deliver.c \
+                engine/mailsession.c
 STORE_SRCS    = store/store.c store/mbindex.c store/mboxfile.c store/record.c \
                 store/expunge.c store/maildrop.c store/spool.c
 MAIL_SRCS     = mail/address.c mail/data.c mail/mboxrd.c mail/rfc5322.c \
@@ -163,7 +164,7 @@ build/fuzz/obj/%.o: %.c | test-deps
 	$(FUZZ_CC) $(WARN) $(DEPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) | test-deps
-	$(FUZZ_CC) $(WARN) $(DEPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(CRYPT_LIBS)
+	$(FUZZ_CC) $(WARN) $(DEPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(CRYPT_LIBS)
 
 build/faults/shim.so: tests/faults/shim.c
 	@mkdir -p $(dir $@)

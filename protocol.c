@@ -5,9 +5,7 @@
    needs, and which take no argument. */
 #define _GNU_SOURCE
 #include "protocol.h"
-#include "engine/deliver.h"
-#include "engine/login.h"
-#include "engine/starttls.h"
+#include "engine/mailsession.h"
 #include "mail/address.h"
 #include "mail/rfc5322.h"
 #include "net/io.h"
@@ -19,10 +17,16 @@
 #include <strings.h>
 #include <time.h>
 
-/* What the dialect keeps of a session: delivery, and mail read back. */
+/* What the dialect keeps of a session (mailsession.h): delivery and
+   mail read back, and login. */
 static struct delivery *dl(struct session *s)
 {
-	return s->dialect_state;
+	return &mail_session(s)->dl;
+}
+
+static struct login *login_of(struct session *s)
+{
+	return &mail_session(s)->login;
 }
 
 static const char *code_word(int code)
@@ -72,9 +76,9 @@ static int parse_prefixed_address(const char *arg, const char *prefix, char *out
 	return address_parse(arg, len, out);
 }
 
-static int helo_domain_ok(const struct session *s, const char *address)
+static int helo_domain_ok(struct session *s, const char *address)
 {
-	return s->cfg->any_domain || address_in_domain(address, s->helo);
+	return s->cfg->any_domain || address_in_domain(address, dl(s)->helo);
 }
 
 /* May this session use address as sender, or read its mailbox? With
@@ -83,16 +87,16 @@ static int helo_domain_ok(const struct session *s, const char *address)
 static int own_address(struct session *s, const char *address, const char *not_helo,
 		       const char *not_own)
 {
-	if (!login_accounts_on(s)) {
+	if (!login_accounts_on(login_of(s))) {
 		if (helo_domain_ok(s, address))
 			return 0;
 		reply(s, 403, not_helo);
-	} else if (login_unavailable(s)) {
+	} else if (login_unavailable(login_of(s))) {
 		reply(s, 500, "accounts unavailable");
-	} else if (s->user[0] && strcmp(address, s->user) == 0) {
+	} else if (login_of(s)->user[0] && strcmp(address, login_of(s)->user) == 0) {
 		return 0;
 	} else {
-		reply(s, 403, s->user[0] ? not_own : "log in first (AUTH)");
+		reply(s, 403, login_of(s)->user[0] ? not_own : "log in first (AUTH)");
 	}
 	return -EPERM;
 }
@@ -103,21 +107,21 @@ static void cmd_auth(struct session *s, char *arg)
 {
 	char *password = strchr(arg, ' ');
 
-	if (!login_accounts_on(s))
+	if (!login_accounts_on(login_of(s)))
 		reply(s, 403, "no accounts on this server: every mailbox is open");
-	else if (login_unavailable(s))
+	else if (login_unavailable(login_of(s)))
 		reply(s, 500, "accounts unavailable");
 	else if (!password || password == arg || !password[1])
 		reply(s, 400, "syntax: AUTH <user@domain> <password>");
-	else if (s->user[0])
+	else if (login_of(s)->user[0])
 		reply(s, 403, "already logged in");
 	else if (s->state != GREETED)
 		reply(s, 403, "a transaction is already open");
-	else if (!login_allowed(s))
+	else if (!login_allowed(login_of(s)))
 		reply(s, 403, "TLS required");
 	else {
 		*password++ = '\0';
-		switch (login_check(s, arg, password)) {
+		switch (login_check(login_of(s), arg, password)) {
 		case LOGIN_OK: reply(s, 200, "OK"); break;
 		case LOGIN_FAILED: reply(s, 403, "wrong address or password"); break;
 		case LOGIN_TOO_MANY: session_end_by(s, ENDING_AUTH); break;
@@ -137,19 +141,20 @@ static void cmd_starttls(struct session *s, char *arg)
 	};
 
 	(void)arg;
-	starttls_command(s, said);
+	if (starttls_command(&mail_session(s)->tls, said))
+		mail_session_afresh(s);
 }
 
 static void cmd_helo(struct session *s, char *arg)
 {
-	if (helo_id_valid(arg, strlen(arg)) < 0 || strlen(arg) >= sizeof s->helo) {
+	if (helo_id_valid(arg, strlen(arg)) < 0 || strlen(arg) >= sizeof dl(s)->helo) {
 		reply(s, 400, "HELO needs a host name or [address]");
 		return;
 	}
-	session_reset_transaction(s);
-	memcpy(s->helo, arg, strlen(arg) + 1);
+	mail_session_reset(s);
+	memcpy(dl(s)->helo, arg, strlen(arg) + 1);
 	s->state = GREETED;
-	LOG(s, "HELO received from %s", s->helo);
+	LOG(s, "HELO received from %s", dl(s)->helo);
 	reply(s, 200, "OK");
 }
 
@@ -194,7 +199,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 		reply(s, 400, "syntax: RCPT TO: <user@domain>");
 		return;
 	}
-	v = delivery_add_rcpt(dl(s), s, address, 0);
+	v = delivery_add_rcpt(dl(s), s, login_of(s), address, 0);
 	if (v == RCPT_ADDED)
 		s->state = IN_RCPT;
 	reply(s, said[v].code, said[v].text);
@@ -202,11 +207,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 
 /* A text with a header section of its own is joined to ours, with no empty
    line between: From, Date and Message-ID are ours only where it has none. */
-static void envelope(struct session *s, const struct msg_scan *scan, struct envelope *e)
+static void envelope(const struct msg_scan *scan, struct envelope *e)
 {
 	int headed = rfc5322_headed(scan);
 
-	e->helo = s->helo;
 	e->kind = headed ? RECORD_HEADED : RECORD_MYSMTP;
 	e->body_start = headed ? scan->body_start : 0;
 	e->add_from = !scan->has_from;
@@ -238,7 +242,7 @@ static void cmd_data(struct session *s, char *arg)
 			       (unsigned long long)s->cfg->max_message);
 	else
 		reply(s, said[how].code, said[how].text);
-	session_reset_transaction(s);
+	mail_session_reset(s);
 }
 
 /* Parse the mailbox argument of LIST and GET_MAIL and check it may be read:
@@ -260,7 +264,7 @@ static int readable_mailbox(struct session *s, const char *arg, size_t len, char
 static int mailbox_opened(struct session *s, const char *address, int rc)
 {
 	if (rc == -ENOENT)
-		reply(s, 401, login_accounts_on(s) ? "no such message" : "no such mailbox");
+		reply(s, 401, login_accounts_on(login_of(s)) ? "no such message" : "no such mailbox");
 	else if (rc < 0) {
 		LOG(s, "Mailbox %s unreadable: %s", address, strerror(-rc));
 		reply(s, 500, "cannot read the mailbox");
@@ -299,7 +303,7 @@ static void cmd_list(struct session *s, char *arg)
 		return;
 	LOG(s, "LIST %s", address);
 	rc = store_mailbox_open(dl(s)->store, address, &mb);
-	if (rc == -ENOENT && login_accounts_on(s)) {
+	if (rc == -ENOENT && login_accounts_on(login_of(s))) {
 		/* One's own mailbox, before any mail has come: empty. */
 		reply(s, 200, "OK");
 	} else if (mailbox_opened(s, address, rc) < 0) {
@@ -399,7 +403,7 @@ static void cmd_delete(struct session *s, char *arg)
 	uint64_t id, removed;
 	int rc;
 
-	if (!login_accounts_on(s) && !s->cfg->open_delete) {
+	if (!login_accounts_on(login_of(s)) && !s->cfg->open_delete) {
 		reply(s, 403, "deleting needs accounts");
 		return;
 	}
@@ -494,14 +498,12 @@ static void greet(struct session *s)
 	char greeting[320];
 	int n = snprintf(greeting, sizeof greeting, "%s My_SMTP ready", s->cfg->hostname);
 
-	if (!login_accounts_on(s))
+	if (!login_accounts_on(login_of(s)))
 		LOG(s, "No accounts file: any client may read any mailbox.");
 	reply(s, 200, n < 0 || (size_t)n >= sizeof greeting ? "My_SMTP ready" : greeting);
 }
 
 const struct dialect mysmtp_dialect = {
 	.commands = commands, .greet = greet, .reply = reply, .refuse = refuse,
-	.last_words = last_words, .state_size = SESSION_STATE_SIZE(struct delivery),
-	.open = delivery_state_open, .reset = delivery_state_reset,
-	.finish = delivery_state_finish,
+	.last_words = last_words, MAIL_SESSION_HOOKS,
 };

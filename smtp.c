@@ -9,9 +9,7 @@
    then acts; the table says which commands exist and what each needs. */
 #define _GNU_SOURCE
 #include "smtp.h"
-#include "engine/deliver.h"
-#include "engine/login.h"
-#include "engine/starttls.h"
+#include "engine/mailsession.h"
 #include "mail/address.h"
 #include "mail/rfc5322.h"
 #include "mail/sasl.h"
@@ -27,10 +25,15 @@
 
 #define HELO_MAX 255
 
-/* What the dialect keeps of a session: delivery. */
+/* What the dialect keeps of a session (mailsession.h): delivery and login. */
 static struct delivery *dl(struct session *s)
 {
-	return s->dialect_state;
+	return &mail_session(s)->dl;
+}
+
+static struct login *login_of(struct session *s)
+{
+	return &mail_session(s)->login;
 }
 
 /* One reply line: "CODE text", or "CODE-text" when more lines follow. */
@@ -94,11 +97,11 @@ static void greet(struct session *s, char *arg, int esmtp)
 		reply(s, 501, esmtp ? "5.5.4 Syntax: EHLO hostname" : "5.5.4 Syntax: HELO hostname");
 		return;
 	}
-	session_reset_transaction(s);
-	memcpy(s->helo, arg, strlen(arg) + 1);
+	mail_session_reset(s);
+	memcpy(dl(s)->helo, arg, strlen(arg) + 1);
 	s->state = GREETED;
-	s->esmtp = esmtp;
-	LOG(s, "%s received from %s", esmtp ? "EHLO" : "HELO", s->helo);
+	dl(s)->esmtp = esmtp;
+	LOG(s, "%s received from %s", esmtp ? "EHLO" : "HELO", dl(s)->helo);
 	if (!esmtp) {
 		reply(s, 250, s->cfg->hostname);
 		return;
@@ -108,10 +111,10 @@ static void greet(struct session *s, char *arg, int esmtp)
 	send_line(s, 250, '-', "PIPELINING");
 	send_line(s, 250, '-', n < 0 || (size_t)n >= sizeof size ? "SIZE" : size);
 	send_line(s, 250, '-', "8BITMIME");
-	if (starttls_offered(s))
+	if (starttls_offered(&mail_session(s)->tls))
 		send_line(s, 250, '-', "STARTTLS");
-	if (login_accounts_on(s) && login_allowed(s))
-		send_line(s, 250, '-', s->tls ? "AUTH PLAIN LOGIN" : "AUTH PLAIN");
+	if (login_accounts_on(login_of(s)) && login_allowed(login_of(s)))
+		send_line(s, 250, '-', session_is_tls(s) ? "AUTH PLAIN LOGIN" : "AUTH PLAIN");
 	reply(s, 250, "ENHANCEDSTATUSCODES");
 }
 
@@ -138,10 +141,10 @@ static void refuse_path(struct session *s, enum smtparg_verdict v, const struct 
 }
 
 /* A sender that names a local account must be the one logged in as. */
-static int sender_allowed(const struct session *s, const char *sender)
+static int sender_allowed(struct session *s, const char *sender)
 {
-	return !login_accounts_on(s) || !login_has_account(s, sender) ||
-	       strcmp(sender, s->user) == 0;
+	return !login_accounts_on(login_of(s)) || !login_has_account(login_of(s), sender) ||
+	       strcmp(sender, login_of(s)->user) == 0;
 }
 
 static void cmd_mail(struct session *s, char *arg)
@@ -153,7 +156,7 @@ static void cmd_mail(struct session *s, char *arg)
 		reply(s, 503, "5.5.1 Error: nested MAIL command");
 		return;
 	}
-	if (s->cfg->submission && !s->user[0]) {	/* RFC 6409 section 4.3 */
+	if (s->cfg->submission && !login_of(s)->user[0]) {	/* RFC 6409 section 4.3 */
 		reply(s, 530, "5.7.0 Authentication required");
 		return;
 	}
@@ -162,7 +165,7 @@ static void cmd_mail(struct session *s, char *arg)
 		refuse_path(s, rc, &p, "MAIL FROM", "5.1.7", "sender");
 	else if (p.has_size && p.size > s->cfg->max_message)
 		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
-	else if (login_unavailable(s))
+	else if (login_unavailable(login_of(s)))
 		reply(s, 451, "4.3.5 Error: accounts unavailable");
 	else if (!sender_allowed(s, p.address))
 		reply(s, 550, "5.7.1 Error: sender is a local account; log in as it first");
@@ -204,19 +207,17 @@ static void cmd_rcpt(struct session *s, char *arg)
 		refuse_path(s, rc, &p, "RCPT TO", "5.1.3", "recipient");
 		return;
 	}
-	v = delivery_add_rcpt(dl(s), s, p.address, is_postmaster(s, p.address));
+	v = delivery_add_rcpt(dl(s), s, login_of(s), p.address, is_postmaster(s, p.address));
 	reply(s, said[v].code, said[v].text);
 }
 
 /* SMTP's record: our header lines where the text has a header section
    without them. */
-static void envelope(struct session *s, const struct msg_scan *scan, struct envelope *e)
+static void envelope(const struct msg_scan *scan, struct envelope *e)
 {
 	int has_header = scan->body_start > 0;
 
-	e->helo = s->helo;
 	e->kind = RECORD_SMTP;
-	e->esmtp = s->esmtp;
 	e->body_start = scan->body_start;
 	e->add_date = !has_header || !scan->has_date;
 	e->add_message_id = !has_header || !scan->has_message_id;
@@ -265,7 +266,7 @@ static void cmd_data(struct session *s, char *arg)
 	if (how == DELIVERY_ENDED)
 		return;
 	say_taken(s, how, id);
-	session_reset_transaction(s);
+	mail_session_reset(s);
 }
 
 enum mechanism { MECH_NONE, MECH_PLAIN, MECH_LOGIN };
@@ -288,7 +289,7 @@ static const struct said sasl_said[] = {
 
 static void plain_login(struct session *s, struct sasl_plain *p)
 {
-	switch (login_check_plain(s, p)) {
+	switch (login_check_plain(login_of(s), p)) {
 	case LOGIN_OK: reply(s, 235, "2.7.0 Authentication successful"); break;
 	case LOGIN_FAILED: reply(s, 535, "5.7.8 Error: authentication failed"); break;
 	case LOGIN_TOO_MANY: session_end_by(s, ENDING_AUTH); break;
@@ -305,21 +306,21 @@ static void cmd_auth(struct session *s, char *arg)
 	const char *initial = arg + mech + (arg[mech] == ' ');
 	enum mechanism m = mechanism_of(arg, mech);
 
-	if (!login_accounts_on(s))
+	if (!login_accounts_on(login_of(s)))
 		reply(s, 502, "5.5.1 Error: command not implemented");
-	else if (s->user[0])
+	else if (login_of(s)->user[0])
 		reply(s, 503, "5.5.1 Error: already authenticated");
 	else if (s->state != GREETED)
 		reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
-	else if (!login_allowed(s))
+	else if (!login_allowed(login_of(s)))
 		reply(s, 538, "5.7.11 Encryption required for requested authentication mechanism");
 	else if (m == MECH_NONE)
 		reply(s, 504, "5.5.4 Unsupported authentication mechanism");
-	else if (m == MECH_LOGIN && !s->tls)
+	else if (m == MECH_LOGIN && !session_is_tls(s))
 		reply(s, 538, "5.7.11 Encryption required for requested authentication mechanism");
-	else if (!login_accounts_ready(s))
+	else if (!login_accounts_ready(login_of(s)))
 		reply(s, 454, "4.7.0 Temporary authentication failure");
-	else if (login_read_sasl(s, m == MECH_LOGIN, initial, "334 ", sasl_said, &p) == 0)
+	else if (login_read_sasl(login_of(s), m == MECH_LOGIN, initial, "334 ", sasl_said, &p) == 0)
 		plain_login(s, &p);
 	explicit_bzero(&p, sizeof p);
 }
@@ -334,7 +335,8 @@ static void cmd_starttls(struct session *s, char *arg)
 	};
 
 	(void)arg;
-	starttls_command(s, said);
+	if (starttls_command(&mail_session(s)->tls, said))
+		mail_session_afresh(s);
 }
 
 static void cmd_vrfy(struct session *s, char *arg)
@@ -428,7 +430,5 @@ static void smtp_greet(struct session *s)
 
 const struct dialect smtp_dialect = {
 	.commands = commands, .strict = 1, .greet = smtp_greet, .reply = reply, .refuse = refuse,
-	.last_words = last_words, .state_size = SESSION_STATE_SIZE(struct delivery),
-	.open = delivery_state_open, .reset = delivery_state_reset,
-	.finish = delivery_state_finish,
+	.last_words = last_words, MAIL_SESSION_HOOKS,
 };

@@ -1,7 +1,6 @@
 /* deliver.c: delivery as a service for the mail dialects (deliver.h). */
 #define _GNU_SOURCE
 #include "engine/deliver.h"
-#include "engine/login.h"
 #include "mail/data.h"
 #include "mail/mboxrd.h"
 
@@ -32,21 +31,6 @@ void delivery_close(struct delivery *dl)
 	spool_free(&dl->spool);
 }
 
-void delivery_state_open(struct session *s)
-{
-	delivery_open(s->dialect_state, s->store);
-}
-
-void delivery_state_reset(struct session *s)
-{
-	delivery_reset(s->dialect_state);
-}
-
-void delivery_state_finish(struct session *s)
-{
-	delivery_close(s->dialect_state);
-}
-
 static int tx_has(const struct transaction *t, const char *address)
 {
 	for (size_t i = 0; i < t->nrcpt; i++)
@@ -72,34 +56,34 @@ static int tx_add(struct transaction *t, const char *address)
 }
 
 /* The checks in the order the replies must come. */
-static enum rcpt_verdict judge_rcpt(struct delivery *dl, struct session *s, const char *address,
-				    int exempt)
+static enum rcpt_verdict judge_rcpt(struct delivery *dl, const struct config *cfg,
+				    const struct login *l, const char *address, int exempt)
 {
-	int accounts = login_accounts_on(s);
+	int accounts = login_accounts_on(l);
 
-	if (accounts && !login_accounts_ready(s))
+	if (accounts && !login_accounts_ready(l))
 		return RCPT_NO_ACCOUNTS;
-	if (accounts && !login_is_local(s, address) && !exempt)
+	if (accounts && !login_is_local(l, address) && !exempt)
 		return RCPT_RELAY;
-	if (!session_domain_served(s->cfg, address) && !exempt)
+	if (!session_domain_served(cfg, address) && !exempt)
 		return RCPT_DOMAIN;
 	if (strlen(address) > STORE_ADDRESS_MAX)
 		return RCPT_TOO_LONG;
-	if (accounts && !login_has_account(s, address))
+	if (accounts && !login_has_account(l, address))
 		return RCPT_NO_MAILBOX;
 	if (tx_has(&dl->tx, address))
 		return RCPT_AGAIN;
-	if (dl->tx.nrcpt >= s->cfg->max_recipients)
+	if (dl->tx.nrcpt >= cfg->max_recipients)
 		return RCPT_TOO_MANY;
 	if (store_mailbox_full(dl->store, address))
 		return RCPT_FULL;
 	return tx_add(&dl->tx, address) < 0 ? RCPT_NO_MEMORY : RCPT_ADDED;
 }
 
-enum rcpt_verdict delivery_add_rcpt(struct delivery *dl, struct session *s, const char *address,
-				    int exempt)
+enum rcpt_verdict delivery_add_rcpt(struct delivery *dl, struct session *s, const struct login *l,
+				    const char *address, int exempt)
 {
-	enum rcpt_verdict v = judge_rcpt(dl, s, address, exempt);
+	enum rcpt_verdict v = judge_rcpt(dl, session_config(s), l, address, exempt);
 
 	if (v == RCPT_ADDED) {
 		session_did_mail_work(s);
@@ -118,6 +102,7 @@ static void quoter_sink(void *quoter, const char *text, size_t len)
 static int receive_text(struct delivery *dl, struct session *s, int strict,
 			struct data_rx *d, struct msg_scan *scan)
 {
+	const struct config *cfg = session_config(s);
 	struct from_quoter q;
 	int rc;
 
@@ -125,17 +110,17 @@ static int receive_text(struct delivery *dl, struct session *s, int strict,
 	msg_scan_init(scan, spool_sink, &dl->spool);
 	from_quoter_init(&q, +1, msg_scan_sink, scan);
 	if (strict) {
-		data_rx_init_strict(d, s->cfg->max_message, quoter_sink, &q);
-		d->normalize = !s->cfg->bare_lf_reject;
+		data_rx_init_strict(d, cfg->max_message, quoter_sink, &q);
+		d->normalize = !cfg->bare_lf_reject;
 	} else {
-		data_rx_init(d, s->cfg->max_message, quoter_sink, &q);
+		data_rx_init(d, cfg->max_message, quoter_sink, &q);
 	}
-	rc = data_receive(&s->in, d, s->cfg->timeout, s->session_end);
+	rc = data_receive(session_reader(s), d, cfg->timeout, session_end_ms(s));
 	from_quoter_finish(&q);
 	if (rc == -ETIMEDOUT)
 		session_time_out(s);
-	if (rc < 0)
-		s->done = 1;
+	else if (rc < 0)
+		session_lost(s, END_EOF);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -144,14 +129,15 @@ static int receive_text(struct delivery *dl, struct session *s, int strict,
 static enum delivery_outcome judge_text(struct delivery *dl, struct session *s, int strict,
 					const struct data_rx *d)
 {
+	const struct config *cfg = session_config(s);
 	uint64_t size = strict ? d->size + (d->lines - 1) : d->size;
 
-	if (size > s->cfg->max_message || d->size > s->cfg->max_message) {
+	if (size > cfg->max_message || d->size > cfg->max_message) {
 		if (strict)
 			LOG(s, "DATA received, too large.");
 		return TOO_LARGE;
 	}
-	if (strict && d->bare_lf && s->cfg->bare_lf_reject) {
+	if (strict && d->bare_lf && cfg->bare_lf_reject) {
 		LOG(s, "DATA received, bare <LF>; refused.");
 		return BARE_LF;
 	}
@@ -172,7 +158,8 @@ static enum delivery_outcome deliver(struct delivery *dl, struct session *s, str
 
 	e->message_id = id;
 	e->when = time(NULL);
-	err = mboxrd_message_id(id, MESSAGE_ID_MAX + 1, e->when, ++dl->messages, s->cfg->hostname);
+	err = mboxrd_message_id(id, MESSAGE_ID_MAX + 1, e->when, ++dl->messages,
+				session_config(s)->hostname);
 	if (err == 0 && store_has_room(dl->store, dl->spool.size, dl->tx.nrcpt) < 0) {
 		LOG(s, "DATA received, refused: the store's file system is nearly full.");
 		return NO_ROOM;
@@ -204,9 +191,11 @@ enum delivery_outcome delivery_take(struct delivery *dl, struct session *s,
 	how = judge_text(dl, s, k->strict, &d);
 	if (how == DELIVERED) {
 		e.sender = dl->tx.sender;
-		e.peer = s->env->peer;
-		e.hostname = s->cfg->hostname;
-		k->envelope(s, &scan, &e);
+		e.helo = dl->helo;
+		e.esmtp = dl->esmtp;
+		e.peer = session_env(s)->peer;
+		e.hostname = session_config(s)->hostname;
+		k->envelope(&scan, &e);
 		how = deliver(dl, s, &e, id);
 	}
 	spool_reset(&dl->spool);

@@ -7,7 +7,8 @@
 #ifndef MYSMTP_DELIVER_H
 #define MYSMTP_DELIVER_H
 
-#include "engine/session.h"
+#include "engine/login.h"
+#include "engine/session_io.h"
 #include "mail/rfc5322.h"
 #include "store/store.h"
 
@@ -24,6 +25,8 @@ struct delivery {
 	struct spool spool;		/* a text between DATA and delivery, or read back */
 	struct transaction tx;
 	unsigned long messages;		/* delivered this session, for Message-IDs */
+	char helo[256];			/* the client's HELO (or EHLO) id, for the envelope */
+	int esmtp;			/* it said EHLO */
 };
 
 void delivery_open(struct delivery *dl, struct store *st);
@@ -31,30 +34,24 @@ void delivery_close(struct delivery *dl);
 /* Drop the transaction. */
 void delivery_reset(struct delivery *dl);
 
-/* A dialect's open, reset and finish when its state (s->dialect_state)
-   opens with a struct delivery. */
-void delivery_state_open(struct session *s);
-void delivery_state_reset(struct session *s);
-void delivery_state_finish(struct session *s);
-
 /* Whether a recipient was taken: RCPT_ADDED (logged, the junk count set
    back) or RCPT_AGAIN (named before) take it; the rest refuse it. */
 enum rcpt_verdict { RCPT_ADDED, RCPT_AGAIN, RCPT_NO_ACCOUNTS, RCPT_RELAY, RCPT_DOMAIN,
 		    RCPT_TOO_LONG, RCPT_NO_MAILBOX, RCPT_TOO_MANY, RCPT_FULL, RCPT_NO_MEMORY };
-/* Check address (normalised) as a recipient and add it: with accounts it
-   must be local and have one, else its domain must be served; "exempt"
+/* Check address (normalised) as a recipient and add it: with accounts (l)
+   it must be local and have one, else its domain must be served; "exempt"
    lets it pass both (SMTP's postmaster@HOSTNAME). */
-enum rcpt_verdict delivery_add_rcpt(struct delivery *dl, struct session *s, const char *address,
-				    int exempt);
+enum rcpt_verdict delivery_add_rcpt(struct delivery *dl, struct session *s, const struct login *l,
+				    const char *address, int exempt);
 
 /* How a dialect takes a text. */
 struct delivery_kind {
 	/* SMTP's framing: only CRLF "." CRLF ends it, a bare LF as -B says,
 	   the size counted as RFC 1870 does (CRLF as two octets). */
 	int strict;
-	/* Fill in what the envelope says of the dialect (kind, helo, which
+	/* Fill in what the envelope says of the dialect (its kind, which
 	   header fields to add) from what the scan saw. */
-	void (*envelope)(struct session *s, const struct msg_scan *scan, struct envelope *e);
+	void (*envelope)(const struct msg_scan *scan, struct envelope *e);
 };
 
 /* How taking a text went. */

@@ -1,10 +1,10 @@
 /* session.c: the session engine (session.h): the command loop with its
    deadlines, the table look-up and the checks every dialect shares, the
-   counts that end a session, and the state each dialect keeps of its own. */
+   counts that end a session, the state each dialect keeps of its own, and
+   the session's I/O for the features (session_io.h). */
 #define _GNU_SOURCE
 #include "engine/session.h"
-#include "engine/login.h"
-#include "engine/starttls.h"
+#include "mail/address.h"
 #include "store/spool.h"
 
 #include <errno.h>
@@ -16,10 +16,95 @@
 #include <strings.h>
 #include <time.h>
 
+const struct config *session_config(const struct session *s)
+{
+	return s->cfg;
+}
+
+const struct session_env *session_env(const struct session *s)
+{
+	return s->env;
+}
+
 void session_send_line(struct session *s, const char *line, size_t len)
 {
 	writer_put(&s->out, line, len);
 	writer_put(&s->out, "\r\n", 2);
+}
+
+void session_reply(struct session *s, int code, const char *text)
+{
+	s->dialect->reply(s, code, text);
+}
+
+int session_read_line(struct session *s, char *line, size_t max, int *crlf)
+{
+	int n = reader_line_crlf(&s->in, line, max, io_deadline(s->cfg->timeout, s->session_end),
+				 crlf);
+
+	reader_wipe_used(&s->in);	/* what the reader held of it */
+	if (n == -ETIMEDOUT)
+		session_time_out(s);
+	else if (n < 0 && n != -E2BIG)
+		s->done = 1;	/* the connection is gone */
+	return n;
+}
+
+struct reader *session_reader(struct session *s)
+{
+	return &s->in;
+}
+
+uint64_t session_end_ms(const struct session *s)
+{
+	return s->session_end;
+}
+
+size_t session_unread(const struct session *s)
+{
+	size_t unread;
+
+	reader_data(&s->in, &unread);
+	return unread;
+}
+
+void session_fds(const struct session *s, int *in, int *out)
+{
+	*in = s->env->in_fd;
+	*out = s->env->out_fd;
+}
+
+int session_is_tls(const struct session *s)
+{
+	return s->tls;
+}
+
+int session_flush(struct session *s)
+{
+	return writer_flush(&s->out);
+}
+
+void session_use_transport(struct session *s, const struct io_transport *via)
+{
+	reader_set_transport(&s->in, via);
+	writer_set_transport(&s->out, via);
+	s->tls = 1;
+}
+
+void session_lost(struct session *s, enum session_end end)
+{
+	s->end = end;
+	s->done = 1;
+}
+
+int session_over(const struct session *s)
+{
+	return s->done;
+}
+
+void session_did_mail_work(struct session *s)
+{
+	s->junk = 0;
 }
 
 /* Text to the wire: CRLF line ends, a leading dot doubled. */
@@ -109,7 +194,8 @@ void session_cmd_reply(struct session *s, char *arg)
 
 void session_cmd_reset(struct session *s, char *arg)
 {
-	session_reset_transaction(s);
+	if (s->dialect->reset)
+		s->dialect->reset(s);
 	session_cmd_reply(s, arg);
 }
 
@@ -118,14 +204,6 @@ void session_cmd_quit(struct session *s, char *arg)
 	session_cmd_reply(s, arg);
 	s->end = END_QUIT;
 	s->done = 1;
-}
-
-void session_reset_transaction(struct session *s)
-{
-	if (s->dialect->reset)
-		s->dialect->reset(s);
-	if (s->state > GREETED)
-		s->state = GREETED;
 }
 
 int session_domain_served(const struct config *cfg, const char *address)
@@ -257,8 +335,7 @@ static int flush_last_reply(struct session *s)
 enum session_end session_run(const struct config *cfg, struct store *st,
 			     const struct session_env *env, const struct dialect *d)
 {
-	struct session s = { .cfg = cfg, .store = st, .env = env, .dialect = d,
-			     .state = FRESH, .end = END_EOF };
+	struct session s = { .cfg = cfg, .store = st, .env = env, .dialect = d, .end = END_EOF };
 	union {
 		max_align_t align;
 		unsigned char octets[SESSION_STATE_MAX];
@@ -271,10 +348,7 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 		memset(&own, 0, d->state_size);
 		s.dialect_state = &own;
 	}
-	if (d->open)
-		d->open(&s);
-	login_start(&s);
-	if (starttls_open(&s) < 0) {
+	if (d->open && d->open(&s) < 0) {
 		s.end = END_IO;		/* implicit TLS without a handshake: not a word */
 		s.done = 1;
 	} else {
@@ -286,8 +360,8 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 		d->finish(&s);
 	if (flush_last_reply(&s) < 0 && s.end == END_QUIT)
 		s.end = END_IO;
-	starttls_close(&s);
-	login_finish(&s);
+	if (d->close)
+		d->close(&s);
 	if (d->state_size)
 		explicit_bzero(&own, d->state_size);
 	reader_wipe(&s.in);	/* a worker serves its next session on this stack */
