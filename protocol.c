@@ -430,21 +430,21 @@ static void cmd_delete(struct session *s, char *arg)
 }
 
 static const struct command commands[] = {
-	{ "HELO",     FRESH,   0, cmd_helo, 0, NULL, 0 },
-	{ "MAIL",     GREETED, 0, cmd_mail, 0, NULL, 0 },
-	{ "RCPT",     IN_MAIL, 0, cmd_rcpt, 0, NULL, 0 },
-	{ "DATA",     IN_RCPT, 1, cmd_data, 0, NULL, 0 },
-	{ "LIST",     GREETED, 0, cmd_list, 0, NULL, 0 },
-	{ "GET_MAIL", GREETED, 0, cmd_get_mail, 0, NULL, 0 },
-	{ "DELETE",   GREETED, 0, cmd_delete, 0, NULL, 0 },
-	{ "AUTH",     GREETED, 0, cmd_auth, 0, NULL, 1 },
-	{ "STARTTLS", FRESH,   1, cmd_starttls, 0, NULL, 0 },
-	{ "NOOP",     FRESH,   0, session_cmd_reply, 200, "OK", 0 },
-	{ "RSET",     FRESH,   1, session_cmd_reset, 200, "OK", 0 },
-	{ "HELP",     FRESH,   0, session_cmd_reply, 200,
-	  "Commands: HELO MAIL RCPT DATA LIST GET_MAIL NOOP RSET HELP QUIT", 0 },
-	{ "QUIT",     FRESH,   1, session_cmd_quit, 200, "Goodbye", 0 },
-	{ NULL,       FRESH,   0, NULL, 0, NULL, 0 },
+	{ .verb = "HELO", .run = cmd_helo },
+	{ .verb = "MAIL", .needs = GREETED, .run = cmd_mail },
+	{ .verb = "RCPT", .needs = IN_MAIL, .run = cmd_rcpt },
+	{ .verb = "DATA", .needs = IN_RCPT, .no_argument = 1, .run = cmd_data },
+	{ .verb = "LIST", .needs = GREETED, .run = cmd_list },
+	{ .verb = "GET_MAIL", .needs = GREETED, .run = cmd_get_mail },
+	{ .verb = "DELETE", .needs = GREETED, .run = cmd_delete },
+	{ .verb = "AUTH", .needs = GREETED, .run = cmd_auth, .secret = 1 },
+	{ .verb = "STARTTLS", .no_argument = 1, .run = cmd_starttls },
+	{ .verb = "NOOP", .run = session_cmd_reply, .code = 200, .text = "OK" },
+	{ .verb = "RSET", .no_argument = 1, .run = session_cmd_reset, .code = 200, .text = "OK" },
+	{ .verb = "HELP", .run = session_cmd_reply,
+	  .code = 200, .text = "Commands: HELO MAIL RCPT DATA LIST GET_MAIL NOOP RSET HELP QUIT" },
+	{ .verb = "QUIT", .no_argument = 1, .run = session_cmd_quit, .code = 200, .text = "Goodbye" },
+	{ .verb = NULL },
 };
 
 /* The step a command sent too early is missing: the one after the state. */

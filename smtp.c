@@ -347,29 +347,37 @@ static void cmd_vrfy(struct session *s, char *arg)
 		reply(s, 252, "2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
 }
 
+/* A command SMTP names that this server does not do. */
+#define NOT_IMPLEMENTED(v) \
+	{ .verb = (v), .run = session_cmd_reply, .code = 502, \
+	  .text = "5.5.1 Error: command not implemented" }
+
 static const struct command commands[] = {
-	{ "EHLO",     FRESH,   0, cmd_ehlo, 0, NULL, 0 },
-	{ "HELO",     FRESH,   0, cmd_helo, 0, NULL, 0 },
-	{ "MAIL",     GREETED, 0, cmd_mail, 0, NULL, 0 },
-	{ "RCPT",     IN_MAIL, 0, cmd_rcpt, 0, NULL, 0 },
-	{ "DATA",     IN_MAIL, 0, cmd_data, 0, NULL, 0 },	/* 554 without recipients comes first */
-	{ "RSET",     FRESH,   1, session_cmd_reset, 250, "2.0.0 Ok", 0 },
-	{ "NOOP",     FRESH,   0, session_cmd_reply, 250, "2.0.0 Ok", 0 },
-	{ "VRFY",     FRESH,   0, cmd_vrfy, 0, NULL, 0 },
-	{ "HELP",     FRESH,   0, session_cmd_reply, 214,
-	  "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT", 0 },
-	{ "QUIT",     FRESH,   1, session_cmd_quit, 221, "2.0.0 Bye", 0 },
-	{ "AUTH",     GREETED, 0, cmd_auth, 0, NULL, 1 },
-	{ "EXPN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "TURN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "ETRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "ATRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "BDAT",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "STARTTLS", GREETED, 1, cmd_starttls, 0, NULL, 0 },
-	{ "SEND",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "SOML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "SAML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ NULL,       FRESH,   0, NULL, 0, NULL, 0 },
+	{ .verb = "EHLO", .run = cmd_ehlo },
+	{ .verb = "HELO", .run = cmd_helo },
+	{ .verb = "MAIL", .needs = GREETED, .run = cmd_mail },
+	{ .verb = "RCPT", .needs = IN_MAIL, .run = cmd_rcpt },
+	/* DATA: 554 without recipients comes before 503. */
+	{ .verb = "DATA", .needs = IN_MAIL, .run = cmd_data },
+	{ .verb = "RSET", .no_argument = 1, .run = session_cmd_reset,
+	  .code = 250, .text = "2.0.0 Ok" },
+	{ .verb = "NOOP", .run = session_cmd_reply, .code = 250, .text = "2.0.0 Ok" },
+	{ .verb = "VRFY", .run = cmd_vrfy },
+	{ .verb = "HELP", .run = session_cmd_reply,
+	  .code = 214, .text = "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT" },
+	{ .verb = "QUIT", .no_argument = 1, .run = session_cmd_quit,
+	  .code = 221, .text = "2.0.0 Bye" },
+	{ .verb = "AUTH", .needs = GREETED, .run = cmd_auth, .secret = 1 },
+	NOT_IMPLEMENTED("EXPN"),
+	NOT_IMPLEMENTED("TURN"),
+	NOT_IMPLEMENTED("ETRN"),
+	NOT_IMPLEMENTED("ATRN"),
+	NOT_IMPLEMENTED("BDAT"),
+	{ .verb = "STARTTLS", .needs = GREETED, .no_argument = 1, .run = cmd_starttls },
+	NOT_IMPLEMENTED("SEND"),
+	NOT_IMPLEMENTED("SOML"),
+	NOT_IMPLEMENTED("SAML"),
+	{ .verb = NULL },
 };
 
 static void refuse(struct session *s, enum refusal why, const struct command *c)
