@@ -4,6 +4,7 @@
    the session's I/O for the features (session_io.h). */
 #define _GNU_SOURCE
 #include "engine/session.h"
+#include "engine/command_in.h"
 #include "mail/address.h"
 #include "store/spool.h"
 
@@ -240,16 +241,32 @@ static const struct command *look_up(const struct dialect *d, const char *line, 
 	return c;
 }
 
+/* A tagged dialect's line: s->tag is its first word, and what follows the
+   blank after it is the command. */
+static char *split_tag(struct session *s, char *line)
+{
+	size_t len = strcspn(line, " ");
+
+	s->tag = line;
+	if (line[len] == '\0')
+		return line + len;
+	line[len] = '\0';
+	return line + len + 1;
+}
+
 /* Run the command of line. */
 static void run_command(struct session *s, char *line, size_t len)
 {
 	const struct dialect *d = s->dialect;
-	size_t verb_len = strcspn(line, " \t");
-	const struct command *c = look_up(d, line, verb_len);
+	char *start = d->tagged ? split_tag(s, line) : line;
+	size_t verb_len = strcspn(start, " \t");
+	const struct command *c = look_up(d, start, verb_len);
 	char *arg;
 
+	len -= (size_t)(start - line);
+	line = start;
 	snprintf(s->verb, sizeof s->verb, "%.*s", (int)verb_len, line);
-	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
+	if (!d->literals && (memchr(line, '\0', len) || memchr(line, '\r', len))) {
 		d->refuse(s, REFUSE_BAD_OCTET, NULL);
 		return;
 	}
@@ -269,20 +286,40 @@ static void run_command(struct session *s, char *line, size_t len)
 	}
 }
 
-/* Act on what reading a command line gave (n, as reader_line_crlf says). */
+/* A literal past the dialect's limit, refused unread; one the client sends
+   unasked ("{n+}") would be taken for commands: the session ends. */
+static void refuse_literal(struct session *s, char *line)
+{
+	int unasked = command_literal_unasked(line, strlen(line));
+
+	if (s->dialect->tagged)
+		split_tag(s, line);
+	snprintf(s->verb, sizeof s->verb, "command");
+	s->dialect->refuse(s, REFUSE_TOO_LONG, NULL);
+	if (unasked && !s->done)
+		session_lost(s, END_ERRORS);
+}
+
+/* Act on what reading a command gave (n, as command_read says). */
 static void take_command(struct session *s, char *line, int n, int crlf)
 {
 	if (n == -ETIMEDOUT) {
 		session_time_out(s);
 		return;
 	}
-	if (n < 0 && n != -E2BIG) {
+	if (n < 0 && n != -E2BIG && n != -EMSGSIZE && n != -EILSEQ) {
 		s->end = END_EOF;
 		s->done = 1;
 		return;
 	}
 	s->junk++;	/* a command that delivers or reads mail sets it back to 0 */
-	if (n == -E2BIG || (s->dialect->strict && !crlf && s->cfg->bare_lf_reject)) {
+	s->tag = "";
+	if (n == -EMSGSIZE) {
+		refuse_literal(s, line);
+	} else if (n == -EILSEQ) {
+		snprintf(s->verb, sizeof s->verb, "command");
+		s->dialect->refuse(s, REFUSE_BAD_OCTET, NULL);
+	} else if (n == -E2BIG || (s->dialect->strict && !crlf && s->cfg->bare_lf_reject)) {
 		snprintf(s->verb, sizeof s->verb, "command");
 		s->dialect->refuse(s, n == -E2BIG ? REFUSE_TOO_LONG : REFUSE_BARE_LF, NULL);
 	} else {
@@ -295,10 +332,10 @@ static void take_command(struct session *s, char *line, int n, int crlf)
    a command that takes one. */
 static void read_command(struct session *s)
 {
-	char line[COMMAND_LINE_MAX + 1];
+	size_t max = s->dialect->line_max ? s->dialect->line_max : COMMAND_LINE_MAX;
+	char line[max + 1];
 	int crlf;
-	int n = reader_line_crlf(&s->in, line, COMMAND_LINE_MAX,
-				 io_deadline(s->cfg->timeout, s->session_end), &crlf);
+	int n = command_read(s, line, max, io_deadline(s->cfg->timeout, s->session_end), &crlf);
 
 	take_command(s, line, n, crlf);
 	explicit_bzero(line, sizeof line);
@@ -335,7 +372,8 @@ static int flush_last_reply(struct session *s)
 enum session_end session_run(const struct config *cfg, struct store *st,
 			     const struct session_env *env, const struct dialect *d)
 {
-	struct session s = { .cfg = cfg, .store = st, .env = env, .dialect = d, .end = END_EOF };
+	struct session s = { .cfg = cfg, .store = st, .env = env, .dialect = d, .end = END_EOF,
+			     .tag = "" };
 	union {
 		max_align_t align;
 		unsigned char octets[SESSION_STATE_MAX];

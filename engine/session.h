@@ -3,7 +3,9 @@
    each command line with its deadline, looks its verb up in the dialect's
    table, checks the state the command needs and whether it takes an
    argument, counts errors and commands that do no mail work, and ends the
-   session by its limits. A dialect is its table and a struct dialect, with
+   session by its limits. A dialect may tag its lines, take literals in
+   them, set its own line limit, and watch a descriptor while the session
+   waits (IMAP's IDLE). A dialect is its table and a struct dialect, with
    states and a state of its own; what it needs beyond the loop (login,
    STARTTLS, delivery) it calls as features, which use the session through
    session_io.h. The engine keeps no globals and touches only the
@@ -17,7 +19,7 @@
 #include "engine/session_io.h"
 #include "net/io.h"
 
-#define COMMAND_LINE_MAX 512	/* octets, with the line end */
+#define COMMAND_LINE_MAX 512	/* octets, with the line end: a dialect's unless it says */
 
 struct store;
 struct spool;
@@ -40,7 +42,8 @@ struct command {
 };
 
 /* Why the engine refuses a command line: the dialect says each in its own
-   words. */
+   words. REFUSE_TOO_LONG is also a literal that would take the command past
+   the dialect's limit: it is refused before it is read. */
 enum refusal { REFUSE_TOO_LONG, REFUSE_BAD_OCTET, REFUSE_BARE_LF, REFUSE_UNKNOWN,
 	       REFUSE_STATE, REFUSE_ARGUMENT };
 
@@ -67,6 +70,24 @@ struct dialect {
 	void (*finish)(struct session *s);
 	/* Let go of the rest (NULL: nothing), once the last reply is sent. */
 	void (*close)(struct session *s);
+
+	/* For a dialect like IMAP (all 0 or NULL for the others): */
+	/* The longest command in octets, with its line ends and literals (0:
+	   COMMAND_LINE_MAX). */
+	size_t line_max;
+	/* Each line opens with a tag, then a blank, then the verb: s->tag is
+	   it while the command runs ("" when a line has none). */
+	int tagged;
+	/* A line may end in a literal, "{n}" or "{n+}": n octets follow its
+	   CRLF, then the rest of the command, which may end in another. The
+	   command is passed as sent, CRLFs and all; for "{n}" go_ahead first
+	   sends the continuation line that asks for the octets. */
+	int literals;
+	void (*go_ahead)(struct session *s);
+	/* A descriptor to watch while waiting for the next line (-1: none now),
+	   and what to do when it is readable: send untagged lines (IDLE). */
+	int (*watch)(struct session *s);
+	void (*wake)(struct session *s);
 };
 
 struct session {
@@ -85,6 +106,7 @@ struct session {
 	uint64_t session_end;		/* io_now_ms() past which the session ends */
 	char verb[16];			/* of the command being answered, for the log */
 	const struct command *command;	/* the one being run */
+	const char *tag;		/* of the command being run, tagged dialects */
 	void *dialect_state;		/* what the dialect keeps of its own (state_size) */
 };
 
