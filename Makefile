@@ -23,7 +23,8 @@ TEST_PKGS  = python3 tmux systemd xinetd groff-base mandoc clang-14 libclang-rt-
 
 # The sources, by room (README.md, "The folders"; doc/SOURCES.md by file): the two programs and the
 # dialects at the top, the rest in the folder of its concern.
-ENGINE_SRCS   = engine/session.c engine/login.c engine/starttls.c
+ENGINE_SRCS   = engine/session.c engine/command_in.c engine/login.c engine/starttls.c \
+                engine/deliver.c engine/mailsession.c
 STORE_SRCS    = store/store.c store/mbindex.c store/mboxscan.c store/mboxfile.c store/record.c \
                 store/expunge.c store/maildrop.c store/spool.c store/siphash.c
 MAIL_SRCS     = mail/address.c mail/data.c mail/mboxrd.c mail/rfc5322.c \
@@ -38,7 +39,8 @@ SERVER_SRCS = mysmtpd.c $(DIALECT_SRCS) $(ENGINE_SRCS) $(STORE_SRCS) $(MAIL_SRCS
               $(NET_SRCS) $(ACCOUNTS_SRCS)
 CLIENT_SRCS = mysmtp.c $(CLIENT_ROOM) accounts/secret.c net/tlsio.c net/io.c
 UNIT_SRCS   = tests/unit/unit.c mail/address.c mail/data.c mail/mboxrd.c store/spool.c \
-              net/io.c mail/smtparg.c mail/rfc5322.c
+              net/io.c mail/smtparg.c mail/rfc5322.c \
+              tests/unit/engine.c engine/session.c engine/command_in.c
 
 SD_CFLAGS  = $(shell pkg-config --cflags libsystemd 2>/dev/null)
 EDIT_LIBS  = -ledit
@@ -169,7 +171,7 @@ build/fuzz/obj/%.o: %.c | test-deps
 	$(FUZZ_CC) $(WARN) $(DEPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) | test-deps
-	$(FUZZ_CC) $(WARN) $(DEPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $(filter-out %.h,$^) $(CRYPT_LIBS)
+	$(FUZZ_CC) $(WARN) $(DEPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(CRYPT_LIBS)
 
 build/faults/shim.so: tests/faults/shim.c
 	@mkdir -p $(dir $@)

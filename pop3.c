@@ -1,16 +1,16 @@
 /* pop3.c: the POP3 dialect (RFC 1939, with CAPA and response codes from
    RFC 2449, AUTH PLAIN from RFC 5034, STLS from RFC 2595; PROTOCOL.md
-   section 9) on the session engine (session.h), for mysmtpd --pop3. The
-   engine's FRESH state is POP3's AUTHORIZATION, GREETED its TRANSACTION;
-   QUIT in TRANSACTION is its UPDATE. Message numbers are fixed at login
+   section 9) on the session engine (session.h), for mysmtpd --pop3. Its
+   states are AUTHORIZATION and TRANSACTION; QUIT in TRANSACTION is its
+   UPDATE. Message numbers are fixed at login
    (maildrop.h); DELE only marks, QUIT deletes, a dropped connection
    deletes nothing. */
 #define _GNU_SOURCE
 #include "pop3.h"
 #include "engine/login.h"
-#include "store/maildrop.h"
-#include "mail/sasl.h"
 #include "engine/starttls.h"
+#include "mail/sasl.h"
+#include "store/maildrop.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,16 +19,27 @@
 #include <strings.h>
 
 
+/* Where a session is: each command says which state it needs at least. */
+enum pop3_state { AUTHORIZATION, TRANSACTION };
+
 struct pop3 {
+	struct login login;		/* login.user: the maildrop's address */
+	struct starttls tls;
 	char user[ADDRESS_MAX + 1];	/* USER's argument, for PASS */
 	int have_user;
 	int have_drop;
 	struct maildrop drop;
+	struct spool spool;		/* a message on its way out */
 };
 
 static struct pop3 *state(struct session *s)
 {
 	return s->dialect_state;
+}
+
+static struct login *login_of(struct session *s)
+{
+	return &state(s)->login;
 }
 
 /* "+OK text" for code 200, else "-ERR text". A -ERR counts as a client
@@ -54,7 +65,7 @@ static void send_text_line(struct session *s, const char *text)
 
 static void cmd_capa(struct session *s, char *arg)
 {
-	int may_login = !s->user[0] && login_allowed(s);
+	int may_login = !login_of(s)->user[0] && login_allowed(login_of(s));
 
 	(void)arg;
 	reply(s, 200, "Capability list follows");
@@ -62,7 +73,7 @@ static void cmd_capa(struct session *s, char *arg)
 		send_text_line(s, "USER");
 		send_text_line(s, "SASL PLAIN");
 	}
-	if (starttls_offered(s) && !s->user[0])
+	if (starttls_offered(&state(s)->tls) && !login_of(s)->user[0])
 		send_text_line(s, "STLS");
 	send_text_line(s, "TOP");
 	send_text_line(s, "UIDL");
@@ -76,34 +87,34 @@ static void cmd_capa(struct session *s, char *arg)
 /* 0 when a password may be taken now; else the refusal is sent. */
 static int may_log_in(struct session *s)
 {
-	if (s->user[0])
+	if (login_of(s)->user[0])
 		reply(s, 400, "already logged in");
-	else if (!login_allowed(s))
+	else if (!login_allowed(login_of(s)))
 		reply(s, 400, "[AUTH] TLS required: send STLS first");
-	else if (!login_accounts_ready(s))
+	else if (!login_accounts_ready(login_of(s)))
 		reply(s, 400, "[SYS/TEMP] accounts unavailable");
 	else
 		return 0;
 	return -1;
 }
 
-/* Logged in as s->user: take the maildrop, or log out again. */
+/* Logged in as login_of(s)->user: take the maildrop, or log out again. */
 static void open_drop(struct session *s)
 {
 	struct pop3 *p = state(s);
 	const struct maildrop *d = &p->drop;
 	uint64_t octets = 0;
-	int rc = maildrop_open(s->store, s->user, &p->drop);
+	int rc = maildrop_open(s->store, login_of(s)->user, &p->drop);
 
 	if (rc < 0) {
-		LOG(s, "Mailbox %s not opened: %s", s->user, strerror(-rc));
-		explicit_bzero(s->user, sizeof s->user);
+		LOG(s, "Mailbox %s not opened: %s", login_of(s)->user, strerror(-rc));
+		explicit_bzero(login_of(s)->user, sizeof login_of(s)->user);
 		reply(s, 400, rc == -EBUSY ? "[IN-USE] mailbox in use by another POP3 session" :
 			      "[SYS/TEMP] cannot open the mailbox");
 		return;
 	}
 	p->have_drop = 1;
-	s->state = GREETED;
+	s->state = TRANSACTION;
 	session_did_mail_work(s);
 	for (uint64_t i = 0; i < d->count; i++)
 		octets += d->msg[i].octets;
@@ -150,24 +161,15 @@ static void cmd_pass(struct session *s, char *arg)
 		return;
 	}
 	p->have_user = 0;
-	logged_in(s, login_check(s, p->user, arg));
+	logged_in(s, login_check(login_of(s), p->user, arg));
 }
 
-/* The PLAIN response, on the AUTH line or after "+ ": 0, or -1 with the
-   reply sent. */
-static int plain_response(struct session *s, const char *initial, struct sasl_plain *p)
-{
-	static const char *const said[] = {
-		[PLAIN_TOO_LONG] = "authentication line too long",
-		[PLAIN_ABORTED] = "authentication aborted",
-		[PLAIN_UNDECODABLE] = "cannot decode the response",
-	};
-	enum plain_read rc = login_read_plain(s, initial, "+ ", p);
-
-	if (rc != PLAIN_OK && rc != PLAIN_ENDED)
-		reply(s, 400, said[rc]);
-	return rc == PLAIN_OK ? 0 : -1;
-}
+/* How a PLAIN response that is not one is refused. */
+static const struct said sasl_said[] = {
+	[PLAIN_TOO_LONG] = { 400, "authentication line too long" },
+	[PLAIN_ABORTED] = { 400, "authentication aborted" },
+	[PLAIN_UNDECODABLE] = { 400, "cannot decode the response" },
+};
 
 /* AUTH: without a mechanism, the list of them; AUTH PLAIN [initial]. */
 static void cmd_auth(struct session *s, char *arg)
@@ -176,7 +178,7 @@ static void cmd_auth(struct session *s, char *arg)
 	size_t mech = strcspn(arg, " ");
 	const char *initial = arg + mech + (arg[mech] == ' ');
 
-	if (!*arg && !s->user[0]) {
+	if (!*arg && !login_of(s)->user[0]) {
 		reply(s, 200, "mechanisms follow");
 		send_text_line(s, "PLAIN");
 		send_text_line(s, ".");
@@ -186,28 +188,24 @@ static void cmd_auth(struct session *s, char *arg)
 		return;
 	if (mech != 5 || strncasecmp(arg, "PLAIN", 5) != 0)
 		reply(s, 400, "unsupported authentication mechanism");
-	else if (plain_response(s, initial, &p) == 0)
-		logged_in(s, login_check_plain(s, &p));
+	else if (login_read_sasl(login_of(s), 0, initial, "+ ", sasl_said, &p) == 0)
+		logged_in(s, login_check_plain(login_of(s), &p));
 	explicit_bzero(&p, sizeof p);
 }
 
 static void cmd_stls(struct session *s, char *arg)
 {
+	static const struct said said[] = {
+		[STARTTLS_OK] = { 200, "Begin TLS negotiation" },
+		[STARTTLS_UNAVAILABLE] = { 400, "TLS not available" },
+		[STARTTLS_ACTIVE] = { 400, "TLS already active" },
+	};
+
 	(void)arg;
-	if (s->user[0]) {
+	if (login_of(s)->user[0])
 		reply(s, 400, "STLS only before login");
-		return;
-	}
-	switch (starttls_check(s)) {
-	case STARTTLS_UNAVAILABLE: reply(s, 400, "TLS not available"); break;
-	case STARTTLS_ACTIVE: reply(s, 400, "TLS already active"); break;
-	case STARTTLS_PIPELINED: session_end_by(s, ENDING_PIPELINED_TLS); break;
-	case STARTTLS_OK:
-		state(s)->have_user = 0;
-		reply(s, 200, "Begin TLS negotiation");
-		starttls_handshake(s);
-		break;
-	}
+	else if (starttls_command(&state(s)->tls, said))
+		state(s)->have_user = 0;	/* afresh: nothing of before counts */
 }
 
 /* A message number of the session, not marked deleted: 0, or the -ERR sent. */
@@ -310,7 +308,7 @@ static void cmd_uidl(struct session *s, char *arg)
 static void send_message(struct session *s, uint64_t n, int64_t body_lines)
 {
 	struct maildrop *d = &state(s)->drop;
-	int rc = maildrop_copy(d, n, body_lines, &s->spool);
+	int rc = maildrop_copy(d, n, body_lines, &state(s)->spool);
 
 	if (rc < 0) {
 		LOG(s, "Message %llu unreadable: %s", (unsigned long long)n, strerror(-rc));
@@ -323,8 +321,8 @@ static void send_message(struct session *s, uint64_t n, int64_t body_lines)
 		session_replyf(s, 200, "%llu octets", (unsigned long long)d->msg[n - 1].octets);
 	else
 		reply(s, 200, "top of message follows");
-	rc = session_send_text(s, &s->spool);
-	spool_reset(&s->spool);
+	rc = session_send_text(s, &state(s)->spool);
+	spool_reset(&state(s)->spool);
 	if (rc < 0) {
 		LOG(s, "Reply broken off: %s", strerror(-rc));
 		s->end = END_IO;
@@ -384,45 +382,47 @@ static void cmd_quit(struct session *s, char *arg)
 {
 	struct pop3 *p = state(s);
 	uint64_t removed = 0;
-	int rc = p->have_drop ? maildrop_update(s->store, s->user, &p->drop, &removed) : 0;
+	int rc = p->have_drop ? maildrop_update(s->store, login_of(s)->user, &p->drop, &removed) : 0;
 
 	(void)arg;
 	s->end = END_QUIT;
 	s->done = 1;
 	if (rc == MAILDROP_KEPT) {	/* RFC 1939: never +OK with a marked message kept */
 		LOG(s, "%llu messages deleted from %s; a marked one no longer found.",
-		    (unsigned long long)removed, s->user);
+		    (unsigned long long)removed, login_of(s)->user);
 		session_replyf(s, 400, "[SYS/TEMP] some deleted messages not removed (%llu were)",
 			       (unsigned long long)removed);
 		return;
 	}
 	if (rc < 0) {
-		LOG(s, "Deleting from %s failed: %s", s->user, strerror(-rc));
+		LOG(s, "Deleting from %s failed: %s", login_of(s)->user, strerror(-rc));
 		reply(s, 400, "[SYS/TEMP] deleted messages not removed");
 		return;
 	}
 	if (p->have_drop)
-		LOG(s, "%llu messages deleted from %s.", (unsigned long long)removed, s->user);
+		LOG(s, "%llu messages deleted from %s.", (unsigned long long)removed, login_of(s)->user);
 	session_replyf(s, 200, "bye, %llu messages deleted", (unsigned long long)removed);
 }
 
 static const struct command commands[] = {
-	{ "CAPA", FRESH,   1, cmd_capa, 0, NULL, 0 },
-	{ "USER", FRESH,   0, cmd_user, 0, NULL, 0 },
-	{ "PASS", FRESH,   0, cmd_pass, 0, NULL, 1 },
-	{ "AUTH", FRESH,   0, cmd_auth, 0, NULL, 1 },
-	{ "STLS", FRESH,   1, cmd_stls, 0, NULL, 0 },
-	{ "STAT", GREETED, 1, cmd_stat, 0, NULL, 0 },
-	{ "LIST", GREETED, 0, cmd_list, 0, NULL, 0 },
-	{ "UIDL", GREETED, 0, cmd_uidl, 0, NULL, 0 },
-	{ "RETR", GREETED, 0, cmd_retr, 0, NULL, 0 },
-	{ "TOP",  GREETED, 0, cmd_top, 0, NULL, 0 },
-	{ "DELE", GREETED, 0, cmd_dele, 0, NULL, 0 },
-	{ "RSET", GREETED, 1, cmd_rset, 0, NULL, 0 },
-	{ "NOOP", GREETED, 1, session_cmd_reply, 200, "", 0 },
-	{ "QUIT", FRESH,   1, cmd_quit, 0, NULL, 0 },
-	{ "APOP", FRESH,   0, session_cmd_reply, 400, "APOP not supported: use USER/PASS or AUTH PLAIN", 0 },
-	{ NULL,   FRESH,   0, NULL, 0, NULL, 0 },
+	{ .verb = "CAPA", .no_argument = 1, .run = cmd_capa },
+	{ .verb = "USER", .run = cmd_user },
+	{ .verb = "PASS", .run = cmd_pass, .secret = 1 },
+	{ .verb = "AUTH", .run = cmd_auth, .secret = 1 },
+	{ .verb = "STLS", .no_argument = 1, .run = cmd_stls },
+	{ .verb = "STAT", .needs = TRANSACTION, .no_argument = 1, .run = cmd_stat },
+	{ .verb = "LIST", .needs = TRANSACTION, .run = cmd_list },
+	{ .verb = "UIDL", .needs = TRANSACTION, .run = cmd_uidl },
+	{ .verb = "RETR", .needs = TRANSACTION, .run = cmd_retr },
+	{ .verb = "TOP", .needs = TRANSACTION, .run = cmd_top },
+	{ .verb = "DELE", .needs = TRANSACTION, .run = cmd_dele },
+	{ .verb = "RSET", .needs = TRANSACTION, .no_argument = 1, .run = cmd_rset },
+	{ .verb = "NOOP", .needs = TRANSACTION, .no_argument = 1, .run = session_cmd_reply,
+	  .code = 200, .text = "" },
+	{ .verb = "QUIT", .no_argument = 1, .run = cmd_quit },
+	{ .verb = "APOP", .run = session_cmd_reply,
+	  .code = 400, .text = "APOP not supported: use USER/PASS or AUTH PLAIN" },
+	{ .verb = NULL },
 };
 
 static void refuse(struct session *s, enum refusal why, const struct command *c)
@@ -455,32 +455,41 @@ static void last_words(struct session *s, enum ending why)
 
 static void greet(struct session *s)
 {
-	s->dialect_state = calloc(1, sizeof(struct pop3));
-	if (!s->dialect_state) {
-		send_text_line(s, "-ERR [SYS/TEMP] out of memory");
-		s->end = END_IO;
-		s->done = 1;
-		return;
-	}
 	session_replyf(s, 200, "%s My_SMTP POP3 ready", s->cfg->hostname);
 }
 
+static int open_state(struct session *s)
+{
+	struct pop3 *p = state(s);
+
+	spool_init(&p->spool, s->store->dirfd);
+	login_start(&p->login, s);
+	return starttls_open(&p->tls, s);
+}
+
+/* The maildrop is let go before the last reply is sent in full. */
 static void finish(struct session *s)
 {
 	struct pop3 *p = state(s);
 
-	if (!p)
-		return;
 	if (p->have_drop)
 		maildrop_close(&p->drop);
-	explicit_bzero(p, sizeof *p);
-	free(p);
-	s->dialect_state = NULL;
+	p->have_drop = 0;
+	spool_free(&p->spool);
+}
+
+static void close_state(struct session *s)
+{
+	struct pop3 *p = state(s);
+
+	starttls_close(&p->tls);
+	login_finish(&p->login);
 }
 
 const struct dialect pop3_dialect = {
 	.commands = commands, .strict = 0, .greet = greet, .reply = reply, .refuse = refuse,
-	.last_words = last_words, .finish = finish,
+	.last_words = last_words, .state_size = SESSION_STATE_SIZE(struct pop3),
+	.open = open_state, .finish = finish, .close = close_state,
 	.busy_line = "-ERR [SYS/TEMP] too many connections\r\n",
 	.unavailable_line = "-ERR [SYS/TEMP] mailbox directory unavailable\r\n",
 };

@@ -5,13 +5,10 @@
    needs, and which take no argument. */
 #define _GNU_SOURCE
 #include "protocol.h"
+#include "engine/mailsession.h"
 #include "mail/address.h"
-#include "mail/data.h"
-#include "net/io.h"
-#include "engine/login.h"
-#include "mail/mboxrd.h"
 #include "mail/rfc5322.h"
-#include "engine/starttls.h"
+#include "net/io.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +16,18 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+/* What the dialect keeps of a session (mailsession.h): delivery and
+   mail read back, and login. */
+static struct delivery *dl(struct session *s)
+{
+	return &mail_session(s)->dl;
+}
+
+static struct login *login_of(struct session *s)
+{
+	return &mail_session(s)->login;
+}
 
 static const char *code_word(int code)
 {
@@ -67,18 +76,9 @@ static int parse_prefixed_address(const char *arg, const char *prefix, char *out
 	return address_parse(arg, len, out);
 }
 
-static int helo_domain_ok(const struct session *s, const char *address)
+static int helo_domain_ok(struct session *s, const char *address)
 {
-	return s->cfg->any_domain || address_in_domain(address, s->helo);
-}
-
-/* 0 when accounts are off or were read; else 500 is sent. */
-static int accounts_ready(struct session *s)
-{
-	if (!login_accounts_on(s) || login_accounts_ready(s))
-		return 0;
-	reply(s, 500, "accounts unavailable");
-	return -EIO;
+	return s->cfg->any_domain || address_in_domain(address, dl(s)->helo);
 }
 
 /* May this session use address as sender, or read its mailbox? With
@@ -87,14 +87,16 @@ static int accounts_ready(struct session *s)
 static int own_address(struct session *s, const char *address, const char *not_helo,
 		       const char *not_own)
 {
-	if (!login_accounts_on(s)) {
+	if (!login_accounts_on(login_of(s))) {
 		if (helo_domain_ok(s, address))
 			return 0;
 		reply(s, 403, not_helo);
-	} else if (accounts_ready(s) == 0) {
-		if (s->user[0] && strcmp(address, s->user) == 0)
-			return 0;
-		reply(s, 403, s->user[0] ? not_own : "log in first (AUTH)");
+	} else if (login_unavailable(login_of(s))) {
+		reply(s, 500, "accounts unavailable");
+	} else if (login_of(s)->user[0] && strcmp(address, login_of(s)->user) == 0) {
+		return 0;
+	} else {
+		reply(s, 403, login_of(s)->user[0] ? not_own : "log in first (AUTH)");
 	}
 	return -EPERM;
 }
@@ -105,21 +107,21 @@ static void cmd_auth(struct session *s, char *arg)
 {
 	char *password = strchr(arg, ' ');
 
-	if (!login_accounts_on(s))
+	if (!login_accounts_on(login_of(s)))
 		reply(s, 403, "no accounts on this server: every mailbox is open");
-	else if (accounts_ready(s) < 0)
-		return;
+	else if (login_unavailable(login_of(s)))
+		reply(s, 500, "accounts unavailable");
 	else if (!password || password == arg || !password[1])
 		reply(s, 400, "syntax: AUTH <user@domain> <password>");
-	else if (s->user[0])
+	else if (login_of(s)->user[0])
 		reply(s, 403, "already logged in");
 	else if (s->state != GREETED)
 		reply(s, 403, "a transaction is already open");
-	else if (!login_allowed(s))
+	else if (!login_allowed(login_of(s)))
 		reply(s, 403, "TLS required");
 	else {
 		*password++ = '\0';
-		switch (login_check(s, arg, password)) {
+		switch (login_check(login_of(s), arg, password)) {
 		case LOGIN_OK: reply(s, 200, "OK"); break;
 		case LOGIN_FAILED: reply(s, 403, "wrong address or password"); break;
 		case LOGIN_TOO_MANY: session_end_by(s, ENDING_AUTH); break;
@@ -132,28 +134,27 @@ static void cmd_auth(struct session *s, char *arg)
    session; refused when anything was sent after it (it is never run). */
 static void cmd_starttls(struct session *s, char *arg)
 {
+	static const struct said said[] = {
+		[STARTTLS_OK] = { 200, "OK ready to start TLS" },
+		[STARTTLS_UNAVAILABLE] = { 403, "TLS not available" },
+		[STARTTLS_ACTIVE] = { 403, "TLS already started" },
+	};
+
 	(void)arg;
-	switch (starttls_check(s)) {
-	case STARTTLS_UNAVAILABLE: reply(s, 403, "TLS not available"); break;
-	case STARTTLS_ACTIVE: reply(s, 403, "TLS already started"); break;
-	case STARTTLS_PIPELINED: session_end_by(s, ENDING_PIPELINED_TLS); break;
-	case STARTTLS_OK:
-		reply(s, 200, "OK ready to start TLS");
-		starttls_handshake(s);
-		break;
-	}
+	if (starttls_command(&mail_session(s)->tls, said))
+		mail_session_afresh(s);
 }
 
 static void cmd_helo(struct session *s, char *arg)
 {
-	if (helo_id_valid(arg, strlen(arg)) < 0 || strlen(arg) >= sizeof s->helo) {
+	if (helo_id_valid(arg, strlen(arg)) < 0 || strlen(arg) >= sizeof dl(s)->helo) {
 		reply(s, 400, "HELO needs a host name or [address]");
 		return;
 	}
-	session_reset_transaction(s);
-	memcpy(s->helo, arg, strlen(arg) + 1);
+	mail_session_reset(s);
+	memcpy(dl(s)->helo, arg, strlen(arg) + 1);
 	s->state = GREETED;
-	LOG(s, "HELO received from %s", s->helo);
+	LOG(s, "HELO received from %s", dl(s)->helo);
 	reply(s, 200, "OK");
 }
 
@@ -169,118 +170,79 @@ static void cmd_mail(struct session *s, char *arg)
 			     "sender is not the address logged in as") < 0)
 		return;
 	else {
-		memcpy(s->tx.sender, address, sizeof address);
+		memcpy(dl(s)->tx.sender, address, sizeof address);
 		s->state = IN_MAIL;
 		session_did_mail_work(s);
-		LOG(s, "MAIL FROM: %s", s->tx.sender);
+		LOG(s, "MAIL FROM: %s", dl(s)->tx.sender);
 		reply(s, 200, "OK");
 	}
 }
 
 static void cmd_rcpt(struct session *s, char *arg)
 {
+	static const struct said said[] = {
+		[RCPT_ADDED] = { 200, "OK" },
+		[RCPT_AGAIN] = { 200, "OK" },
+		[RCPT_NO_ACCOUNTS] = { 500, "accounts unavailable" },
+		[RCPT_RELAY] = { 403, "relaying denied" },
+		[RCPT_DOMAIN] = { 403, "domain not served here" },
+		[RCPT_TOO_LONG] = { 403, "address too long for a mailbox file" },
+		[RCPT_NO_MAILBOX] = { 401, "no such mailbox" },
+		[RCPT_TOO_MANY] = { 403, "too many recipients" },
+		[RCPT_FULL] = { 403, "mailbox full" },
+		[RCPT_NO_MEMORY] = { 500, "out of memory" },
+	};
 	char address[ADDRESS_MAX + 1];
+	enum rcpt_verdict v;
 
-	if (parse_prefixed_address(arg, "TO:", address) < 0)
+	if (parse_prefixed_address(arg, "TO:", address) < 0) {
 		reply(s, 400, "syntax: RCPT TO: <user@domain>");
-	else if (accounts_ready(s) < 0)
 		return;
-	else if (login_accounts_on(s) && !login_is_local(s, address))
-		reply(s, 403, "relaying denied");
-	else if (!session_domain_served(s->cfg, address))
-		reply(s, 403, "domain not served here");
-	else if (strlen(address) > STORE_ADDRESS_MAX)
-		reply(s, 403, "address too long for a mailbox file");
-	else if (login_accounts_on(s) && !login_has_account(s, address))
-		reply(s, 401, "no such mailbox");
-	else if (session_tx_has(&s->tx, address))
-		reply(s, 200, "OK");
-	else if (s->tx.nrcpt >= s->cfg->max_recipients)
-		reply(s, 403, "too many recipients");
-	else if (store_mailbox_full(s->store, address))
-		reply(s, 403, "mailbox full");
-	else if (session_tx_add(&s->tx, address) < 0)
-		reply(s, 500, "out of memory");
-	else {
-		s->state = IN_RCPT;
-		session_did_mail_work(s);
-		LOG(s, "RCPT TO: %s", address);
-		reply(s, 200, "OK");
 	}
-}
-
-static void quoter_sink(void *quoter, const char *text, size_t len)
-{
-	from_quoter_feed(quoter, text, len);
-}
-
-/* Read the message up to its final dot into the spool, From-quoted, looking
-   at whether it opens with a header section of its own: 0, or -1 when the
-   session is over (timeout or lost connection). */
-static int receive_text(struct session *s, struct data_rx *d, struct msg_scan *scan)
-{
-	struct from_quoter q;
-	int rc;
-
-	spool_reset(&s->spool);
-	msg_scan_init(scan, spool_sink, &s->spool);
-	from_quoter_init(&q, +1, msg_scan_sink, scan);
-	data_rx_init(d, s->cfg->max_message, quoter_sink, &q);
-	rc = session_receive(s, d);
-	from_quoter_finish(&q);
-	return rc;
+	v = delivery_add_rcpt(dl(s), s, login_of(s), address, 0);
+	if (v == RCPT_ADDED)
+		s->state = IN_RCPT;
+	reply(s, said[v].code, said[v].text);
 }
 
 /* A text with a header section of its own is joined to ours, with no empty
    line between: From, Date and Message-ID are ours only where it has none. */
-static void store_message_now(struct session *s, const struct msg_scan *scan)
+static void envelope(const struct msg_scan *scan, struct envelope *e)
 {
-	char id[MESSAGE_ID_MAX + 1];
 	int headed = rfc5322_headed(scan);
-	struct envelope e = {
-		.sender = s->tx.sender, .helo = s->helo, .peer = s->env->peer,
-		.hostname = s->cfg->hostname,
-		.kind = headed ? RECORD_HEADED : RECORD_MYSMTP,
-		.body_start = headed ? scan->body_start : 0,
-		.add_from = !scan->has_from, .add_date = !scan->has_date,
-		.add_message_id = !scan->has_message_id,
-	};
-	static const struct { int code; const char *text; } said[] = {
-		[DELIVERED] = { 200, "Message stored successfully" },
-		[NO_ROOM] = { 500, "not enough free space in the store" },
-		[MAILBOX_FULL] = { 403, "mailbox full" },
-		[STORE_FAILED] = { 500, "the store failed" },
-	};
-	int err;
-	enum delivery_outcome how = session_deliver(s, &e, id, &err);
 
-	reply(s, said[how].code, said[how].text);
+	e->kind = headed ? RECORD_HEADED : RECORD_MYSMTP;
+	e->body_start = headed ? scan->body_start : 0;
+	e->add_from = !scan->has_from;
+	e->add_date = !scan->has_date;
+	e->add_message_id = !scan->has_message_id;
 }
 
 static void cmd_data(struct session *s, char *arg)
 {
-	struct data_rx d;
-	struct msg_scan scan;
-	char why[64];
+	static const struct delivery_kind kind = { .strict = 0, .envelope = envelope };
+	static const struct said said[] = {
+		[DELIVERED] = { 200, "Message stored successfully" },
+		[HAS_NUL] = { 400, "message holds a NUL octet" },
+		[SPOOL_FAILED] = { 500, "cannot hold the message" },
+		[NO_ROOM] = { 500, "not enough free space in the store" },
+		[MAILBOX_FULL] = { 403, "mailbox full" },
+		[STORE_FAILED] = { 500, "the store failed" },
+	};
+	char id[MESSAGE_ID_MAX + 1];
+	enum delivery_outcome how;
 
 	(void)arg;
 	reply(s, 200, "Enter your message (end with a single dot '.'):");
-	if (receive_text(s, &d, &scan) < 0)
+	how = delivery_take(dl(s), s, &kind, id);
+	if (how == DELIVERY_ENDED)
 		return;
-	if (d.size > s->cfg->max_message) {
-		snprintf(why, sizeof why, "message larger than %llu octets",
-			 (unsigned long long)s->cfg->max_message);
-		reply(s, 403, why);
-	} else if (d.has_nul) {
-		reply(s, 400, "message holds a NUL octet");
-	} else if (s->spool.error) {
-		LOG(s, "DATA received, spool failed: %s", strerror(-s->spool.error));
-		reply(s, 500, "cannot hold the message");
-	} else {
-		store_message_now(s, &scan);
-	}
-	spool_reset(&s->spool);
-	session_reset_transaction(s);
+	if (how == TOO_LARGE)
+		session_replyf(s, 403, "message larger than %llu octets",
+			       (unsigned long long)s->cfg->max_message);
+	else
+		reply(s, said[how].code, said[how].text);
+	mail_session_reset(s);
 }
 
 /* Parse the mailbox argument of LIST and GET_MAIL and check it may be read:
@@ -302,7 +264,7 @@ static int readable_mailbox(struct session *s, const char *arg, size_t len, char
 static int mailbox_opened(struct session *s, const char *address, int rc)
 {
 	if (rc == -ENOENT)
-		reply(s, 401, login_accounts_on(s) ? "no such message" : "no such mailbox");
+		reply(s, 401, login_accounts_on(login_of(s)) ? "no such message" : "no such mailbox");
 	else if (rc < 0) {
 		LOG(s, "Mailbox %s unreadable: %s", address, strerror(-rc));
 		reply(s, 500, "cannot read the mailbox");
@@ -340,8 +302,8 @@ static void cmd_list(struct session *s, char *arg)
 	if (readable_mailbox(s, arg, strlen(arg), address) < 0)
 		return;
 	LOG(s, "LIST %s", address);
-	rc = store_mailbox_open(s->store, address, &mb);
-	if (rc == -ENOENT && login_accounts_on(s)) {
+	rc = store_mailbox_open(dl(s)->store, address, &mb);
+	if (rc == -ENOENT && login_accounts_on(login_of(s))) {
 		/* One's own mailbox, before any mail has come: empty. */
 		reply(s, 200, "OK");
 	} else if (mailbox_opened(s, address, rc) < 0) {
@@ -380,7 +342,7 @@ static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 {
 	struct stored_message m;
 	char line[FROM_SENDER_MAX + 16];
-	int rc = store_message_copy(mb, id, &m, &s->spool);
+	int rc = store_message_copy(mb, id, &m, &dl(s)->spool);
 
 	if (rc == -ENOENT) {
 		reply(s, 401, "no such message");
@@ -394,8 +356,8 @@ static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 	reply(s, 200, "OK");
 	session_send_line(s, line, (size_t)snprintf(line, sizeof line, "From: %s", m.sender));
 	session_send_line(s, line, (size_t)snprintf(line, sizeof line, "Date: %s", m.date));
-	rc = session_send_text(s, &s->spool);
-	spool_reset(&s->spool);
+	rc = session_send_text(s, &dl(s)->spool);
+	spool_reset(&dl(s)->spool);
 	if (rc < 0) {
 		abort_reply(s, rc);
 		return;
@@ -419,7 +381,7 @@ static void cmd_get_mail(struct session *s, char *arg)
 	if (readable_mailbox(s, arg, addr_len, address) < 0)
 		return;
 	LOG(s, "GET_MAIL %s %llu", address, (unsigned long long)id);
-	if (mailbox_opened(s, address, store_mailbox_open(s->store, address, &mb)) < 0)
+	if (mailbox_opened(s, address, store_mailbox_open(dl(s)->store, address, &mb)) < 0)
 		return;
 	send_message(s, &mb, id);
 	store_mailbox_close(&mb);
@@ -441,7 +403,7 @@ static void cmd_delete(struct session *s, char *arg)
 	uint64_t id, removed;
 	int rc;
 
-	if (!login_accounts_on(s) && !s->cfg->open_delete) {
+	if (!login_accounts_on(login_of(s)) && !s->cfg->open_delete) {
 		reply(s, 403, "deleting needs accounts");
 		return;
 	}
@@ -452,7 +414,7 @@ static void cmd_delete(struct session *s, char *arg)
 	if (readable_mailbox(s, arg, addr_len, address) < 0)
 		return;
 	LOG(s, "DELETE %s %llu", address, (unsigned long long)id);
-	rc = store_expunge(s->store, address, is_id, &id, &removed);
+	rc = store_expunge(dl(s)->store, address, is_id, &id, &removed);
 	if (rc == -ENOENT || (rc == 0 && removed == 0)) {
 		reply(s, 401, "no such message");
 		return;
@@ -468,21 +430,21 @@ static void cmd_delete(struct session *s, char *arg)
 }
 
 static const struct command commands[] = {
-	{ "HELO",     FRESH,   0, cmd_helo, 0, NULL, 0 },
-	{ "MAIL",     GREETED, 0, cmd_mail, 0, NULL, 0 },
-	{ "RCPT",     IN_MAIL, 0, cmd_rcpt, 0, NULL, 0 },
-	{ "DATA",     IN_RCPT, 1, cmd_data, 0, NULL, 0 },
-	{ "LIST",     GREETED, 0, cmd_list, 0, NULL, 0 },
-	{ "GET_MAIL", GREETED, 0, cmd_get_mail, 0, NULL, 0 },
-	{ "DELETE",   GREETED, 0, cmd_delete, 0, NULL, 0 },
-	{ "AUTH",     GREETED, 0, cmd_auth, 0, NULL, 1 },
-	{ "STARTTLS", FRESH,   1, cmd_starttls, 0, NULL, 0 },
-	{ "NOOP",     FRESH,   0, session_cmd_reply, 200, "OK", 0 },
-	{ "RSET",     FRESH,   1, session_cmd_reset, 200, "OK", 0 },
-	{ "HELP",     FRESH,   0, session_cmd_reply, 200,
-	  "Commands: HELO MAIL RCPT DATA LIST GET_MAIL NOOP RSET HELP QUIT", 0 },
-	{ "QUIT",     FRESH,   1, session_cmd_quit, 200, "Goodbye", 0 },
-	{ NULL,       FRESH,   0, NULL, 0, NULL, 0 },
+	{ .verb = "HELO", .run = cmd_helo },
+	{ .verb = "MAIL", .needs = GREETED, .run = cmd_mail },
+	{ .verb = "RCPT", .needs = IN_MAIL, .run = cmd_rcpt },
+	{ .verb = "DATA", .needs = IN_RCPT, .no_argument = 1, .run = cmd_data },
+	{ .verb = "LIST", .needs = GREETED, .run = cmd_list },
+	{ .verb = "GET_MAIL", .needs = GREETED, .run = cmd_get_mail },
+	{ .verb = "DELETE", .needs = GREETED, .run = cmd_delete },
+	{ .verb = "AUTH", .needs = GREETED, .run = cmd_auth, .secret = 1 },
+	{ .verb = "STARTTLS", .no_argument = 1, .run = cmd_starttls },
+	{ .verb = "NOOP", .run = session_cmd_reply, .code = 200, .text = "OK" },
+	{ .verb = "RSET", .no_argument = 1, .run = session_cmd_reset, .code = 200, .text = "OK" },
+	{ .verb = "HELP", .run = session_cmd_reply,
+	  .code = 200, .text = "Commands: HELO MAIL RCPT DATA LIST GET_MAIL NOOP RSET HELP QUIT" },
+	{ .verb = "QUIT", .no_argument = 1, .run = session_cmd_quit, .code = 200, .text = "Goodbye" },
+	{ .verb = NULL },
 };
 
 /* The step a command sent too early is missing: the one after the state. */
@@ -536,14 +498,14 @@ static void greet(struct session *s)
 	char greeting[320];
 	int n = snprintf(greeting, sizeof greeting, "%s My_SMTP ready", s->cfg->hostname);
 
-	if (!login_accounts_on(s))
+	if (!login_accounts_on(login_of(s)))
 		LOG(s, "No accounts file: any client may read any mailbox.");
 	reply(s, 200, n < 0 || (size_t)n >= sizeof greeting ? "My_SMTP ready" : greeting);
 }
 
 const struct dialect mysmtp_dialect = {
 	.commands = commands, .greet = greet, .reply = reply, .refuse = refuse,
-	.last_words = last_words,
+	.last_words = last_words, MAIL_SESSION_HOOKS,
 	.busy_line = "500 SERVER ERROR too many connections\r\n",
 	.unavailable_line = "500 SERVER ERROR mailbox directory unavailable\r\n",
 };

@@ -9,15 +9,12 @@
    then acts; the table says which commands exist and what each needs. */
 #define _GNU_SOURCE
 #include "smtp.h"
+#include "engine/mailsession.h"
 #include "mail/address.h"
-#include "mail/data.h"
-#include "net/io.h"
-#include "engine/login.h"
-#include "mail/mboxrd.h"
 #include "mail/rfc5322.h"
 #include "mail/sasl.h"
 #include "mail/smtparg.h"
-#include "engine/starttls.h"
+#include "net/io.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +24,17 @@
 #include <time.h>
 
 #define HELO_MAX 255
+
+/* What the dialect keeps of a session (mailsession.h): delivery and login. */
+static struct delivery *dl(struct session *s)
+{
+	return &mail_session(s)->dl;
+}
+
+static struct login *login_of(struct session *s)
+{
+	return &mail_session(s)->login;
+}
 
 /* One reply line: "CODE text", or "CODE-text" when more lines follow. */
 static void send_line(struct session *s, int code, char sep, const char *text)
@@ -89,11 +97,11 @@ static void greet(struct session *s, char *arg, int esmtp)
 		reply(s, 501, esmtp ? "5.5.4 Syntax: EHLO hostname" : "5.5.4 Syntax: HELO hostname");
 		return;
 	}
-	session_reset_transaction(s);
-	memcpy(s->helo, arg, strlen(arg) + 1);
+	mail_session_reset(s);
+	memcpy(dl(s)->helo, arg, strlen(arg) + 1);
 	s->state = GREETED;
-	s->esmtp = esmtp;
-	LOG(s, "%s received from %s", esmtp ? "EHLO" : "HELO", s->helo);
+	dl(s)->esmtp = esmtp;
+	LOG(s, "%s received from %s", esmtp ? "EHLO" : "HELO", dl(s)->helo);
 	if (!esmtp) {
 		reply(s, 250, s->cfg->hostname);
 		return;
@@ -103,10 +111,10 @@ static void greet(struct session *s, char *arg, int esmtp)
 	send_line(s, 250, '-', "PIPELINING");
 	send_line(s, 250, '-', n < 0 || (size_t)n >= sizeof size ? "SIZE" : size);
 	send_line(s, 250, '-', "8BITMIME");
-	if (starttls_offered(s))
+	if (starttls_offered(&mail_session(s)->tls))
 		send_line(s, 250, '-', "STARTTLS");
-	if (login_accounts_on(s) && login_allowed(s))
-		send_line(s, 250, '-', s->tls ? "AUTH PLAIN LOGIN" : "AUTH PLAIN");
+	if (login_accounts_on(login_of(s)) && login_allowed(login_of(s)))
+		send_line(s, 250, '-', session_is_tls(s) ? "AUTH PLAIN LOGIN" : "AUTH PLAIN");
 	reply(s, 250, "ENHANCEDSTATUSCODES");
 }
 
@@ -132,20 +140,11 @@ static void refuse_path(struct session *s, enum smtparg_verdict v, const struct 
 		session_replyf(s, 501, "5.5.4 Syntax: %s:<address>", command);
 }
 
-/* 0 when accounts are off or were read; else 451 is sent. */
-static int accounts_ready(struct session *s)
-{
-	if (!login_accounts_on(s) || login_accounts_ready(s))
-		return 0;
-	reply(s, 451, "4.3.5 Error: accounts unavailable");
-	return -EIO;
-}
-
 /* A sender that names a local account must be the one logged in as. */
-static int sender_allowed(const struct session *s, const char *sender)
+static int sender_allowed(struct session *s, const char *sender)
 {
-	return !login_accounts_on(s) || !login_has_account(s, sender) ||
-	       strcmp(sender, s->user) == 0;
+	return !login_accounts_on(login_of(s)) || !login_has_account(login_of(s), sender) ||
+	       strcmp(sender, login_of(s)->user) == 0;
 }
 
 static void cmd_mail(struct session *s, char *arg)
@@ -157,7 +156,7 @@ static void cmd_mail(struct session *s, char *arg)
 		reply(s, 503, "5.5.1 Error: nested MAIL command");
 		return;
 	}
-	if (s->cfg->submission && !s->user[0]) {	/* RFC 6409 section 4.3 */
+	if (s->cfg->submission && !login_of(s)->user[0]) {	/* RFC 6409 section 4.3 */
 		reply(s, 530, "5.7.0 Authentication required");
 		return;
 	}
@@ -166,15 +165,15 @@ static void cmd_mail(struct session *s, char *arg)
 		refuse_path(s, rc, &p, "MAIL FROM", "5.1.7", "sender");
 	else if (p.has_size && p.size > s->cfg->max_message)
 		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
-	else if (accounts_ready(s) < 0)
-		return;
+	else if (login_unavailable(login_of(s)))
+		reply(s, 451, "4.3.5 Error: accounts unavailable");
 	else if (!sender_allowed(s, p.address))
 		reply(s, 550, "5.7.1 Error: sender is a local account; log in as it first");
 	else {
-		memcpy(s->tx.sender, p.address, sizeof p.address);
+		memcpy(dl(s)->tx.sender, p.address, sizeof p.address);
 		s->state = IN_MAIL;
 		session_did_mail_work(s);
-		LOG(s, "MAIL FROM: <%s>", s->tx.sender);
+		LOG(s, "MAIL FROM: <%s>", dl(s)->tx.sender);
 		reply(s, 250, "2.1.0 Ok");
 	}
 }
@@ -188,115 +187,73 @@ static int is_postmaster(const struct session *s, const char *address)
 
 static void cmd_rcpt(struct session *s, char *arg)
 {
+	static const struct said said[] = {
+		[RCPT_ADDED] = { 250, "2.1.5 Ok" },
+		[RCPT_AGAIN] = { 250, "2.1.5 Ok" },
+		[RCPT_NO_ACCOUNTS] = { 451, "4.3.5 Error: accounts unavailable" },
+		[RCPT_RELAY] = { 550, "5.7.1 relaying denied" },
+		[RCPT_DOMAIN] = { 550, "5.1.2 Error: domain not served here" },
+		[RCPT_TOO_LONG] = { 553, "5.1.3 Error: address too long for a mailbox file" },
+		[RCPT_NO_MAILBOX] = { 550, "5.1.1 Error: no such mailbox" },
+		[RCPT_TOO_MANY] = { 452, "4.5.3 Error: too many recipients" },
+		[RCPT_FULL] = { 552, "5.2.2 Error: mailbox full" },
+		[RCPT_NO_MEMORY] = { 451, "4.3.0 Error: out of memory" },
+	};
 	struct smtp_path p;
 	enum smtparg_verdict rc = smtparg_rcpt(arg, s->cfg->hostname, &p);
+	enum rcpt_verdict v;
 
-	if (rc != SMTPARG_OK)
+	if (rc != SMTPARG_OK) {
 		refuse_path(s, rc, &p, "RCPT TO", "5.1.3", "recipient");
-	else if (accounts_ready(s) < 0)
 		return;
-	else if (login_accounts_on(s) && !login_is_local(s, p.address) && !is_postmaster(s, p.address))
-		reply(s, 550, "5.7.1 relaying denied");
-	else if (!session_domain_served(s->cfg, p.address) && !is_postmaster(s, p.address))
-		reply(s, 550, "5.1.2 Error: domain not served here");
-	else if (strlen(p.address) > STORE_ADDRESS_MAX)
-		reply(s, 553, "5.1.3 Error: address too long for a mailbox file");
-	else if (login_accounts_on(s) && !login_has_account(s, p.address))
-		reply(s, 550, "5.1.1 Error: no such mailbox");
-	else if (session_tx_has(&s->tx, p.address))
-		reply(s, 250, "2.1.5 Ok");
-	else if (s->tx.nrcpt >= s->cfg->max_recipients)
-		reply(s, 452, "4.5.3 Error: too many recipients");
-	else if (store_mailbox_full(s->store, p.address))
-		reply(s, 552, "5.2.2 Error: mailbox full");
-	else if (session_tx_add(&s->tx, p.address) < 0)
-		reply(s, 451, "4.3.0 Error: out of memory");
-	else {
-		session_did_mail_work(s);
-		LOG(s, "RCPT TO: %s", p.address);
-		reply(s, 250, "2.1.5 Ok");
 	}
+	v = delivery_add_rcpt(dl(s), s, login_of(s), p.address, is_postmaster(s, p.address));
+	reply(s, said[v].code, said[v].text);
 }
 
-static void quoter_sink(void *quoter, const char *text, size_t len)
+/* SMTP's record: our header lines where the text has a header section
+   without them. */
+static void envelope(const struct msg_scan *scan, struct envelope *e)
 {
-	from_quoter_feed(quoter, text, len);
-}
-
-/* Read the message up to CRLF "." CRLF into the spool, From-quoted, looking
-   at its header section on the way: 0, or the end of the session. */
-static int receive_text(struct session *s, struct data_rx *d, struct msg_scan *scan)
-{
-	struct from_quoter q;
-	int rc;
-
-	spool_reset(&s->spool);
-	msg_scan_init(scan, spool_sink, &s->spool);
-	from_quoter_init(&q, +1, msg_scan_sink, scan);
-	data_rx_init_strict(d, s->cfg->max_message, quoter_sink, &q);
-	d->normalize = !s->cfg->bare_lf_reject;
-	rc = session_receive(s, d);
-	from_quoter_finish(&q);
-	return rc;
-}
-
-/* Deliver the spooled message to every recipient, and say how it went. */
-static void store_message_now(struct session *s, const struct msg_scan *scan)
-{
-	char id[MESSAGE_ID_MAX + 1], text[MESSAGE_ID_MAX + 32];
 	int has_header = scan->body_start > 0;
-	struct envelope e = {
-		.sender = s->tx.sender, .helo = s->helo, .peer = s->env->peer,
-		.hostname = s->cfg->hostname,
-		.kind = RECORD_SMTP, .esmtp = s->esmtp, .body_start = scan->body_start,
-		.add_date = !has_header || !scan->has_date,
-		.add_message_id = !has_header || !scan->has_message_id,
-	};
-	static const struct { int code; const char *text; } said[] = {
+
+	e->kind = RECORD_SMTP;
+	e->body_start = scan->body_start;
+	e->add_date = !has_header || !scan->has_date;
+	e->add_message_id = !has_header || !scan->has_message_id;
+}
+
+/* After the final dot: the message refused, or stored and its id said. */
+static void say_taken(struct session *s, enum delivery_outcome how, const char *id)
+{
+	static const struct said said[] = {
+		[TOO_LARGE] = { 552, "5.3.4 Message size exceeds fixed limit" },
+		[HAS_NUL] = { 554, "5.6.0 Error: message holds a NUL octet" },
+		[SPOOL_FAILED] = { 451, "4.3.0 Error: cannot hold the message" },
 		[NO_ROOM] = { 452, "4.3.1 Error: insufficient system storage" },
 		[MAILBOX_FULL] = { 552, "5.2.2 Error: mailbox full" },
 		[STORE_FAILED] = { 451, "4.3.0 Error: the store failed" },
 	};
-	int err, n;
-	enum delivery_outcome how = session_deliver(s, &e, id, &err);
+	char text[MESSAGE_ID_MAX + 32];
+	int n;
 
-	if (how != DELIVERED) {
-		reply(s, said[how].code, said[how].text);
-		return;
-	}
-	n = snprintf(text, sizeof text, "2.0.0 Ok: stored as %s", id);
-	reply(s, 250, n < 0 || (size_t)n >= sizeof text ? "2.0.0 Ok" : text);
-}
-
-/* After the final dot: refuse the message, or store it. The size is counted
-   as RFC 1870 does: CRLF as two octets, dot-stuffing undone. */
-static void judge_message(struct session *s, const struct data_rx *d,
-			  const struct msg_scan *scan)
-{
-	uint64_t size = d->size + (d->lines - 1);
-
-	if (size > s->cfg->max_message || d->size > s->cfg->max_message) {
-		LOG(s, "DATA received, too large.");
-		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
-	} else if (d->bare_lf && s->cfg->bare_lf_reject) {
-		LOG(s, "DATA received, bare <LF>; refused.");
+	if (how == DELIVERED) {
+		n = snprintf(text, sizeof text, "2.0.0 Ok: stored as %s", id);
+		reply(s, 250, n < 0 || (size_t)n >= sizeof text ? "2.0.0 Ok" : text);
+	} else if (how == BARE_LF) {
 		session_replyf(s, 550, "5.5.2 %s Error: bare <LF> received", s->cfg->hostname);
-	} else if (d->has_nul) {
-		reply(s, 554, "5.6.0 Error: message holds a NUL octet");
-	} else if (s->spool.error) {
-		LOG(s, "DATA received, spool failed: %s", strerror(-s->spool.error));
-		reply(s, 451, "4.3.0 Error: cannot hold the message");
 	} else {
-		store_message_now(s, scan);
+		reply(s, said[how].code, said[how].text);
 	}
 }
 
 static void cmd_data(struct session *s, char *arg)
 {
-	struct data_rx d;
-	struct msg_scan scan;
+	static const struct delivery_kind kind = { .strict = 1, .envelope = envelope };
+	char id[MESSAGE_ID_MAX + 1];
+	enum delivery_outcome how;
 
-	if (s->tx.nrcpt == 0) {
+	if (dl(s)->tx.nrcpt == 0) {
 		reply(s, 554, "5.5.1 Error: no valid recipients");
 		return;
 	}
@@ -305,11 +262,11 @@ static void cmd_data(struct session *s, char *arg)
 		return;
 	}
 	reply(s, 354, "End data with <CR><LF>.<CR><LF>");
-	if (receive_text(s, &d, &scan) < 0)
+	how = delivery_take(dl(s), s, &kind, id);
+	if (how == DELIVERY_ENDED)
 		return;
-	judge_message(s, &d, &scan);
-	spool_reset(&s->spool);
-	session_reset_transaction(s);
+	say_taken(s, how, id);
+	mail_session_reset(s);
 }
 
 enum mechanism { MECH_NONE, MECH_PLAIN, MECH_LOGIN };
@@ -323,27 +280,16 @@ static enum mechanism mechanism_of(const char *name, size_t len)
 	return MECH_NONE;
 }
 
-/* The PLAIN response, on the AUTH line or after "334 ", or LOGIN's user
-   name and password: 0, or -1 with the reply sent. */
-static int sasl_response(struct session *s, enum mechanism m, const char *initial,
-			 struct sasl_plain *p)
-{
-	static const struct { int code; const char *text; } said[] = {
-		[PLAIN_TOO_LONG] = { 500, "5.5.6 Error: authentication exchange line is too long" },
-		[PLAIN_ABORTED] = { 501, "5.7.0 Error: authentication aborted" },
-		[PLAIN_UNDECODABLE] = { 501, "5.5.2 Error: cannot decode response" },
-	};
-	enum plain_read rc = m == MECH_LOGIN ? login_read_login(s, initial, "334 ", p) :
-			     login_read_plain(s, initial, "334 ", p);
-
-	if (rc != PLAIN_OK && rc != PLAIN_ENDED)
-		reply(s, said[rc].code, said[rc].text);
-	return rc == PLAIN_OK ? 0 : -1;
-}
+/* How a response that is not one is refused. */
+static const struct said sasl_said[] = {
+	[PLAIN_TOO_LONG] = { 500, "5.5.6 Error: authentication exchange line is too long" },
+	[PLAIN_ABORTED] = { 501, "5.7.0 Error: authentication aborted" },
+	[PLAIN_UNDECODABLE] = { 501, "5.5.2 Error: cannot decode response" },
+};
 
 static void plain_login(struct session *s, struct sasl_plain *p)
 {
-	switch (login_check_plain(s, p)) {
+	switch (login_check_plain(login_of(s), p)) {
 	case LOGIN_OK: reply(s, 235, "2.7.0 Authentication successful"); break;
 	case LOGIN_FAILED: reply(s, 535, "5.7.8 Error: authentication failed"); break;
 	case LOGIN_TOO_MANY: session_end_by(s, ENDING_AUTH); break;
@@ -360,21 +306,21 @@ static void cmd_auth(struct session *s, char *arg)
 	const char *initial = arg + mech + (arg[mech] == ' ');
 	enum mechanism m = mechanism_of(arg, mech);
 
-	if (!login_accounts_on(s))
+	if (!login_accounts_on(login_of(s)))
 		reply(s, 502, "5.5.1 Error: command not implemented");
-	else if (s->user[0])
+	else if (login_of(s)->user[0])
 		reply(s, 503, "5.5.1 Error: already authenticated");
 	else if (s->state != GREETED)
 		reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
-	else if (!login_allowed(s))
+	else if (!login_allowed(login_of(s)))
 		reply(s, 538, "5.7.11 Encryption required for requested authentication mechanism");
 	else if (m == MECH_NONE)
 		reply(s, 504, "5.5.4 Unsupported authentication mechanism");
-	else if (m == MECH_LOGIN && !s->tls)
+	else if (m == MECH_LOGIN && !session_is_tls(s))
 		reply(s, 538, "5.7.11 Encryption required for requested authentication mechanism");
-	else if (!login_accounts_ready(s))
+	else if (!login_accounts_ready(login_of(s)))
 		reply(s, 454, "4.7.0 Temporary authentication failure");
-	else if (sasl_response(s, m, initial, &p) == 0)
+	else if (login_read_sasl(login_of(s), m == MECH_LOGIN, initial, "334 ", sasl_said, &p) == 0)
 		plain_login(s, &p);
 	explicit_bzero(&p, sizeof p);
 }
@@ -382,16 +328,15 @@ static void cmd_auth(struct session *s, char *arg)
 /* STARTTLS (RFC 3207): "220 2.0.0", then the handshake and a fresh session. */
 static void cmd_starttls(struct session *s, char *arg)
 {
+	static const struct said said[] = {
+		[STARTTLS_OK] = { 220, "2.0.0 Ready to start TLS" },
+		[STARTTLS_UNAVAILABLE] = { 502, "5.5.1 Error: command not implemented" },
+		[STARTTLS_ACTIVE] = { 554, "5.5.1 Error: TLS already active" },
+	};
+
 	(void)arg;
-	switch (starttls_check(s)) {
-	case STARTTLS_UNAVAILABLE: reply(s, 502, "5.5.1 Error: command not implemented"); break;
-	case STARTTLS_ACTIVE: reply(s, 554, "5.5.1 Error: TLS already active"); break;
-	case STARTTLS_PIPELINED: session_end_by(s, ENDING_PIPELINED_TLS); break;
-	case STARTTLS_OK:
-		reply(s, 220, "2.0.0 Ready to start TLS");
-		starttls_handshake(s);
-		break;
-	}
+	if (starttls_command(&mail_session(s)->tls, said))
+		mail_session_afresh(s);
 }
 
 static void cmd_vrfy(struct session *s, char *arg)
@@ -402,29 +347,37 @@ static void cmd_vrfy(struct session *s, char *arg)
 		reply(s, 252, "2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
 }
 
+/* A command SMTP names that this server does not do. */
+#define NOT_IMPLEMENTED(v) \
+	{ .verb = (v), .run = session_cmd_reply, .code = 502, \
+	  .text = "5.5.1 Error: command not implemented" }
+
 static const struct command commands[] = {
-	{ "EHLO",     FRESH,   0, cmd_ehlo, 0, NULL, 0 },
-	{ "HELO",     FRESH,   0, cmd_helo, 0, NULL, 0 },
-	{ "MAIL",     GREETED, 0, cmd_mail, 0, NULL, 0 },
-	{ "RCPT",     IN_MAIL, 0, cmd_rcpt, 0, NULL, 0 },
-	{ "DATA",     IN_MAIL, 0, cmd_data, 0, NULL, 0 },	/* 554 without recipients comes first */
-	{ "RSET",     FRESH,   1, session_cmd_reset, 250, "2.0.0 Ok", 0 },
-	{ "NOOP",     FRESH,   0, session_cmd_reply, 250, "2.0.0 Ok", 0 },
-	{ "VRFY",     FRESH,   0, cmd_vrfy, 0, NULL, 0 },
-	{ "HELP",     FRESH,   0, session_cmd_reply, 214,
-	  "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT", 0 },
-	{ "QUIT",     FRESH,   1, session_cmd_quit, 221, "2.0.0 Bye", 0 },
-	{ "AUTH",     GREETED, 0, cmd_auth, 0, NULL, 1 },
-	{ "EXPN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "TURN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "ETRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "ATRN",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "BDAT",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "STARTTLS", GREETED, 1, cmd_starttls, 0, NULL, 0 },
-	{ "SEND",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "SOML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ "SAML",     FRESH,   0, session_cmd_reply, 502, "5.5.1 Error: command not implemented", 0 },
-	{ NULL,       FRESH,   0, NULL, 0, NULL, 0 },
+	{ .verb = "EHLO", .run = cmd_ehlo },
+	{ .verb = "HELO", .run = cmd_helo },
+	{ .verb = "MAIL", .needs = GREETED, .run = cmd_mail },
+	{ .verb = "RCPT", .needs = IN_MAIL, .run = cmd_rcpt },
+	/* DATA: 554 without recipients comes before 503. */
+	{ .verb = "DATA", .needs = IN_MAIL, .run = cmd_data },
+	{ .verb = "RSET", .no_argument = 1, .run = session_cmd_reset,
+	  .code = 250, .text = "2.0.0 Ok" },
+	{ .verb = "NOOP", .run = session_cmd_reply, .code = 250, .text = "2.0.0 Ok" },
+	{ .verb = "VRFY", .run = cmd_vrfy },
+	{ .verb = "HELP", .run = session_cmd_reply,
+	  .code = 214, .text = "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT" },
+	{ .verb = "QUIT", .no_argument = 1, .run = session_cmd_quit,
+	  .code = 221, .text = "2.0.0 Bye" },
+	{ .verb = "AUTH", .needs = GREETED, .run = cmd_auth, .secret = 1 },
+	NOT_IMPLEMENTED("EXPN"),
+	NOT_IMPLEMENTED("TURN"),
+	NOT_IMPLEMENTED("ETRN"),
+	NOT_IMPLEMENTED("ATRN"),
+	NOT_IMPLEMENTED("BDAT"),
+	{ .verb = "STARTTLS", .needs = GREETED, .no_argument = 1, .run = cmd_starttls },
+	NOT_IMPLEMENTED("SEND"),
+	NOT_IMPLEMENTED("SOML"),
+	NOT_IMPLEMENTED("SAML"),
+	{ .verb = NULL },
 };
 
 static void refuse(struct session *s, enum refusal why, const struct command *c)
@@ -485,7 +438,7 @@ static void smtp_greet(struct session *s)
 
 const struct dialect smtp_dialect = {
 	.commands = commands, .strict = 1, .greet = smtp_greet, .reply = reply, .refuse = refuse,
-	.last_words = last_words,
+	.last_words = last_words, MAIL_SESSION_HOOKS,
 	.busy_line = "421 4.7.0 {host} Error: too many connections\r\n",
 	.unavailable_line = "421 4.3.0 Error: mailbox directory unavailable\r\n",
 };

@@ -1,10 +1,12 @@
 /* session.c: the session engine (session.h): the command loop with its
    deadlines, the table look-up and the checks every dialect shares, the
-   counts that end a session, the transaction, and delivery. */
+   counts that end a session, the state each dialect keeps of its own, and
+   the session's I/O for the features (session_io.h). */
 #define _GNU_SOURCE
 #include "engine/session.h"
-#include "engine/login.h"
-#include "engine/starttls.h"
+#include "engine/command_in.h"
+#include "mail/address.h"
+#include "store/spool.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -15,10 +17,95 @@
 #include <strings.h>
 #include <time.h>
 
+const struct config *session_config(const struct session *s)
+{
+	return s->cfg;
+}
+
+const struct session_env *session_env(const struct session *s)
+{
+	return s->env;
+}
+
 void session_send_line(struct session *s, const char *line, size_t len)
 {
 	writer_put(&s->out, line, len);
 	writer_put(&s->out, "\r\n", 2);
+}
+
+void session_reply(struct session *s, int code, const char *text)
+{
+	s->dialect->reply(s, code, text);
+}
+
+int session_read_line(struct session *s, char *line, size_t max, int *crlf)
+{
+	int n = reader_line_crlf(&s->in, line, max, io_deadline(s->cfg->timeout, s->session_end),
+				 crlf);
+
+	reader_wipe_used(&s->in);	/* what the reader held of it */
+	if (n == -ETIMEDOUT)
+		session_time_out(s);
+	else if (n < 0 && n != -E2BIG)
+		s->done = 1;	/* the connection is gone */
+	return n;
+}
+
+struct reader *session_reader(struct session *s)
+{
+	return &s->in;
+}
+
+uint64_t session_end_ms(const struct session *s)
+{
+	return s->session_end;
+}
+
+size_t session_unread(const struct session *s)
+{
+	size_t unread;
+
+	reader_data(&s->in, &unread);
+	return unread;
+}
+
+void session_fds(const struct session *s, int *in, int *out)
+{
+	*in = s->env->in_fd;
+	*out = s->env->out_fd;
+}
+
+int session_is_tls(const struct session *s)
+{
+	return s->tls;
+}
+
+int session_flush(struct session *s)
+{
+	return writer_flush(&s->out);
+}
+
+void session_use_transport(struct session *s, const struct io_transport *via)
+{
+	reader_set_transport(&s->in, via);
+	writer_set_transport(&s->out, via);
+	s->tls = 1;
+}
+
+void session_lost(struct session *s, enum session_end end)
+{
+	s->end = end;
+	s->done = 1;
+}
+
+int session_over(const struct session *s)
+{
+	return s->done;
+}
+
+void session_did_mail_work(struct session *s)
+{
+	s->junk = 0;
 }
 
 /* Text to the wire: CRLF line ends, a leading dot doubled. */
@@ -108,7 +195,8 @@ void session_cmd_reply(struct session *s, char *arg)
 
 void session_cmd_reset(struct session *s, char *arg)
 {
-	session_reset_transaction(s);
+	if (s->dialect->reset)
+		s->dialect->reset(s);
 	session_cmd_reply(s, arg);
 }
 
@@ -119,45 +207,6 @@ void session_cmd_quit(struct session *s, char *arg)
 	s->done = 1;
 }
 
-static void transaction_clear(struct transaction *t)
-{
-	for (size_t i = 0; i < t->nrcpt; i++)
-		free(t->rcpt[i]);
-	t->nrcpt = 0;
-	t->sender[0] = '\0';
-}
-
-void session_reset_transaction(struct session *s)
-{
-	transaction_clear(&s->tx);
-	if (s->state > GREETED)
-		s->state = GREETED;
-}
-
-int session_tx_has(const struct transaction *t, const char *address)
-{
-	for (size_t i = 0; i < t->nrcpt; i++)
-		if (strcmp(t->rcpt[i], address) == 0)
-			return 1;
-	return 0;
-}
-
-int session_tx_add(struct transaction *t, const char *address)
-{
-	char **grown, *copy;
-
-	if (t->nrcpt % 16 == 0) {
-		grown = realloc(t->rcpt, (t->nrcpt + 16) * sizeof *grown);
-		if (!grown)
-			return -ENOMEM;
-		t->rcpt = grown;
-	}
-	if (!(copy = strdup(address)))
-		return -ENOMEM;
-	t->rcpt[t->nrcpt++] = copy;
-	return 0;
-}
-
 int session_domain_served(const struct config *cfg, const char *address)
 {
 	if (cfg->ndomains == 0)
@@ -166,41 +215,6 @@ int session_domain_served(const struct config *cfg, const char *address)
 		if (address_in_domain(address, cfg->domains[i]))
 			return 1;
 	return 0;
-}
-
-enum delivery_outcome session_deliver(struct session *s, struct envelope *e,
-			      char id[MESSAGE_ID_MAX + 1], int *err)
-{
-	e->message_id = id;
-	e->when = time(NULL);
-	*err = mboxrd_message_id(id, MESSAGE_ID_MAX + 1, e->when, ++s->messages, s->cfg->hostname);
-	if (*err == 0 && store_has_room(s->store, s->spool.size, s->tx.nrcpt) < 0) {
-		LOG(s, "DATA received, refused: the store's file system is nearly full.");
-		return NO_ROOM;
-	}
-	if (*err == 0)
-		*err = store_deliver(s->store, e, &s->spool, (const char *const *)s->tx.rcpt,
-				     s->tx.nrcpt);
-	if (*err == -EDQUOT)
-		return MAILBOX_FULL;
-	if (*err < 0) {
-		LOG(s, "DATA received, store failed: %s", strerror(-*err));
-		return STORE_FAILED;
-	}
-	session_did_mail_work(s);
-	LOG(s, "DATA received, message stored.");
-	return DELIVERED;
-}
-
-int session_receive(struct session *s, struct data_rx *d)
-{
-	int rc = data_receive(&s->in, d, s->cfg->timeout, s->session_end);
-
-	if (rc == -ETIMEDOUT)
-		session_time_out(s);
-	if (rc < 0)
-		s->done = 1;
-	return rc < 0 ? -1 : 0;
 }
 
 /* Skip leading blanks of a command argument; cut trailing ones. */
@@ -227,16 +241,32 @@ static const struct command *look_up(const struct dialect *d, const char *line, 
 	return c;
 }
 
+/* A tagged dialect's line: s->tag is its first word, and what follows the
+   blank after it is the command. */
+static char *split_tag(struct session *s, char *line)
+{
+	size_t len = strcspn(line, " ");
+
+	s->tag = line;
+	if (line[len] == '\0')
+		return line + len;
+	line[len] = '\0';
+	return line + len + 1;
+}
+
 /* Run the command of line. */
 static void run_command(struct session *s, char *line, size_t len)
 {
 	const struct dialect *d = s->dialect;
-	size_t verb_len = strcspn(line, " \t");
-	const struct command *c = look_up(d, line, verb_len);
+	char *start = d->tagged ? split_tag(s, line) : line;
+	size_t verb_len = strcspn(start, " \t");
+	const struct command *c = look_up(d, start, verb_len);
 	char *arg;
 
+	len -= (size_t)(start - line);
+	line = start;
 	snprintf(s->verb, sizeof s->verb, "%.*s", (int)verb_len, line);
-	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
+	if (!d->literals && (memchr(line, '\0', len) || memchr(line, '\r', len))) {
 		d->refuse(s, REFUSE_BAD_OCTET, NULL);
 		return;
 	}
@@ -256,20 +286,40 @@ static void run_command(struct session *s, char *line, size_t len)
 	}
 }
 
-/* Act on what reading a command line gave (n, as reader_line_crlf says). */
+/* A literal past the dialect's limit, refused unread; one the client sends
+   unasked ("{n+}") would be taken for commands: the session ends. */
+static void refuse_literal(struct session *s, char *line)
+{
+	int unasked = command_literal_unasked(line, strlen(line));
+
+	if (s->dialect->tagged)
+		split_tag(s, line);
+	snprintf(s->verb, sizeof s->verb, "command");
+	s->dialect->refuse(s, REFUSE_TOO_LONG, NULL);
+	if (unasked && !s->done)
+		session_lost(s, END_ERRORS);
+}
+
+/* Act on what reading a command gave (n, as command_read says). */
 static void take_command(struct session *s, char *line, int n, int crlf)
 {
 	if (n == -ETIMEDOUT) {
 		session_time_out(s);
 		return;
 	}
-	if (n < 0 && n != -E2BIG) {
+	if (n < 0 && n != -E2BIG && n != -EMSGSIZE && n != -EILSEQ) {
 		s->end = END_EOF;
 		s->done = 1;
 		return;
 	}
 	s->junk++;	/* a command that delivers or reads mail sets it back to 0 */
-	if (n == -E2BIG || (s->dialect->strict && !crlf && s->cfg->bare_lf_reject)) {
+	s->tag = "";
+	if (n == -EMSGSIZE) {
+		refuse_literal(s, line);
+	} else if (n == -EILSEQ) {
+		snprintf(s->verb, sizeof s->verb, "command");
+		s->dialect->refuse(s, REFUSE_BAD_OCTET, NULL);
+	} else if (n == -E2BIG || (s->dialect->strict && !crlf && s->cfg->bare_lf_reject)) {
 		snprintf(s->verb, sizeof s->verb, "command");
 		s->dialect->refuse(s, n == -E2BIG ? REFUSE_TOO_LONG : REFUSE_BARE_LF, NULL);
 	} else {
@@ -282,10 +332,10 @@ static void take_command(struct session *s, char *line, int n, int crlf)
    a command that takes one. */
 static void read_command(struct session *s)
 {
-	char line[COMMAND_LINE_MAX + 1];
+	size_t max = s->dialect->line_max ? s->dialect->line_max : COMMAND_LINE_MAX;
+	char line[max + 1];
 	int crlf;
-	int n = reader_line_crlf(&s->in, line, COMMAND_LINE_MAX,
-				 io_deadline(s->cfg->timeout, s->session_end), &crlf);
+	int n = command_read(s, line, max, io_deadline(s->cfg->timeout, s->session_end), &crlf);
 
 	take_command(s, line, n, crlf);
 	explicit_bzero(line, sizeof line);
@@ -322,15 +372,21 @@ static int flush_last_reply(struct session *s)
 enum session_end session_run(const struct config *cfg, struct store *st,
 			     const struct session_env *env, const struct dialect *d)
 {
-	struct session s = { .cfg = cfg, .store = st, .env = env, .dialect = d,
-			     .state = FRESH, .end = END_EOF };
+	struct session s = { .cfg = cfg, .store = st, .env = env, .dialect = d, .end = END_EOF,
+			     .tag = "" };
+	union {
+		max_align_t align;
+		unsigned char octets[SESSION_STATE_MAX];
+	} own;
 
 	s.session_end = io_now_ms() + cfg->max_session * 1000ULL;
 	writer_init(&s.out, env->out_fd, cfg->timeout * 1000U);
 	reader_init(&s.in, env->in_fd, &s.out);
-	spool_init(&s.spool, st->dirfd);
-	login_start(&s);
-	if (starttls_open(&s) < 0) {
+	if (d->state_size) {
+		memset(&own, 0, d->state_size);
+		s.dialect_state = &own;
+	}
+	if (d->open && d->open(&s) < 0) {
 		s.end = END_IO;		/* implicit TLS without a handshake: not a word */
 		s.done = 1;
 	} else {
@@ -342,11 +398,10 @@ enum session_end session_run(const struct config *cfg, struct store *st,
 		d->finish(&s);
 	if (flush_last_reply(&s) < 0 && s.end == END_QUIT)
 		s.end = END_IO;
-	starttls_close(&s);
-	transaction_clear(&s.tx);
-	free(s.tx.rcpt);
-	login_finish(&s);
-	spool_free(&s.spool);
+	if (d->close)
+		d->close(&s);
+	if (d->state_size)
+		explicit_bzero(&own, d->state_size);
 	reader_wipe(&s.in);	/* a worker serves its next session on this stack */
 	return s.end;
 }

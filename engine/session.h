@@ -1,79 +1,36 @@
 /* session.h: the session engine that every dialect runs on (the My_SMTP
-   dialect in protocol.c, standard SMTP in smtp.c): it reads each command
-   line with its deadline, looks its verb up in the dialect's table, checks
-   the state the command needs and whether it takes an argument, counts
-   errors and commands that do no mail work, ends the session by its limits,
-   and keeps the transaction. A dialect is its table and a struct dialect;
-   the engine keeps no globals and touches only the descriptors it is given. */
+   dialect in protocol.c, standard SMTP in smtp.c, POP3 in pop3.c): it reads
+   each command line with its deadline, looks its verb up in the dialect's
+   table, checks the state the command needs and whether it takes an
+   argument, counts errors and commands that do no mail work, and ends the
+   session by its limits. A dialect may tag its lines, take literals in
+   them, set its own line limit, and watch a descriptor while the session
+   waits (IMAP's IDLE). A dialect is its table and a struct dialect, with
+   states and a state of its own; what it needs beyond the loop (login,
+   STARTTLS, delivery) it calls as features, which use the session through
+   session_io.h. The engine keeps no globals and touches only the
+   descriptors it is given. */
 #ifndef MYSMTP_SESSION_H
 #define MYSMTP_SESSION_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "accounts/accounts.h"
-#include "mail/address.h"
-#include "mail/data.h"
+#include "engine/session_io.h"
 #include "net/io.h"
-#include "mail/mboxrd.h"
-#include "store/spool.h"
-#include "store/store.h"
 
-#define COMMAND_LINE_MAX 512	/* octets, with the line end */
+#define COMMAND_LINE_MAX 512	/* octets, with the line end: a dialect's unless it says */
 
-struct config {
-	uint64_t max_message;		/* octets of text */
-	unsigned max_recipients;
-	unsigned timeout;		/* seconds without a complete line */
-	unsigned max_errors;		/* consecutive client errors */
-	unsigned max_junk;		/* commands in a row that neither deliver nor read mail */
-	unsigned max_session;		/* seconds a session may last in all */
-	int bare_lf_reject;		/* SMTP mode: refuse a bare LF, not take it as CRLF */
-	int any_domain;			/* no HELO-domain rule */
-	int open_delete;		/* DELETE also without accounts */
-	const char *const *domains;	/* served RCPT TO domains; none: any */
-	size_t ndomains;
-	const char *hostname;
-	const char *accounts_file;	/* --accounts; NULL: the open demo of sections 1-6 */
-	int allow_plaintext_auth;	/* passwords also over plaintext from non-local peers */
-	unsigned auth_failure_delay_ms;	/* before the reply to a failed login */
-	const char *tls_cert, *tls_key;	/* PEM files: STARTTLS offered; NULL: no TLS */
-	int tls_implicit;		/* TLS before the greeting (ports 465, 995) */
-	int submission;			/* SMTP: MAIL only after AUTH (RFC 6409, port 587) */
-};
+struct store;
+struct spool;
 
-typedef void (*session_log)(void *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-struct session_env {
-	int in_fd, out_fd;
-	const char *peer;		/* address, or "local" */
-	session_log log;
-	void *log_ctx;
-	/* Called once the session's last reply is written but for its last
-	   octet (NULL: nothing to tell). */
-	void (*ending)(void *ctx);
-	void *ending_ctx;
-};
-
-enum session_end { END_QUIT, END_EOF, END_TIMEOUT, END_ERRORS, END_IO };
-
-/* Where a session is: each command says which state it needs at least. */
-enum session_state { FRESH, GREETED, IN_MAIL, IN_RCPT };
-
-/* What one mail transaction keeps: the sender and the recipients. */
-struct transaction {
-	char sender[ADDRESS_MAX + 1];	/* "" before MAIL, or SMTP's null reverse-path */
-	char **rcpt;			/* distinct recipients, in the order given */
-	size_t nrcpt;
-};
-
-struct session;
-struct tlsio;
+/* Octets a dialect may keep of its own for a session (its state_size). */
+#define SESSION_STATE_MAX 2048
+#define SESSION_STATE_SIZE(type) sizeof(char[sizeof(type) <= SESSION_STATE_MAX ? sizeof(type) : -1])
 
 struct command {
 	const char *verb;
-	enum session_state needs;
+	int needs;			/* the least of the dialect's states it runs in */
 	int no_argument;		/* an argument is refused (REFUSE_ARGUMENT) */
 	void (*run)(struct session *s, char *arg);
 	int code;			/* for the engine's own handlers below: */
@@ -84,12 +41,11 @@ struct command {
 	int secret;
 };
 
-/* Why the engine refuses a command line, and why it ends a session: the
-   dialect says each in its own words. */
+/* Why the engine refuses a command line: the dialect says each in its own
+   words. REFUSE_TOO_LONG is also a literal that would take the command past
+   the dialect's limit: it is refused before it is read. */
 enum refusal { REFUSE_TOO_LONG, REFUSE_BAD_OCTET, REFUSE_BARE_LF, REFUSE_UNKNOWN,
 	       REFUSE_STATE, REFUSE_ARGUMENT };
-enum ending { ENDING_TIMEOUT, ENDING_LIFETIME, ENDING_ERRORS, ENDING_JUNK, ENDING_AUTH,
-	      ENDING_PIPELINED_TLS };
 
 struct dialect {
 	const struct command *commands;	/* ended by a NULL verb */
@@ -101,51 +57,68 @@ struct dialect {
 	void (*refuse)(struct session *s, enum refusal why, const struct command *c);
 	/* Send the session's last line. */
 	void (*last_words)(struct session *s, enum ending why);
-	/* Let go of what the dialect holds (NULL: nothing), at the end. */
+	/* Octets of its own state (SESSION_STATE_SIZE), kept for it by the
+	   engine as s->dialect_state, all zero at the start; 0: none. */
+	size_t state_size;
+	/* Set up its state and features before the greeting (NULL: nothing
+	   to do): 0, or -1 when the session must end without a word. */
+	int (*open)(struct session *s);
+	/* Drop the transaction (session_cmd_reset; NULL: nothing to drop). */
+	void (*reset)(struct session *s);
+	/* Let go of what others may wait for (NULL: nothing), before the last
+	   reply is sent in full. */
 	void (*finish)(struct session *s);
+	/* Let go of the rest (NULL: nothing), once the last reply is sent. */
+	void (*close)(struct session *s);
 	/* Lines said with no session, CRLF included: to a connection past a
 	   listener's cap ("{host}" stands for the host name), and when the
 	   mailbox directory cannot be opened. */
 	const char *busy_line;
 	const char *unavailable_line;
+
+	/* For a dialect like IMAP (all 0 or NULL for the others): */
+	/* The longest command in octets, with its line ends and literals (0:
+	   COMMAND_LINE_MAX). */
+	size_t line_max;
+	/* Each line opens with a tag, then a blank, then the verb: s->tag is
+	   it while the command runs ("" when a line has none). */
+	int tagged;
+	/* A line may end in a literal, "{n}" or "{n+}": n octets follow its
+	   CRLF, then the rest of the command, which may end in another. The
+	   command is passed as sent, CRLFs and all; for "{n}" go_ahead first
+	   sends the continuation line that asks for the octets. */
+	int literals;
+	void (*go_ahead)(struct session *s);
+	/* A descriptor to watch while waiting for the next line (-1: none now),
+	   and what to do when it is readable: send untagged lines (IDLE). */
+	int (*watch)(struct session *s);
+	void (*wake)(struct session *s);
 };
 
 struct session {
 	const struct config *cfg;
-	struct store *store;
+	struct store *store;		/* for the dialect: the engine does not look in */
 	const struct session_env *env;
 	const struct dialect *dialect;
 	struct reader in;
 	struct writer out;
-	struct spool spool;
-	enum session_state state;
+	int state;			/* the dialect's, 0 at the start */
 	enum session_end end;
 	int done;
-	int esmtp;			/* SMTP: the client said EHLO */
+	int tls;			/* the connection runs over TLS */
 	unsigned errors;		/* client errors in a row */
 	unsigned junk;			/* commands in a row that neither delivered nor read mail */
 	uint64_t session_end;		/* io_now_ms() past which the session ends */
-	unsigned long messages;		/* for Message-IDs */
 	char verb[16];			/* of the command being answered, for the log */
 	const struct command *command;	/* the one being run */
-	char helo[256];
-	struct transaction tx;
-	struct accounts accounts;	/* as read at the session's start (login.h) */
-	char user[ADDRESS_MAX + 1];	/* the address logged in as; "" before */
-	unsigned auth_failures;
-	int tls;			/* the connection is TLS */
-	struct tlsio *tls_server;	/* this session's TLS, made at its start (starttls.h) */
-	void *dialect_state;		/* what the dialect keeps of its own (POP3's maildrop) */
+	const char *tag;		/* of the command being run, tagged dialects */
+	void *dialect_state;		/* what the dialect keeps of its own (state_size) */
 };
-
-#define LOG(s, ...) (s)->env->log((s)->env->log_ctx, __VA_ARGS__)
 
 /* Serve one session of dialect d, from greeting to close. */
 enum session_end session_run(const struct config *cfg, struct store *st,
 			     const struct session_env *env, const struct dialect *d);
 
-/* Send one line, CRLF added. */
-void session_send_line(struct session *s, const char *line, size_t len);
 /* Send text as the body of a multi-line reply: CRLF line ends, a leading
    dot doubled, a CRLF after a last line without one; not the final ".".
    0 or -errno. */
@@ -158,43 +131,11 @@ void session_replied(struct session *s, const char *line, int refusal, int clien
 /* Reply with code and a formatted text, in the dialect's form. */
 void session_replyf(struct session *s, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* End the session with the dialect's last line for why. */
-void session_end_by(struct session *s, enum ending why);
-/* No complete line in time: end the session, by its timeout or its lifetime. */
-void session_time_out(struct session *s);
 /* Handlers for a command table: the row's reply (NOOP, HELP, a command not
-   implemented); the same after dropping the transaction (RSET); the same,
-   then the end of the session (QUIT). */
+   implemented); the same after the dialect's reset (RSET); the same, then
+   the end of the session (QUIT). */
 void session_cmd_reply(struct session *s, char *arg);
 void session_cmd_reset(struct session *s, char *arg);
 void session_cmd_quit(struct session *s, char *arg);
-/* A command that delivered or read mail: the junk count starts afresh. */
-static inline void session_did_mail_work(struct session *s)
-{
-	s->junk = 0;
-}
-
-/* Drop the transaction: back to GREETED if past it. */
-void session_reset_transaction(struct session *s);
-/* 1 when address is a recipient already. */
-int session_tx_has(const struct transaction *t, const char *address);
-/* Add a recipient: 0 or -ENOMEM. */
-int session_tx_add(struct transaction *t, const char *address);
-
-/* 1 when the configuration lets RCPT TO name address (-D). */
-int session_domain_served(const struct config *cfg, const char *address);
-
-/* How a delivery of the spooled text went. */
-enum delivery_outcome { DELIVERED, NO_ROOM, MAILBOX_FULL, STORE_FAILED };
-/* Deliver the spooled text to the transaction's recipients with envelope
-   e (its message_id is made here, into id), and log how it went: *err is
-   the errno of a failure. */
-enum delivery_outcome session_deliver(struct session *s, struct envelope *e,
-			      char id[MESSAGE_ID_MAX + 1], int *err);
-
-/* Read the message text into d (its output already wired to the spool) up
-   to its end: 0, or -1 when the session is over (a timeout, answered, or
-   the connection lost). */
-int session_receive(struct session *s, struct data_rx *d);
 
 #endif

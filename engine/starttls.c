@@ -10,21 +10,21 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Run the handshake and switch the session's reader and writer to TLS:
-   0, or -1 (logged). */
-static int go_tls(struct session *s)
+/* Run the handshake and carry the session over TLS: 0, or -1 (logged). */
+static int go_tls(struct starttls *t)
 {
+	const struct config *cfg = session_config(t->s);
 	char why[256];
+	int in, out;
 
-	if (tlsio_start(s->tls_server, s->env->in_fd, s->env->out_fd, NULL,
-			io_deadline(s->cfg->timeout, s->session_end), why, sizeof why) < 0) {
-		LOG(s, "TLS handshake failed: %s", why);
+	session_fds(t->s, &in, &out);
+	if (tlsio_start(t->server, in, out, NULL, io_deadline(cfg->timeout, session_end_ms(t->s)),
+			why, sizeof why) < 0) {
+		LOG(t->s, "TLS handshake failed: %s", why);
 		return -1;
 	}
-	reader_set_transport(&s->in, tlsio_transport(s->tls_server));
-	writer_set_transport(&s->out, tlsio_transport(s->tls_server));
-	s->tls = 1;
-	LOG(s, "TLS started: %s", tlsio_describe(s->tls_server, why, sizeof why));
+	session_use_transport(t->s, tlsio_transport(t->server));
+	LOG(t->s, "TLS started: %s", tlsio_describe(t->server, why, sizeof why));
 	return 0;
 }
 
@@ -33,13 +33,14 @@ static int go_tls(struct session *s)
    files with LoadCredential=), say so and what to do, after why. */
 static void say_unreadable(struct session *s)
 {
-	const char *file = s->cfg->tls_key;
+	const struct config *cfg = session_config(s);
+	const char *file = cfg->tls_key;
 	char user[32], group[32];
 	struct passwd *pw;
 	struct group *gr;
 
 	if (access(file, R_OK) == 0)
-		file = s->cfg->tls_cert;
+		file = cfg->tls_cert;
 	if (access(file, R_OK) == 0 || errno != EACCES)
 		return;
 	pw = getpwuid(geteuid());
@@ -51,56 +52,62 @@ static void say_unreadable(struct session *s)
 	    file, pw ? pw->pw_name : user, gr ? gr->gr_name : group);
 }
 
-int starttls_open(struct session *s)
+int starttls_open(struct starttls *t, struct session *s)
 {
+	const struct config *cfg = session_config(s);
 	char why[256];
 
-	if (!s->cfg->tls_cert)
+	t->s = s;
+	if (!cfg->tls_cert)
 		return 0;
-	s->tls_server = tlsio_server(s->cfg->tls_cert, s->cfg->tls_key, why, sizeof why);
-	if (!s->tls_server) {
+	t->server = tlsio_server(cfg->tls_cert, cfg->tls_key, why, sizeof why);
+	if (!t->server) {
 		LOG(s, "TLS unavailable: %s", why);
 		say_unreadable(s);
-		return s->cfg->tls_implicit ? -1 : 0;
+		return cfg->tls_implicit ? -1 : 0;
 	}
-	return s->cfg->tls_implicit ? go_tls(s) : 0;
+	return cfg->tls_implicit ? go_tls(t) : 0;
 }
 
-void starttls_close(struct session *s)
+void starttls_close(struct starttls *t)
 {
-	tlsio_free(s->tls_server);
-	s->tls_server = NULL;
+	tlsio_free(t->server);
+	t->server = NULL;
 }
 
-enum starttls_refusal starttls_check(const struct session *s)
+enum starttls_refusal starttls_check(const struct starttls *t)
 {
-	size_t unread;
-
-	if (s->tls)
+	if (session_is_tls(t->s))
 		return STARTTLS_ACTIVE;
-	if (!s->tls_server)
+	if (!t->server)
 		return STARTTLS_UNAVAILABLE;
-	reader_data(&s->in, &unread);
-	return unread ? STARTTLS_PIPELINED : STARTTLS_OK;
+	return session_unread(t->s) ? STARTTLS_PIPELINED : STARTTLS_OK;
 }
 
-/* After the handshake nothing of before counts: no HELO, no transaction,
-   no login (RFC 3207 section 4.2). */
-static void start_afresh(struct session *s)
+int starttls_handshake(struct starttls *t)
 {
-	session_reset_transaction(s);
-	s->state = FRESH;
-	s->helo[0] = '\0';
-	s->esmtp = 0;
-	explicit_bzero(s->user, sizeof s->user);
-}
-
-void starttls_handshake(struct session *s)
-{
-	if (writer_flush(&s->out) < 0 || go_tls(s) < 0) {
-		s->end = END_IO;
-		s->done = 1;
-		return;
+	if (session_flush(t->s) < 0 || go_tls(t) < 0) {
+		session_lost(t->s, END_IO);
+		return -1;
 	}
-	start_afresh(s);
+	return 0;
+}
+
+int starttls_command(struct starttls *t, const struct said said[])
+{
+	enum starttls_refusal why = starttls_check(t);
+
+	if (why == STARTTLS_PIPELINED) {
+		session_end_by(t->s, ENDING_PIPELINED_TLS);
+		return 0;
+	}
+	session_reply(t->s, said[why].code, said[why].text);
+	if (why != STARTTLS_OK)
+		return 0;
+	return starttls_handshake(t) == 0;
+}
+
+int starttls_offered(const struct starttls *t)
+{
+	return t->server && !session_is_tls(t->s);
 }

@@ -1,8 +1,9 @@
 /* tests/unit/unit.c: unit tests for the parts of mysmtpd that are pure
    functions: the address grammar, the DATA state machine (and its strict
    variant), mboxrd quoting, From-line parsing, the header blocks, the spool,
-   and SMTP mode's argument parsing and header-section scan. Prints one line
-   per test and "N passed, N failed" last. */
+   and SMTP mode's argument parsing and header-section scan; and the session
+   engine serving a tagged toy dialect (engine.c). Prints one line per test
+   and "N passed, N failed" last. */
 #define _GNU_SOURCE
 #include "mail/address.h"
 #include "mail/data.h"
@@ -10,6 +11,7 @@
 #include "mail/rfc5322.h"
 #include "mail/smtparg.h"
 #include "store/spool.h"
+#include "unit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,11 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static int passed, failed, test_failed;
-
-#define CHECK(cond) do { if (!(cond)) { \
-	printf("    %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-	test_failed = 1; } } while (0)
+static int passed, failed;
+int test_failed;
 
 static void run(const char *name, void (*fn)(void))
 {
@@ -479,6 +478,8 @@ int main(void)
 	run("rfc5322: a My_SMTP text's own header section", test_headed);
 	run("smtparg: MAIL FROM and RCPT TO arguments", test_smtparg);
 	run("spool: memory, then a temporary file", test_spool);
+	run("engine: a tagged dialect with literals and a watched descriptor",
+	    test_engine_tagged_dialect);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
