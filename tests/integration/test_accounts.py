@@ -299,6 +299,20 @@ class FailureTime(AccountsTest):
         self.assertGreaterEqual(min(times["unknown"] + times["wrong"]), DELAY)
         self.assertLess(abs(unknown - wrong), 0.050)
 
+    def test_the_delay_is_an_option(self):
+        """--auth-failure-delay MS sets the wait (here past the default 2 s),
+        from 0 to 60000; anything else is a usage error."""
+        c = self.session(["--auth-failure-delay", "2600"])
+        self.ok(c, "HELO test.com")
+        took, r = self.attempt(c, "david@test.com", "guess")
+        self.assertEqual(r, "403 FORBIDDEN wrong address or password")
+        self.assertGreaterEqual(took, 2.6)
+        self.quit(c)
+        for bad in ("-1", "60001", "2s", ""):
+            r = subprocess.run([SERVER, "--auth-failure-delay", bad] + self.args, input=b"",
+                               capture_output=True, timeout=REPLY_TIMEOUT)
+            self.assertEqual(r.returncode, 64, "--auth-failure-delay %r: %r" % (bad, r.stderr))
+
 
 def process_memory(pid):
     """Every readable mapping of pid's memory, as bytes, but those over 1 GiB:
