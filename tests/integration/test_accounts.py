@@ -545,10 +545,6 @@ class SecretsInPieces(AccountsTest):
         self.assertEqual(left, [], "parts of passwords left in the server's memory "
                          "(%d octets read)" % len(memory))
 
-    # Under load, the sanitized build's stack has been seen to keep part of
-    # a split AUTH line (".com Sp1it-..." beside the log line's buffer):
-    # alone until that is understood; the plain build never showed it.
-    @alone("a remnant of a split AUTH line survives on the ASan build's stack under load")
     def test_in_a_session(self):
         for dialect, (args, run) in PIECEMEAL.items():
             with self.subTest(dialect=dialect):
