@@ -1,5 +1,5 @@
 # Makefile: build mysmtpd (server) and mysmtp (client), run them (rs, rc),
-# test them (check, also under AddressSanitizer and UBSan), clean up.
+# test them (check, also under AddressSanitizer and UBSan; sweep), clean up.
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -51,7 +51,7 @@ CRYPT_LIBS = -lcrypt	# the fuzzers hash their accounts; mysmtpd dlopens libcrypt
 DEPFLAGS   = -I. -MMD -MP
 ALL_CFLAGS = $(WARN) $(DEPFLAGS) $(HARDEN) $(SD_CFLAGS) $(CFLAGS)
 
-.PHONY: all deps test-deps rs rc check clean asan bench
+.PHONY: all deps test-deps rs rc check sweep clean asan bench
 all: mysmtpd mysmtp mysmtp_server mysmtp_client
 
 deps:
@@ -134,10 +134,17 @@ build/bench/appends: bench/appends.c | deps
 bench: mysmtpd build/static/mysmtpd build/bench/loadgen build/bench/floor build/bench/appends | test-deps
 	QUICK=$(QUICK) bench/run
 
-# Every test, against the normal build, then against the sanitized one, then
-# the fuzzers; tests/run builds what each of them needs.
+# Every test, against the normal build and the sanitized one, then the
+# fuzzers; tests/run builds what each of them needs. Five minutes at most
+# on two cores: the integration tests run several modules at once, and the
+# sweeps (a fault or a kill at every call) a seeded sample of their points.
 check: test-deps
 	tests/run plain asan fuzz
+
+# The sweeps at every point, against both builds, and the fuzzers for
+# longer (SWEEP_FUZZ_SECONDS, 120 each); CI runs it after make check.
+sweep: test-deps
+	tests/run sweep
 
 clean:
 	rm -rf build mysmtpd mysmtp mysmtp_server mysmtp_client

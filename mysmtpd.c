@@ -89,6 +89,7 @@ static const char usage[] =
 	"  -u, --accounts FILE        only account holders read mail, and mail goes only\n"
 	"                             to accounts (Dovecot passwd-file: address:hash)\n"
 	"  -P, --allow-plaintext-auth take passwords without TLS from non-local peers\n"
+	"      --auth-failure-delay MS  answer a failed login after MS milliseconds [2000]\n"
 	"  -C, --tls-cert FILE        PEM certificate (chain): offer STARTTLS\n"
 	"  -K, --tls-key FILE         its PEM private key\n"
 	"  -i, --tls-implicit         start TLS before the greeting (ports 465, 995)\n"
@@ -110,7 +111,7 @@ static const char usage[] =
 	"client's connection. See mysmtpd(8).\n";
 
 enum { OPT_SET_PASSWORD = 256, OPT_REMOVE_ACCOUNT, OPT_POP3, OPT_OPEN_DELETE,
-       OPT_IPV6_PEER_PREFIX };
+       OPT_IPV6_PEER_PREFIX, OPT_AUTH_FAILURE_DELAY };
 
 static const struct option long_options[] = {
 	{ "mailbox-dir", required_argument, NULL, 'd' },
@@ -138,6 +139,7 @@ static const struct option long_options[] = {
 	{ "pop3", no_argument, NULL, OPT_POP3 },
 	{ "accounts", required_argument, NULL, 'u' },
 	{ "allow-plaintext-auth", no_argument, NULL, 'P' },
+	{ "auth-failure-delay", required_argument, NULL, OPT_AUTH_FAILURE_DELAY },
 	{ "tls-cert", required_argument, NULL, 'C' },
 	{ "tls-key", required_argument, NULL, 'K' },
 	{ "tls-implicit", no_argument, NULL, 'i' },
@@ -234,6 +236,10 @@ static void parse_options(struct server *sv, int argc, char **argv)
 		case 'M': sv->smtp = 1; sv->cfg.submission = 1; break;
 		case 'u': sv->cfg.accounts_file = optarg; break;
 		case 'P': sv->cfg.allow_plaintext_auth = 1; break;
+		case OPT_AUTH_FAILURE_DELAY:
+			sv->cfg.auth_failure_delay_ms =
+				(unsigned)number("--auth-failure-delay", optarg, 0, 60000);
+			break;
 		case 'C': sv->cfg.tls_cert = optarg; break;
 		case 'K': sv->cfg.tls_key = optarg; break;
 		case 'i': sv->cfg.tls_implicit = 1; break;

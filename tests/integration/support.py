@@ -8,6 +8,7 @@ The contract the tests check is doc/PROTOCOL.md.
 
 import email.utils
 import fcntl
+import hashlib
 import mailbox
 import os
 import re
@@ -529,6 +530,57 @@ def parse_mbox(data, what="mailbox"):
 
 
 # ---------------------------------------------------------------------------
+# Sweeps: a fault or a kill at every call of an operation. `make check` runs
+# a seeded sample of each (one point in SWEEP_SHARE), `make sweep` every
+# point (TEST_SWEEP=full). The seed is the UTC date unless TEST_SEED gives
+# one, and is printed with the sweep's figures so that a failure can be
+# replayed: TEST_SEED=N python3 tests/integration/run.py -k NAME.
+
+SWEEP_FULL = os.environ.get("TEST_SWEEP") == "full"
+SWEEP_SEED = int(os.environ.get("TEST_SEED") or time.strftime("%Y%m%d", time.gmtime()))
+SWEEP_SHARE = 4
+
+
+class Sweep:
+    """Which points of the sweep `name` to run: take(point...) is true for
+    every point under TEST_SWEEP=full, else for a seeded one in SWEEP_SHARE
+    (the same points for the same seed)."""
+
+    def __init__(self, name):
+        self.name, self.taken, self.skipped = name, 0, 0
+
+    def take(self, *point):
+        digest = hashlib.sha256(("%d %s %r" % (SWEEP_SEED, self.name, point)).encode()).digest()
+        yes = SWEEP_FULL or digest[0] % SWEEP_SHARE == 0
+        self.taken += yes
+        self.skipped += not yes
+        return yes
+
+    def note(self):
+        if SWEEP_FULL:
+            return "every point (TEST_SWEEP=full)"
+        return ("a sample: %d of %d points, seed %d (TEST_SEED=%d replays it; TEST_SWEEP=full "
+                "runs all)" % (self.taken, self.taken + self.skipped, SWEEP_SEED, SWEEP_SEED))
+
+
+def alone(reason):
+    """Marks a test method that cannot share the machine with other tests:
+    run.py runs it alone, after the rest (as a module's or a class's
+    SERIAL = "reason" does for all of its tests)."""
+    def mark(method):
+        method.SERIAL = reason
+        return method
+    return mark
+
+
+def sweep_test(method):
+    """Marks a test method as a sweep: `make sweep` (run.py --sweeps) runs it
+    with every point."""
+    method.sweep = True
+    return method
+
+
+# ---------------------------------------------------------------------------
 
 # The tests that started a listening mysmtpd (run.py runs them again with
 # --again-with-max-use), and the options each such server gets.
@@ -546,9 +598,33 @@ def listener_extra(test, args=()):
     return ["--max-use", n] if n else []
 
 
+# The failure delay (--auth-failure-delay) of a server with accounts that a
+# test starts: short, for the tests whose subject is not the delay's length;
+# a test class about the delay itself sets failure_delay_ms = None (the
+# server's own 2000 ms).
+SHORT_FAILURE_DELAY_MS = 100
+
+
+def failure_delay_args(args, ms=SHORT_FAILURE_DELAY_MS):
+    """["--auth-failure-delay", ms] for a server given accounts in args (and no
+    delay of its own), else []."""
+    args = list(args)
+    if ms is None or "--auth-failure-delay" in args:
+        return []
+    if not ("-u" in args or "--accounts" in args):
+        return []
+    if "--set-password" in args or "--remove-account" in args:
+        return []
+    return ["--auth-failure-delay", str(ms)]
+
+
 class ServerTest(unittest.TestCase):
     """Base class: a temporary root per test, processes killed at the end,
-    and sanitizer reports in any server log fail the test."""
+    and sanitizer reports in any server log fail the test. A server with
+    accounts gets a short failure delay unless the class says
+    failure_delay_ms = None."""
+
+    failure_delay_ms = SHORT_FAILURE_DELAY_MS
 
     def setUp(self):
         if not (os.path.isfile(SERVER) and os.access(SERVER, os.X_OK)):
@@ -585,6 +661,8 @@ class ServerTest(unittest.TestCase):
     # -- processes
     def spawn(self, args, cwd=None, **kw):
         n = len(self.servers)
+        if kw.get("argv") is None:
+            args = list(args) + failure_delay_args(args, self.failure_delay_ms)
         s = Server(args, cwd or self.root, os.path.join(self.root, "stderr-%d.log" % n), **kw)
         self.servers.append(s)
         return s

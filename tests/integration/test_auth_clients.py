@@ -17,7 +17,7 @@ import subprocess
 import time
 import unittest
 
-from support import mailbox_file
+from support import failure_delay_args, mailbox_file
 from test_accounts import two_accounts
 from test_client import (CLIENT, EX_NOPERM, EX_OK, WAIT, TerminalTest, masked)
 from test_smtp import HOST, MESSAGE, Smtp
@@ -109,6 +109,8 @@ def b64(text):
 class SubmissionClients(Smtp):
     """mysmtpd --submission with STARTTLS, as the submission unit runs it,
     on a listener on 127.0.0.1."""
+
+    failure_delay_ms = None     # the login exchange checks the delay
 
     def setUp(self):
         super().setUp()
@@ -222,7 +224,8 @@ class MysmtpUser(TerminalTest):
     def server_args(self):
         if self.accounts_path is None:
             self.accounts_path = two_accounts(self.root)
-        return ("--accounts", self.accounts_path)
+        args = ["--accounts", self.accounts_path]
+        return tuple(args + failure_delay_args(args))
 
     def client(self, *args, password="secret1", input=b""):
         env = dict(os.environ, MYSMTP_PASSWORD=password)

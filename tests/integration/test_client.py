@@ -331,7 +331,10 @@ class TerminalTest(WithServer):
         ("": none), with LANG=lang when given (and no LC_ALL, LC_CTYPE);
         returns the file its exit status goes to."""
         self.assertTrue(shutil.which("tmux"), "tmux is needed (make test-deps)")
-        self.tmux_sock = os.path.join(self.root, "tmux.sock")
+        # A socket of its own for each terminal: a server just told to
+        # kill-server may still be there to take a new session, and exit.
+        self.terminals = getattr(self, "terminals", 0) + 1
+        self.tmux_sock = os.path.join(self.root, "tmux-%d.sock" % self.terminals)
         self.tmux_conf = os.path.join(self.root, "tmux.conf")
         with open(self.tmux_conf, "w") as f:
             f.write("set -g remain-on-exit on\nset -g status off\n")

@@ -18,8 +18,8 @@ import subprocess
 import threading
 import time
 
-from support import (REPLY_TIMEOUT, SANITIZER_MARKS, SERVER, SLOW, ServerTest, env_under_strace,
-                     index_file, mailbox_file, parse_mbox, read_bytes)
+from support import (REPLY_TIMEOUT, SANITIZER_MARKS, SERVER, SLOW, ServerTest, Sweep,
+                     env_under_strace, index_file, mailbox_file, parse_mbox, read_bytes, sweep_test)
 from test_accounts import two_accounts
 from test_faults import SHIM, preload
 
@@ -162,6 +162,7 @@ class KillAtEveryStep(DeleteTest):
 class FaultAtEveryCall(DeleteTest):
     """ENOSPC, EIO, EINTR, a short write, at every store call of a DELETE."""
 
+    @sweep_test
     def test_every_fault(self):
         self.assertTrue(os.path.isfile(SHIM), "fault shim %s missing" % SHIM)
         self.fill(3)
@@ -191,8 +192,11 @@ class FaultAtEveryCall(DeleteTest):
             self.assertIn(k, kinds, "the shim sees the deletion's %s" % k)
         new = read_bytes(path)
         replies = {}
+        points = Sweep("test_delete.every_fault")
         for mode in ("ENOSPC", "EIO", "EINTR", "SHORT"):
             for at in range(1, calls + 1):
+                if not points.take(mode, at):
+                    continue
                 restore()
                 env.update(FAULT_AT=str(at), FAULT_MODE=mode)
                 out = self.pipe(data, env=env).stdout
@@ -207,9 +211,9 @@ class FaultAtEveryCall(DeleteTest):
                         self.assertIn(got, (old, new))
                     self.assertEqual(len(self.read_back(self.d, DAVID)), len(parse_mbox(got)))
                 replies[(mode, ok)] = replies.get((mode, ok), 0) + 1
-        print("[%d store calls a deletion; %s]" % (calls, ", ".join(
-            "%s->%s x%d" % (m, "200" if o else "500", n) for (m, o), n in sorted(replies.items()))),
-            end=" ", flush=True)
+        print("[%d store calls a deletion; %s; %s]" % (calls, ", ".join(
+            "%s->%s x%d" % (m, "200" if o else "500", n) for (m, o), n in sorted(replies.items())),
+            points.note()), end=" ", flush=True)
 
 
 class Concurrency(DeleteTest):

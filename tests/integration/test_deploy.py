@@ -41,8 +41,13 @@ import threading
 import time
 import unittest
 
-from support import listener_extra
+from support import alone, listener_extra
 from test_tls import make_certificate
+
+# run.py runs the xinetd tests alone: they bind /dev/log where there is none
+# (one path for the whole machine), and any other session's syslog line
+# would land in their count.
+SYSLOG = "xinetd's syslog is the machine's /dev/log"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
@@ -874,6 +879,7 @@ class Deploy(unittest.TestCase):
 
     # -- xinetd ---------------------------------------------------------------
 
+    @alone(SYSLOG)
     def test_xinetd_entry(self):
         """The installed xinetd entry, under a real xinetd in the foreground: a whole
         session, the log in syslog (facility mail, ident mysmtpd), none of it to the client."""
@@ -885,6 +891,7 @@ class Deploy(unittest.TestCase):
                          "Authenticated john@test.com from 127.0.0.1",
                          "Authenticated david@test.com from 127.0.0.1"), 2)
 
+    @alone(SYSLOG)
     def test_smtp_xinetd_entry(self):
         """The installed standard SMTP entry (mysmtpd -S, port 2526) the same way,
         with a delivery by Python's smtplib."""
@@ -894,6 +901,7 @@ class Deploy(unittest.TestCase):
                          "DATA received, message stored.", "Client disconnected.",
                          "Authenticated john@test.com from 127.0.0.1"), 1)
 
+    @alone(SYSLOG)
     def test_pop3_xinetd_entry(self):
         """The installed POP3 entry (mysmtpd --pop3, port 110) the same way:
         poplib logs in to an empty mailbox and quits."""

@@ -17,8 +17,8 @@ import subprocess
 import threading
 import time
 
-from support import (REPLY_TIMEOUT, SERVER, SLOW, ServerTest, mailbox_file, parse_mbox,
-                     read_bytes)
+from support import (REPLY_TIMEOUT, SERVER, SLOW, ServerTest, failure_delay_args, mailbox_file,
+                     parse_mbox, read_bytes)
 from test_accounts import two_accounts
 
 DAVID, PASSWORD = "david@test.com", "secret1"
@@ -408,7 +408,8 @@ class RealClients(Pop3Test):
         mda = "sh -c 'cat > %s/$(date +%%s%%N)'" % out
         env = dict(os.environ, FETCHMAILHOME=home, HOME=home)
         r = subprocess.run([fm, "-f", rc, "--idfile", os.path.join(home, "ids"), "--mda", mda,
-                            "--nodetach", "--nosyslog", "--invisible"] + list(opts),
+                            "--nodetach", "--nosyslog", "--invisible",
+                            "--pidfile", os.path.join(home, "pid")] + list(opts),   # not root's shared one
                            capture_output=True, env=env, timeout=120 * SLOW)
         self.assertIn(r.returncode, (0, 1), "fetchmail: %r %r" % (r.stdout, r.stderr))
         got = sorted(read_bytes(os.path.join(out, n)) for n in os.listdir(out))
@@ -504,7 +505,8 @@ class Tls(ServerTest):
         bad = base64.b64encode(b"\0" + DAVID.encode() + b"\0wrong")
         talk = (b"AUTH\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN " + bad + b"\r\nAUTH PLAIN\r\n" + good +
                 b"\r\nSTAT\r\nQUIT\r\n")
-        p = subprocess.run([SERVER, "--pop3", "-d", self.d, "-u", self.accounts], input=talk,
+        args = ["--pop3", "-d", self.d, "-u", self.accounts]
+        p = subprocess.run([SERVER] + args + failure_delay_args(args), input=talk,
                            capture_output=True, timeout=30 * SLOW)
         lines = p.stdout.split(b"\r\n")
         self.assertEqual(lines[1:9], [b"+OK mechanisms follow", b"PLAIN", b".", b"+ ",
