@@ -247,7 +247,7 @@ class FailureTime(AccountsTest):
         r = c.cmd("AUTH %s %s" % (address, password), timeout=REPLY_TIMEOUT + DELAY)
         return time.monotonic() - t, r
 
-    @alone("medians of failure times compared to 50 ms")
+    @alone("medians of failure times compared to half a hash")
     def test_an_unknown_address_costs_what_a_wrong_password_does(self):
         """20 tries of each, two per session, five sessions at a time: the
         medians differ by less than half of one hash, and every failure
