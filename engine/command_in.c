@@ -60,8 +60,8 @@ static int bad_octets(const char *text, size_t len)
 
 /* After the first line (len octets) of a command: as long as it ends in a
    literal, read the CRLF-joined literal and the line after it. */
-static int read_literals(struct session *s, char *line, size_t len, size_t max,
-			 uint64_t deadline, int *crlf)
+static int read_literals(const struct command_source *src, char *line, size_t len,
+			 size_t max, uint64_t deadline, int *crlf)
 {
 	uint64_t n;
 	int unasked, rc;
@@ -69,14 +69,14 @@ static int read_literals(struct session *s, char *line, size_t len, size_t max,
 	while (literal_at_end(line, len, &n, &unasked)) {
 		if (n > max || len + 2 + n > max)
 			return -EMSGSIZE;
-		if (!unasked && s->dialect->go_ahead)
-			s->dialect->go_ahead(s);
+		if (!unasked && src->go_ahead)
+			src->go_ahead(src->ctx);
 		memcpy(line + len, "\r\n", 2);
 		len += 2;
-		if ((rc = read_octets(&s->in, line + len, (size_t)n, deadline)) < 0)
+		if ((rc = read_octets(src->in, line + len, (size_t)n, deadline)) < 0)
 			return rc;
 		len += (size_t)n;
-		rc = reader_line_crlf(&s->in, line + len, max - len, deadline, crlf);
+		rc = reader_line_crlf(src->in, line + len, max - len, deadline, crlf);
 		if (rc < 0)
 			return rc;
 		if (bad_octets(line + len, (size_t)rc))
@@ -97,36 +97,36 @@ static int line_waiting(const struct reader *r)
 
 /* While no line has come: wait for one, or for the descriptor the dialect
    watches, and let the dialect speak each time that becomes readable. */
-static void wait_watching(struct session *s, uint64_t deadline)
+static void wait_watching(const struct command_source *src, uint64_t deadline)
 {
 	int fd;
 
-	while (!line_waiting(&s->in) && (fd = s->dialect->watch(s)) >= 0) {
-		struct pollfd p[2] = { { .fd = s->in.fd, .events = POLLIN },
+	while (!line_waiting(src->in) && (fd = src->watch(src->ctx)) >= 0) {
+		struct pollfd p[2] = { { .fd = src->in->fd, .events = POLLIN },
 				       { .fd = fd, .events = POLLIN } };
 		uint64_t now = io_now_ms();
 
-		if (writer_flush(&s->out) < 0 || now >= deadline)
+		if (writer_flush(src->out) < 0 || now >= deadline)
 			return;
 		if (poll(p, 2, deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now)) <= 0 ||
 		    p[0].revents)
 			return;		/* a line, the end, a signal: the reader sees to it */
 		if (p[1].revents)
-			s->dialect->wake(s);
+			src->wake(src->ctx);
 	}
 }
 
-int command_read(struct session *s, char *line, size_t max, uint64_t deadline, int *crlf)
+int command_read(const struct command_source *src, char *line, size_t max, uint64_t deadline,
+		 int *crlf)
 {
-	const struct dialect *d = s->dialect;
 	int n;
 
-	if (d->watch)
-		wait_watching(s, deadline);
-	n = reader_line_crlf(&s->in, line, max, deadline, crlf);
-	if (n < 0 || !d->literals)
+	if (src->watch)
+		wait_watching(src, deadline);
+	n = reader_line_crlf(src->in, line, max, deadline, crlf);
+	if (n < 0 || !src->literals)
 		return n;
 	if (bad_octets(line, (size_t)n))
 		return -EILSEQ;
-	return read_literals(s, line, (size_t)n, max, deadline, crlf);
+	return read_literals(src, line, (size_t)n, max, deadline, crlf);
 }

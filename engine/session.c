@@ -327,15 +327,44 @@ static void take_command(struct session *s, char *line, int n, int crlf)
 	}
 }
 
+/* The dialect's hooks for command_read, given the session. */
+static void dialect_go_ahead(void *ctx)
+{
+	struct session *s = ctx;
+
+	s->dialect->go_ahead(s);
+}
+
+static int dialect_watch(void *ctx)
+{
+	struct session *s = ctx;
+
+	return s->dialect->watch(s);
+}
+
+static void dialect_wake(void *ctx)
+{
+	struct session *s = ctx;
+
+	s->dialect->wake(s);
+}
+
 /* Every line is wiped once acted on, and what the reader held of it: a
    line refused, cut off or too long may have held a password as well as
    a command that takes one. */
 static void read_command(struct session *s)
 {
 	size_t max = s->dialect->line_max ? s->dialect->line_max : COMMAND_LINE_MAX;
+	const struct dialect *d = s->dialect;
+	const struct command_source src = {
+		.in = &s->in, .out = &s->out, .literals = d->literals, .ctx = s,
+		.go_ahead = d->go_ahead ? dialect_go_ahead : NULL,
+		.watch = d->watch ? dialect_watch : NULL,
+		.wake = d->wake ? dialect_wake : NULL,
+	};
 	char line[max + 1];
 	int crlf;
-	int n = command_read(s, line, max, io_deadline(s->cfg->timeout, s->session_end), &crlf);
+	int n = command_read(&src, line, max, io_deadline(s->cfg->timeout, s->session_end), &crlf);
 
 	take_command(s, line, n, crlf);
 	explicit_bzero(line, sizeof line);
