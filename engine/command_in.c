@@ -35,8 +35,10 @@ int command_literal_unasked(const char *line, size_t len)
 	return literal_at_end(line, len, &n, &unasked) && unasked;
 }
 
-/* Read exactly n octets into out. 0 or -errno. */
-static int read_octets(struct reader *r, char *out, size_t n, uint64_t deadline)
+/* Pass the next n octets of r to put(ctx, ...), chunk by chunk, as they
+   come. 0 or -errno. */
+static int move_octets(struct reader *r, uint64_t n, uint64_t deadline,
+		       void (*put)(void *ctx, const char *octets, size_t len), void *ctx)
 {
 	while (n > 0) {
 		int rc = reader_fill(r, deadline);
@@ -44,18 +46,48 @@ static int read_octets(struct reader *r, char *out, size_t n, uint64_t deadline)
 
 		if (rc <= 0)
 			return rc == 0 ? -ENODATA : rc;
-		take = r->end - r->start < n ? r->end - r->start : n;
-		memcpy(out, r->buf + r->start, take);
+		take = r->end - r->start < n ? r->end - r->start : (size_t)n;
+		put(ctx, r->buf + r->start, take);
 		r->start += take;
-		out += take;
 		n -= take;
 	}
 	return 0;
 }
 
+/* move_octets's put for a literal kept in the line: copy to *(char **)ctx. */
+static void copy_octets(void *ctx, const char *octets, size_t len)
+{
+	char **out = ctx;
+
+	memcpy(*out, octets, len);
+	*out += len;
+}
+
 static int bad_octets(const char *text, size_t len)
 {
 	return memchr(text, '\0', len) || memchr(text, '\r', len);
+}
+
+/* Read the literal of n octets that ends line[len], after its go-ahead when
+   it asks for one: into the line, or to the sink when it would not fit (the
+   line then keeps only its CRLF). The line's new length, or -errno. */
+static int take_literal(const struct command_source *src, char *line, size_t len, size_t max,
+			uint64_t n, int unasked, uint64_t deadline)
+{
+	int fits = n <= max && len + 2 + n <= max;
+	char *at = line + len + 2;
+	int rc;
+
+	if (!fits && (!src->literal_sink || n > src->literal_max || len + 2 > max))
+		return -EMSGSIZE;
+	if (!unasked && src->go_ahead)
+		src->go_ahead(src->ctx);
+	memcpy(line + len, "\r\n", 2);
+	if (fits)
+		rc = move_octets(src->in, n, deadline, copy_octets, &at);
+	else
+		rc = move_octets(src->in, n, deadline, src->literal_sink, src->ctx);
+	return rc < 0 ? rc : (int)(at - line);
 }
 
 /* After the first line (len octets) of a command: as long as it ends in a
@@ -67,15 +99,9 @@ static int read_literals(const struct command_source *src, char *line, size_t le
 	int unasked, rc;
 
 	while (literal_at_end(line, len, &n, &unasked)) {
-		if (n > max || len + 2 + n > max)
-			return -EMSGSIZE;
-		if (!unasked && src->go_ahead)
-			src->go_ahead(src->ctx);
-		memcpy(line + len, "\r\n", 2);
-		len += 2;
-		if ((rc = read_octets(src->in, line + len, (size_t)n, deadline)) < 0)
+		if ((rc = take_literal(src, line, len, max, n, unasked, deadline)) < 0)
 			return rc;
-		len += (size_t)n;
+		len = (size_t)rc;
 		rc = reader_line_crlf(src->in, line + len, max - len, deadline, crlf);
 		if (rc < 0)
 			return rc;
@@ -86,22 +112,15 @@ static int read_literals(const struct command_source *src, char *line, size_t le
 	return (int)len;
 }
 
-/* 1 when the reader holds a whole line already. */
-static int line_waiting(const struct reader *r)
-{
-	size_t len;
-	const char *data = reader_data(r, &len);
-
-	return len > 0 && memchr(data, '\n', len) != NULL;
-}
-
-/* While no line has come: wait for one, or for the descriptor the dialect
-   watches, and let the dialect speak each time that becomes readable. */
-static void wait_watching(const struct command_source *src, uint64_t deadline)
+/* The reader and the transport under it hold octets already: they, not
+   the descriptor, answer first (over TLS, octets already decrypted never
+   show on the descriptor). Else wait for the descriptor, or for the one the
+   dialect watches, and let the dialect speak each time that is readable. */
+void command_wait(const struct command_source *src, uint64_t deadline)
 {
 	int fd;
 
-	while (!line_waiting(src->in) && (fd = src->watch(src->ctx)) >= 0) {
+	while (!reader_ready(src->in) && (fd = src->watch(src->ctx)) >= 0) {
 		struct pollfd p[2] = { { .fd = src->in->fd, .events = POLLIN },
 				       { .fd = fd, .events = POLLIN } };
 		uint64_t now = io_now_ms();
@@ -122,7 +141,7 @@ int command_read(const struct command_source *src, char *line, size_t max, uint6
 	int n;
 
 	if (src->watch)
-		wait_watching(src, deadline);
+		command_wait(src, deadline);
 	n = reader_line_crlf(src->in, line, max, deadline, crlf);
 	if (n < 0 || !src->literals)
 		return n;

@@ -38,10 +38,10 @@ void session_reply(struct session *s, int code, const char *text)
 	s->dialect->reply(s, code, text);
 }
 
-int session_read_line(struct session *s, char *line, size_t max, int *crlf)
+/* session_read_line by deadline. */
+static int read_line_by(struct session *s, char *line, size_t max, uint64_t deadline, int *crlf)
 {
-	int n = reader_line_crlf(&s->in, line, max, io_deadline(s->cfg->timeout, s->session_end),
-				 crlf);
+	int n = reader_line_crlf(&s->in, line, max, deadline, crlf);
 
 	reader_wipe_used(&s->in);	/* what the reader held of it */
 	if (n == -ETIMEDOUT)
@@ -49,6 +49,45 @@ int session_read_line(struct session *s, char *line, size_t max, int *crlf)
 	else if (n < 0 && n != -E2BIG)
 		s->done = 1;	/* the connection is gone */
 	return n;
+}
+
+int session_read_line(struct session *s, char *line, size_t max, int *crlf)
+{
+	return read_line_by(s, line, max, io_deadline(s->cfg->timeout, s->session_end), crlf);
+}
+
+/* What session_wait_line watches, as command_wait's hooks see it. */
+struct waiting {
+	struct session *s;
+	int fd;
+	void (*on_ready)(struct session *s, void *ctx);
+	void *ctx;
+};
+
+/* command_wait's hooks for session_wait_line: its descriptor, and its call. */
+static int waiting_fd(void *ctx)
+{
+	return ((struct waiting *)ctx)->fd;
+}
+
+static void waiting_ready(void *ctx)
+{
+	struct waiting *w = ctx;
+
+	w->on_ready(w->s, w->ctx);
+}
+
+int session_wait_line(struct session *s, int fd, void (*on_ready)(struct session *s, void *ctx),
+		      void *ctx, char *line, size_t max)
+{
+	struct waiting w = { .s = s, .fd = fd, .on_ready = on_ready, .ctx = ctx };
+	const struct command_source src = { .in = &s->in, .out = &s->out, .watch = waiting_fd,
+					    .wake = waiting_ready, .ctx = &w };
+	uint64_t deadline = io_deadline(s->cfg->timeout, s->session_end);
+	int crlf;
+
+	command_wait(&src, deadline);
+	return read_line_by(s, line, max, deadline, &crlf);
 }
 
 struct reader *session_reader(struct session *s)
@@ -349,19 +388,35 @@ static void dialect_wake(void *ctx)
 	s->dialect->wake(s);
 }
 
+static void dialect_literal_sink(void *ctx, const char *octets, size_t len)
+{
+	struct session *s = ctx;
+
+	s->dialect->literal_sink(s, octets, len);
+}
+
+/* Where the session's next command comes from, with the dialect's hooks. */
+static struct command_source command_source_of(struct session *s)
+{
+	const struct dialect *d = s->dialect;
+
+	return (struct command_source){
+		.in = &s->in, .out = &s->out, .literals = d->literals, .ctx = s,
+		.go_ahead = d->go_ahead ? dialect_go_ahead : NULL,
+		.watch = d->watch ? dialect_watch : NULL,
+		.wake = d->wake ? dialect_wake : NULL,
+		.literal_max = d->literal_max,
+		.literal_sink = d->literal_sink ? dialect_literal_sink : NULL,
+	};
+}
+
 /* Every line is wiped once acted on, and what the reader held of it: a
    line refused, cut off or too long may have held a password as well as
    a command that takes one. */
 static void read_command(struct session *s)
 {
 	size_t max = s->dialect->line_max ? s->dialect->line_max : COMMAND_LINE_MAX;
-	const struct dialect *d = s->dialect;
-	const struct command_source src = {
-		.in = &s->in, .out = &s->out, .literals = d->literals, .ctx = s,
-		.go_ahead = d->go_ahead ? dialect_go_ahead : NULL,
-		.watch = d->watch ? dialect_watch : NULL,
-		.wake = d->wake ? dialect_wake : NULL,
-	};
+	const struct command_source src = command_source_of(s);
 	char line[max + 1];
 	int crlf;
 	int n = command_read(&src, line, max, io_deadline(s->cfg->timeout, s->session_end), &crlf);

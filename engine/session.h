@@ -4,8 +4,9 @@
    table, checks the state the command needs and whether it takes an
    argument, counts errors and commands that do no mail work, and ends the
    session by its limits. A dialect may tag its lines, take literals in
-   them, set its own line limit, and watch a descriptor while the session
-   waits (IMAP's IDLE). A dialect is its table and a struct dialect, with
+   them (a big one streamed to it, APPEND), set its own line limit, and
+   watch a descriptor while the session waits for a line, between commands
+   or inside one (IMAP's IDLE). A dialect is its table and a struct dialect, with
    states and a state of its own; what it needs beyond the loop (login,
    STARTTLS, delivery) it calls as features, which use the session through
    session_io.h. The engine keeps no globals and touches only the
@@ -93,6 +94,14 @@ struct dialect {
 	   and what to do when it is readable: send untagged lines (IDLE). */
 	int (*watch)(struct session *s);
 	void (*wake)(struct session *s);
+	/* A literal too big for the command line but of at most literal_max
+	   octets (IMAP's APPEND) goes to literal_sink as it comes, chunk by
+	   chunk, after the go-ahead (NULL: none; such a literal is refused
+	   unread, as is one past literal_max). The line keeps its "{n}" and
+	   CRLF but none of its octets: a literal is one of these when the
+	   octets before that CRLF, plus 2, plus n, are more than line_max. */
+	uint64_t literal_max;
+	void (*literal_sink)(struct session *s, const char *octets, size_t len);
 };
 
 struct session {
@@ -119,6 +128,13 @@ struct session {
 enum session_end session_run(const struct config *cfg, struct store *st,
 			     const struct session_env *env, const struct dialect *d);
 
+/* For a command that waits (IDLE): read the client's next line into
+   line[max + 1] by the session's deadlines, and meanwhile call
+   on_ready(s, ctx) each time fd is readable (it sends untagged lines). As
+   session_read_line says: the line's length, -E2BIG, or another -errno
+   once the session has ended. */
+int session_wait_line(struct session *s, int fd, void (*on_ready)(struct session *s, void *ctx),
+		      void *ctx, char *line, size_t max);
 /* Send text as the body of a multi-line reply: CRLF line ends, a leading
    dot doubled, a CRLF after a last line without one; not the final ".".
    0 or -errno. */

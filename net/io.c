@@ -264,6 +264,22 @@ int reader_fill(struct reader *r, uint64_t deadline_ms)
 	}
 }
 
+int reader_ready(struct reader *r)
+{
+	short events = POLLIN;
+	ssize_t n;
+
+	if (r->start < r->end)
+		return 1;
+	if (!r->via)
+		return 0;
+	reader_drop(r);
+	n = r->via->read(r->via->ctx, r->buf, sizeof r->buf, &events);
+	if (n > 0)
+		r->end = (size_t)n;
+	return n != -EAGAIN || events != POLLIN;	/* a write first: the fill sees to it */
+}
+
 void reader_wipe_used(struct reader *r)
 {
 	explicit_bzero(r->buf, r->start);

@@ -77,6 +77,13 @@ ssize_t io_write_via(const struct io_transport *via, int fd, const void *buf, si
    -ETIMEDOUT once deadline_ms (io_now_ms scale) has passed, or another -errno.
    The bytes read before are wiped before the buffer is filled again. */
 int reader_fill(struct reader *r, uint64_t deadline_ms);
+/* 1 when a read would not wait on the descriptor: the buffer holds unread
+   octets, or the transport held some already (taken into the buffer now,
+   without waiting; TLS keeps decrypted octets the descriptor no longer
+   shows, and libtls has no call that says so), or it says the input ended
+   or failed, or must write first (the next fill sees to it). 0 when only the descriptor can
+   bring more. */
+int reader_ready(struct reader *r);
 /* Read one line into line[max]: its length without the line end (a CR right
    before the LF is dropped); -E2BIG when it held more than max octets with its
    line end (the rest is skipped up to the LF, never buffered); -ENODATA at end

@@ -480,6 +480,10 @@ int main(void)
 	run("spool: memory, then a temporary file", test_spool);
 	run("engine: a tagged dialect with literals and a watched descriptor",
 	    test_engine_tagged_dialect);
+	run("engine: IDLE, a wait for a line inside a command", test_engine_idle);
+	run("engine: octets a transport holds answer before the watched wait",
+	    test_engine_held_input);
+	run("engine: a literal past the line limit streamed to a sink", test_engine_literal_sink);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -13,5 +13,8 @@ extern int test_failed;
 
 /* tests/unit/engine.c */
 void test_engine_tagged_dialect(void);
+void test_engine_idle(void);
+void test_engine_held_input(void);
+void test_engine_literal_sink(void);
 
 #endif
