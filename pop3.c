@@ -27,9 +27,7 @@ struct pop3 {
 	struct starttls tls;
 	char user[ADDRESS_MAX + 1];	/* USER's argument, for PASS */
 	int have_user;
-	int have_drop;
-	struct maildrop drop;
-	struct spool spool;		/* a message on its way out */
+	struct maildrop *drop;		/* NULL before login */
 };
 
 static struct pop3 *state(struct session *s)
@@ -98,12 +96,26 @@ static int may_log_in(struct session *s)
 	return -1;
 }
 
+/* The messages not marked deleted: how many, and their octets. */
+static uint64_t kept(const struct maildrop *d, uint64_t *octets)
+{
+	struct drop_message m;
+	uint64_t count = 0;
+
+	*octets = 0;
+	for (uint64_t n = 1; maildrop_message(d, n, &m) == 0; n++)
+		if (!m.deleted) {
+			count++;
+			*octets += m.octets;
+		}
+	return count;
+}
+
 /* Logged in as login_of(s)->user: take the maildrop, or log out again. */
 static void open_drop(struct session *s)
 {
 	struct pop3 *p = state(s);
-	const struct maildrop *d = &p->drop;
-	uint64_t octets = 0;
+	uint64_t count, octets;
 	int rc = maildrop_open(s->store, login_of(s)->user, &p->drop);
 
 	if (rc < 0) {
@@ -113,12 +125,10 @@ static void open_drop(struct session *s)
 			      "[SYS/TEMP] cannot open the mailbox");
 		return;
 	}
-	p->have_drop = 1;
 	s->state = TRANSACTION;
 	session_did_mail_work(s);
-	for (uint64_t i = 0; i < d->count; i++)
-		octets += d->msg[i].octets;
-	session_replyf(s, 200, "logged in, %llu messages (%llu octets)", (unsigned long long)d->count,
+	count = kept(p->drop, &octets);
+	session_replyf(s, 200, "logged in, %llu messages (%llu octets)", (unsigned long long)count,
 	       (unsigned long long)octets);
 }
 
@@ -208,10 +218,11 @@ static void cmd_stls(struct session *s, char *arg)
 		state(s)->have_user = 0;	/* afresh: nothing of before counts */
 }
 
-/* A message number of the session, not marked deleted: 0, or the -ERR sent. */
-static int message_number(struct session *s, const char *arg, uint64_t *n)
+/* A message number of the session, not marked deleted: 0 with *n and *m,
+   or the -ERR sent. */
+static int message_number(struct session *s, const char *arg, uint64_t *n,
+			  struct drop_message *m)
 {
-	const struct maildrop *d = &state(s)->drop;
 	size_t len = strspn(arg, "0123456789");
 
 	if (len == 0 || len > 18 || (arg[len] && arg[len] != ' ')) {
@@ -219,11 +230,11 @@ static int message_number(struct session *s, const char *arg, uint64_t *n)
 		return -1;
 	}
 	*n = strtoull(arg, NULL, 10);
-	if (*n < 1 || *n > d->count) {
+	if (maildrop_message(state(s)->drop, *n, m) < 0) {
 		reply(s, 400, "no such message");
 		return -1;
 	}
-	if (d->deleted[*n - 1]) {
+	if (m->deleted) {
 		session_replyf(s, 400, "message %llu already deleted", (unsigned long long)*n);
 		return -1;
 	}
@@ -232,15 +243,11 @@ static int message_number(struct session *s, const char *arg, uint64_t *n)
 
 static void cmd_stat(struct session *s, char *arg)
 {
-	const struct maildrop *d = &state(s)->drop;
-	uint64_t octets = 0;
+	uint64_t octets, count = kept(state(s)->drop, &octets);
 
 	(void)arg;
-	for (uint64_t i = 0; i < d->count; i++)
-		octets += d->deleted[i] ? 0 : d->msg[i].octets;
 	session_did_mail_work(s);
-	session_replyf(s, 200, "%llu %llu", (unsigned long long)(d->count - d->ndeleted),
-	       (unsigned long long)octets);
+	session_replyf(s, 200, "%llu %llu", (unsigned long long)count, (unsigned long long)octets);
 }
 
 /* Write v in decimal at out: its length (at most 20). */
@@ -259,38 +266,37 @@ static size_t put_number(char *out, uint64_t v)
 
 /* "n size" or "n uidl" for message n, into out[48]: its length. A long
    listing is mostly this, so it is made without printf. */
-static size_t scan_line(const struct maildrop *d, uint64_t n, int uidl, char *out)
+static size_t scan_line(uint64_t n, const struct drop_message *m, int uidl, char *out)
 {
-	uint64_t uid = d->msg[n - 1].uid;
-	size_t len = put_number(out, n);
+	size_t len = put_number(out, n), ulen = strlen(m->uidl);
 
 	out[len++] = ' ';
 	if (!uidl)
-		return len + put_number(out + len, d->msg[n - 1].octets);
-	if (uid & MBINDEX_FOREIGN)
-		out[len++] = 'x';
-	return len + put_number(out + len, uid & ~MBINDEX_FOREIGN);
+		return len + put_number(out + len, m->octets);
+	memcpy(out + len, m->uidl, ulen);
+	return len + ulen;
 }
 
 /* LIST or UIDL: one line with an argument, else all of them. */
 static void listing(struct session *s, char *arg, int uidl)
 {
-	const struct maildrop *d = &state(s)->drop;
+	const struct maildrop *d = state(s)->drop;
+	struct drop_message m;
 	char line[48];
-	uint64_t n;
+	uint64_t n, octets;
 
 	session_did_mail_work(s);
 	if (*arg) {
-		if (message_number(s, arg, &n) == 0) {
-			line[scan_line(d, n, uidl, line)] = '\0';
+		if (message_number(s, arg, &n, &m) == 0) {
+			line[scan_line(n, &m, uidl, line)] = '\0';
 			reply(s, 200, line);
 		}
 		return;
 	}
-	session_replyf(s, 200, "%llu messages", (unsigned long long)(d->count - d->ndeleted));
-	for (n = 1; n <= d->count && s->out.error == 0; n++)
-		if (!d->deleted[n - 1])
-			session_send_line(s, line, scan_line(d, n, uidl, line));
+	session_replyf(s, 200, "%llu messages", (unsigned long long)kept(d, &octets));
+	for (n = 1; s->out.error == 0 && maildrop_message(d, n, &m) == 0; n++)
+		if (!m.deleted)
+			session_send_line(s, line, scan_line(n, &m, uidl, line));
 	send_text_line(s, ".");
 }
 
@@ -304,25 +310,39 @@ static void cmd_uidl(struct session *s, char *arg)
 	listing(s, arg, 1);
 }
 
-/* RETR (body_lines < 0) or TOP of message n. */
+/* RETR (body_lines < 0) or TOP of message n, its copy made. */
+struct retr {
+	struct session *s;
+	uint64_t n;
+	int64_t body_lines;
+	int replied;
+};
+
+static int send_copy(void *ctx, const struct spool *text)
+{
+	struct retr *r = ctx;
+	struct drop_message m;
+
+	session_did_mail_work(r->s);
+	if (r->body_lines >= 0)
+		reply(r->s, 200, "top of message follows");
+	else if (maildrop_message(state(r->s)->drop, r->n, &m) == 0)
+		session_replyf(r->s, 200, "%llu octets", (unsigned long long)m.octets);
+	r->replied = 1;
+	return session_send_text(r->s, text);
+}
+
 static void send_message(struct session *s, uint64_t n, int64_t body_lines)
 {
-	struct maildrop *d = &state(s)->drop;
-	int rc = maildrop_copy(d, n, body_lines, &state(s)->spool);
+	struct retr r = { .s = s, .n = n, .body_lines = body_lines };
+	int rc = maildrop_send(state(s)->drop, n, body_lines, send_copy, &r);
 
-	if (rc < 0) {
+	if (rc < 0 && !r.replied) {
 		LOG(s, "Message %llu unreadable: %s", (unsigned long long)n, strerror(-rc));
 		reply(s, 400, rc == -ENOENT ? "message removed by another program" :
 			      "[SYS/TEMP] cannot read the message");
 		return;
 	}
-	session_did_mail_work(s);
-	if (body_lines < 0)
-		session_replyf(s, 200, "%llu octets", (unsigned long long)d->msg[n - 1].octets);
-	else
-		reply(s, 200, "top of message follows");
-	rc = session_send_text(s, &state(s)->spool);
-	spool_reset(&state(s)->spool);
 	if (rc < 0) {
 		LOG(s, "Reply broken off: %s", strerror(-rc));
 		s->end = END_IO;
@@ -334,15 +354,17 @@ static void send_message(struct session *s, uint64_t n, int64_t body_lines)
 
 static void cmd_retr(struct session *s, char *arg)
 {
+	struct drop_message m;
 	uint64_t n;
 
-	if (message_number(s, arg, &n) == 0)
+	if (message_number(s, arg, &n, &m) == 0)
 		send_message(s, n, -1);
 }
 
 static void cmd_top(struct session *s, char *arg)
 {
 	char *lines = strchr(arg, ' ');
+	struct drop_message m;
 	uint64_t n;
 
 	if (!lines || strspn(lines + 1, "0123456789") != strlen(lines + 1) || !lines[1] ||
@@ -350,30 +372,26 @@ static void cmd_top(struct session *s, char *arg)
 		reply(s, 400, "syntax: TOP <message> <lines>");
 		return;
 	}
-	if (message_number(s, arg, &n) == 0)
+	if (message_number(s, arg, &n, &m) == 0)
 		send_message(s, n, (int64_t)strtoull(lines + 1, NULL, 10));
 }
 
 static void cmd_dele(struct session *s, char *arg)
 {
-	struct maildrop *d = &state(s)->drop;
+	struct drop_message m;
 	uint64_t n;
 
-	if (message_number(s, arg, &n) < 0)
+	if (message_number(s, arg, &n, &m) < 0)
 		return;
-	maildrop_mark(d, n);
+	maildrop_mark(state(s)->drop, n);
 	session_did_mail_work(s);
 	session_replyf(s, 200, "message %llu deleted", (unsigned long long)n);
 }
 
 static void cmd_rset(struct session *s, char *arg)
 {
-	struct maildrop *d = &state(s)->drop;
-
 	(void)arg;
-	if (d->count)		/* no mailbox yet: no marks either */
-		memset(d->deleted, 0, d->count);
-	d->ndeleted = 0;
+	maildrop_unmark(state(s)->drop);
 	reply(s, 200, "");
 }
 
@@ -382,7 +400,7 @@ static void cmd_quit(struct session *s, char *arg)
 {
 	struct pop3 *p = state(s);
 	uint64_t removed = 0;
-	int rc = p->have_drop ? maildrop_update(s->store, login_of(s)->user, &p->drop, &removed) : 0;
+	int rc = p->drop ? maildrop_update(s->store, login_of(s)->user, p->drop, &removed) : 0;
 
 	(void)arg;
 	s->end = END_QUIT;
@@ -399,7 +417,7 @@ static void cmd_quit(struct session *s, char *arg)
 		reply(s, 400, "[SYS/TEMP] deleted messages not removed");
 		return;
 	}
-	if (p->have_drop)
+	if (p->drop)
 		LOG(s, "%llu messages deleted from %s.", (unsigned long long)removed, login_of(s)->user);
 	session_replyf(s, 200, "bye, %llu messages deleted", (unsigned long long)removed);
 }
@@ -462,7 +480,6 @@ static int open_state(struct session *s)
 {
 	struct pop3 *p = state(s);
 
-	spool_init(&p->spool, s->store->dirfd);
 	login_start(&p->login, s);
 	return starttls_open(&p->tls, s);
 }
@@ -472,10 +489,8 @@ static void finish(struct session *s)
 {
 	struct pop3 *p = state(s);
 
-	if (p->have_drop)
-		maildrop_close(&p->drop);
-	p->have_drop = 0;
-	spool_free(&p->spool);
+	maildrop_close(p->drop);
+	p->drop = NULL;
 }
 
 static void close_state(struct session *s)

@@ -296,7 +296,7 @@ static int list_line(void *ctx, uint64_t id, const char *sender, const char *dat
 static void cmd_list(struct session *s, char *arg)
 {
 	char address[ADDRESS_MAX + 1];
-	struct mailbox mb;
+	struct mailbox *mb;
 	int rc;
 
 	if (readable_mailbox(s, arg, strlen(arg), address) < 0)
@@ -310,8 +310,8 @@ static void cmd_list(struct session *s, char *arg)
 		return;
 	} else {
 		reply(s, 200, "OK");
-		rc = store_list(&mb, list_line, s);
-		store_mailbox_close(&mb);
+		rc = store_list(mb, list_line, s);
+		store_mailbox_close(mb);
 		if (rc < 0) {
 			abort_reply(s, rc);
 			return;
@@ -341,8 +341,9 @@ static int parse_get_args(char *arg, size_t *addr_len, uint64_t *id)
 static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 {
 	struct stored_message m;
+	const struct spool *text;
 	char line[FROM_SENDER_MAX + 16];
-	int rc = store_message_copy(mb, id, &m, &dl(s)->spool);
+	int rc = store_message_copy(mb, id, &m, &text);
 
 	if (rc == -ENOENT) {
 		reply(s, 401, "no such message");
@@ -356,8 +357,7 @@ static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 	reply(s, 200, "OK");
 	session_send_line(s, line, (size_t)snprintf(line, sizeof line, "From: %s", m.sender));
 	session_send_line(s, line, (size_t)snprintf(line, sizeof line, "Date: %s", m.date));
-	rc = session_send_text(s, &dl(s)->spool);
-	spool_reset(&dl(s)->spool);
+	rc = session_send_text(s, text);
 	if (rc < 0) {
 		abort_reply(s, rc);
 		return;
@@ -370,7 +370,7 @@ static void send_message(struct session *s, struct mailbox *mb, uint64_t id)
 static void cmd_get_mail(struct session *s, char *arg)
 {
 	char address[ADDRESS_MAX + 1];
-	struct mailbox mb;
+	struct mailbox *mb;
 	size_t addr_len;
 	uint64_t id;
 
@@ -383,14 +383,8 @@ static void cmd_get_mail(struct session *s, char *arg)
 	LOG(s, "GET_MAIL %s %llu", address, (unsigned long long)id);
 	if (mailbox_opened(s, address, store_mailbox_open(dl(s)->store, address, &mb)) < 0)
 		return;
-	send_message(s, &mb, id);
-	store_mailbox_close(&mb);
-}
-
-static int is_id(void *ctx, uint64_t id, const struct mbentry *e)
-{
-	(void)e;
-	return id == *(const uint64_t *)ctx;
+	send_message(s, mb, id);
+	store_mailbox_close(mb);
 }
 
 /* DELETE <address> <id> (PROTOCOL.md section 9): durable before the reply;
@@ -400,7 +394,7 @@ static void cmd_delete(struct session *s, char *arg)
 {
 	char address[ADDRESS_MAX + 1];
 	size_t addr_len;
-	uint64_t id, removed;
+	uint64_t id;
 	int rc;
 
 	if (!login_accounts_on(login_of(s)) && !s->cfg->open_delete) {
@@ -414,8 +408,8 @@ static void cmd_delete(struct session *s, char *arg)
 	if (readable_mailbox(s, arg, addr_len, address) < 0)
 		return;
 	LOG(s, "DELETE %s %llu", address, (unsigned long long)id);
-	rc = store_expunge(dl(s)->store, address, is_id, &id, &removed);
-	if (rc == -ENOENT || (rc == 0 && removed == 0)) {
+	rc = store_delete(dl(s)->store, address, id);
+	if (rc == -ENOENT) {
 		reply(s, 401, "no such message");
 		return;
 	}

@@ -12,7 +12,7 @@
 void delivery_open(struct delivery *dl, struct store *st)
 {
 	dl->store = st;
-	spool_init(&dl->spool, st->dirfd);
+	store_spool_init(st, &dl->spool);
 }
 
 void delivery_reset(struct delivery *dl)

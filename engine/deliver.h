@@ -22,7 +22,7 @@ struct transaction {
 /* What a mail dialect keeps for delivery, in its own state. */
 struct delivery {
 	struct store *store;
-	struct spool spool;		/* a text between DATA and delivery, or read back */
+	struct spool spool;		/* a text between DATA and delivery */
 	struct transaction tx;
 	unsigned long messages;		/* delivered this session, for Message-IDs */
 	char helo[256];			/* the client's HELO (or EHLO) id, for the envelope */

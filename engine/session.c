@@ -6,7 +6,7 @@
 #include "engine/session.h"
 #include "engine/command_in.h"
 #include "mail/address.h"
-#include "store/spool.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <poll.h>

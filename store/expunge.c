@@ -12,7 +12,7 @@
    the old one open reads on in it, whole. Mail of other programs is copied
    octet for octet: nothing is parsed but the index's offsets. */
 #define _GNU_SOURCE
-#include "store/store.h"
+#include "store/store_internal.h"
 #include "net/io.h"
 #include "store/mboxfile.h"
 

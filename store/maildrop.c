@@ -1,8 +1,9 @@
 /* maildrop.c: a mailbox as one POP3 session sees it (maildrop.h), made of
-   the store's calls (store.h): it takes no lock and reads no index file
-   or record itself. */
+   the store's calls (store_internal.h): it takes no lock and reads no index
+   file or record itself. */
 #define _GNU_SOURCE
 #include "store/maildrop.h"
+#include "store/store_internal.h"
 #include "net/io.h"
 #include "store/siphash.h"
 
@@ -15,11 +16,29 @@
 
 enum { DIGEST_NONE, DIGEST_TAKEN, DIGEST_UNREAD };
 
+struct maildrop {
+	int busy_fd;		/* ADDRESS.pop, locked while the session lasts */
+	struct mailbox *mb;	/* NULL: no mailbox, no messages */
+	int seen_fd;		/* the mailbox file as it was numbered (-1: none):
+				   the same open file, so its octets of login only
+				   while nothing rewrote it in place */
+	uint64_t count;		/* messages, fixed for the session */
+	struct mbentry *msg;	/* each one's offset, UID and size */
+	uint64_t end;		/* where the last of them ends in seen_fd */
+	unsigned char *deleted;	/* marked by DELE */
+	uint64_t ndeleted;
+	uint64_t key[2];	/* this session's, for digests */
+	uint64_t *digest;	/* of another program's message, as DELE read it */
+	unsigned char *digested;	/* DIGEST_* */
+	struct mark *marked;	/* at QUIT: the marked ones, by UID */
+	struct spool text;	/* a message on its way out */
+};
+
 /* Number and size the messages, once, and keep the file they are in. */
 static int take_snapshot(struct maildrop *d)
 {
-	d->count = d->mb.count;
-	d->end = d->mb.ix.covered;
+	d->count = d->mb->count;
+	d->end = d->mb->ix.covered;
 	d->msg = calloc(d->count ? d->count : 1, sizeof *d->msg);
 	d->deleted = calloc(d->count ? d->count : 1, 1);
 	d->digest = calloc(d->count ? d->count : 1, sizeof *d->digest);
@@ -28,57 +47,91 @@ static int take_snapshot(struct maildrop *d)
 		return -ENOMEM;
 	if (getrandom(d->key, sizeof d->key, 0) != (ssize_t)sizeof d->key)
 		return -EIO;
-	if ((d->seen_fd = fcntl(d->mb.fd, F_DUPFD_CLOEXEC, 0)) < 0)
+	if ((d->seen_fd = fcntl(d->mb->fd, F_DUPFD_CLOEXEC, 0)) < 0)
 		return -errno;
-	return store_entries(&d->mb, 0, d->msg, d->count);
+	return store_entries(d->mb, 0, d->msg, d->count);
 }
 
-int maildrop_open(struct store *st, const char *address, struct maildrop *d)
+int maildrop_open(struct store *st, const char *address, struct maildrop **dp)
 {
+	struct maildrop *d = calloc(1, sizeof *d);
 	int rc;
 
-	*d = (struct maildrop){ .busy_fd = -1, .seen_fd = -1 };
-	d->mb.fd = d->mb.ix.fd = -1;
+	if (!(*dp = d))
+		return -ENOMEM;
+	d->busy_fd = d->seen_fd = -1;
+	spool_init(&d->text, st->dirfd);
 	if (strlen(address) > STORE_ADDRESS_MAX)
 		return 0;		/* no file can have its name: no mail */
 	if ((d->busy_fd = store_hold(st, address)) < 0)
-		return d->busy_fd;
-	rc = store_mailbox_open(st, address, &d->mb);
-	if (rc == -ENOENT)
+		rc = d->busy_fd;
+	else if ((rc = store_mailbox_open(st, address, &d->mb)) == -ENOENT)
 		rc = 0;			/* no mail has come yet */
 	else if (rc == 0)
 		rc = take_snapshot(d);
-	if (rc < 0)
+	if (rc < 0) {
 		maildrop_close(d);
+		*dp = NULL;
+	}
 	return rc;
 }
 
 void maildrop_close(struct maildrop *d)
 {
-	store_mailbox_close(&d->mb);
+	if (!d)
+		return;
+	store_mailbox_close(d->mb);
 	if (d->busy_fd >= 0)
 		close(d->busy_fd);
 	if (d->seen_fd >= 0)
 		close(d->seen_fd);
-	d->busy_fd = d->seen_fd = -1;
 	free(d->msg);
 	free(d->deleted);
 	free(d->marked);
 	free(d->digest);
 	free(d->digested);
-	d->msg = NULL;
-	d->marked = NULL;
-	d->deleted = NULL;
-	d->digest = NULL;
-	d->digested = NULL;
-	d->count = 0;
+	spool_free(&d->text);
+	free(d);
 }
 
-int maildrop_copy(struct maildrop *d, uint64_t n, int64_t body_lines, struct spool *out)
+/* Write message i's (0-based) UIDL and a NUL into out. A listing of many
+   is mostly this, so it is made without printf. */
+static void format_uidl(const struct maildrop *d, uint64_t i, char *out)
+{
+	uint64_t uid = d->msg[i].uid, v = uid & ~MBINDEX_FOREIGN;
+	char digits[20];
+	size_t k = 0;
+
+	if (uid & MBINDEX_FOREIGN)
+		*out++ = 'x';
+	do
+		digits[k++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	while (k > 0)
+		*out++ = digits[--k];
+	*out = '\0';
+}
+
+int maildrop_message(const struct maildrop *d, uint64_t n, struct drop_message *m)
 {
 	if (n < 1 || n > d->count)
 		return -ENOENT;
-	return store_record_copy(&d->mb, n - 1, &d->msg[n - 1], body_lines, out);
+	m->octets = d->msg[n - 1].octets;
+	m->deleted = d->deleted[n - 1];
+	format_uidl(d, n - 1, m->uidl);
+	return 0;
+}
+
+int maildrop_send(struct maildrop *d, uint64_t n, int64_t body_lines,
+		  int (*send)(void *ctx, const struct spool *text), void *ctx)
+{
+	int rc = n >= 1 && n <= d->count ?
+		 store_record_copy(d->mb, n - 1, &d->msg[n - 1], body_lines, &d->text) : -ENOENT;
+
+	if (rc == 0)
+		rc = send(ctx, &d->text);
+	spool_reset(&d->text);
+	return rc;
 }
 
 /* The digest of [at, at + len) of fd: 0, or -errno (-ENODATA: the file
@@ -119,6 +172,13 @@ void maildrop_mark(struct maildrop *d, uint64_t n)
 		return;		/* after RSET: the first reading stands */
 	d->digested[n - 1] = digest_of(d, d->seen_fd, e->offset, end_of(d, n - 1) - e->offset,
 				       &d->digest[n - 1]) == 0 ? DIGEST_TAKEN : DIGEST_UNREAD;
+}
+
+void maildrop_unmark(struct maildrop *d)
+{
+	if (d->count)		/* no mailbox: no marks either */
+		memset(d->deleted, 0, d->count);
+	d->ndeleted = 0;	/* the digests taken stand */
 }
 
 /* A marked message, as DELE saw it, and what QUIT found of it. */

@@ -7,35 +7,35 @@
 
 #include <stdint.h>
 
-#include "store/spool.h"
 #include "store/store.h"
 
-struct maildrop {
-	int busy_fd;		/* ADDRESS.pop, locked while the session lasts */
-	struct mailbox mb;	/* mb.fd -1: no mailbox, no messages */
-	int seen_fd;		/* the mailbox file as it was numbered (-1: none):
-				   the same open file, so its octets of login only
-				   while nothing rewrote it in place */
-	uint64_t count;		/* messages, fixed for the session */
-	struct mbentry *msg;	/* each one's offset, UID and size */
-	uint64_t end;		/* where the last of them ends in seen_fd */
-	unsigned char *deleted;	/* marked by DELE */
-	uint64_t ndeleted, deleted_octets;
-	uint64_t key[2];	/* this session's, for digests */
-	uint64_t *digest;	/* of another program's message, as DELE read it */
-	unsigned char *digested;	/* DIGEST_* */
-	struct mark *marked;	/* at QUIT: the marked ones, by UID */
+/* The maildrop of one session (maildrop.c). */
+struct maildrop;
+
+/* What POP3 shows of a message numbered at login. */
+struct drop_message {
+	uint64_t octets;	/* what RETR sends of it (record.h) */
+	int deleted;		/* marked by DELE */
+	char uidl[24];		/* its unique id (UIDL): the UID of our record;
+				   another program's message "x" and the UID the
+				   index gave it, which lasts as long as the index */
 };
 
 /* Take address's maildrop: 0, -EBUSY when another POP3 session has it, or
    -errno. */
-int maildrop_open(struct store *st, const char *address, struct maildrop *d);
+int maildrop_open(struct store *st, const char *address, struct maildrop **d);
 void maildrop_close(struct maildrop *d);
 
-/* Copy message n (from 1) into out, as RETR sends it (record.h), or, with
-   body_lines >= 0, as TOP does: 0, -ENOENT when another program took it
-   away, or -errno. */
-int maildrop_copy(struct maildrop *d, uint64_t n, int64_t body_lines, struct spool *out);
+/* Message n (from 1): 0, or -ENOENT when there is no message n. */
+int maildrop_message(const struct maildrop *d, uint64_t n, struct drop_message *m);
+
+/* Copy message n (from 1, in range) as RETR sends it (record.h), or, with
+   body_lines >= 0, as TOP does, then pass the copy to send() and let it
+   go: what send() returned; -ENOENT, before send() is called, when
+   another program took the message away, or -errno when it could not be
+   read. The mailbox's lock is held for the copy, not while it is sent. */
+int maildrop_send(struct maildrop *d, uint64_t n, int64_t body_lines,
+		  int (*send)(void *ctx, const struct spool *text), void *ctx);
 
 /* Mark message n (from 1, in range) to be deleted at QUIT. Another
    program's message is read then, From line and all, and a digest of its
@@ -43,6 +43,8 @@ int maildrop_copy(struct maildrop *d, uint64_t n, int64_t body_lines, struct spo
    mailbox in place (mutt) leaves no copy of the octets of login to compare
    with later. */
 void maildrop_mark(struct maildrop *d, uint64_t n);
+/* Unmark every message (RSET). */
+void maildrop_unmark(struct maildrop *d);
 
 /* Delete the marked messages, durably: 0 with *removed, or -errno. One of
    ours is found by the UID in its record; another program's by the UID

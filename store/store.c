@@ -4,7 +4,7 @@
    every mailbox (in address order), appends, fsyncs, and on any failure
    truncates each back to where it was. */
 #define _GNU_SOURCE
-#include "store/store.h"
+#include "store/store_internal.h"
 #include "mail/address.h"
 #include "net/io.h"
 #include "store/mboxfile.h"
@@ -371,14 +371,25 @@ static int is_empty(int fd)
 	return fstat(fd, &sb) == 0 && sb.st_size == 0;
 }
 
+static void close_reading(struct mailbox *mb)
+{
+	spool_free(&mb->text);
+	if (mb->ix.fd >= 0)
+		close(mb->ix.fd);
+	if (mb->fd >= 0)
+		close(mb->fd);
+	mb->fd = mb->ix.fd = -1;
+}
+
 /* A mailbox file that holds nothing is no mailbox: no mail ever came. */
-int store_mailbox_open(struct store *st, const char *address, struct mailbox *mb)
+static int open_reading(struct store *st, const char *address, struct mailbox *mb)
 {
 	int created, rc;
 
 	mb->fd = mb->ix.fd = -1;
 	mb->lock_timeout = st->lock_timeout;
 	mb->rebuilt = 0;
+	spool_init(&mb->text, st->dirfd);
 	if (strlen(address) > STORE_ADDRESS_MAX)
 		return -ENOENT;		/* no file can have its name */
 	rc = mboxfile_open_locked(st->dirfd, st->lock_timeout, address, 0, &mb->fd, &mb->ix, &created);
@@ -386,7 +397,7 @@ int store_mailbox_open(struct store *st, const char *address, struct mailbox *mb
 		return rc;
 	if (is_empty(mb->fd)) {		/* what a delivery killed right after creating it leaves */
 		mboxfile_unlock(mb->fd);
-		store_mailbox_close(mb);
+		close_reading(mb);
 		return -ENOENT;
 	}
 	rc = mbindex_check(&mb->ix, mb->fd);
@@ -396,20 +407,32 @@ int store_mailbox_open(struct store *st, const char *address, struct mailbox *mb
 		rc = sync_view(mb);
 	mboxfile_unlock(mb->fd);
 	if (rc < 0) {
-		store_mailbox_close(mb);
+		close_reading(mb);
 		return rc;
 	}
 	mb->count = mb->ix.count;
 	return 0;
 }
 
+int store_mailbox_open(struct store *st, const char *address, struct mailbox **mb)
+{
+	int rc;
+
+	if (!(*mb = malloc(sizeof **mb)))
+		return -ENOMEM;
+	if ((rc = open_reading(st, address, *mb)) < 0) {
+		free(*mb);
+		*mb = NULL;
+	}
+	return rc;
+}
+
 void store_mailbox_close(struct mailbox *mb)
 {
-	if (mb->ix.fd >= 0)
-		close(mb->ix.fd);
-	if (mb->fd >= 0)
-		close(mb->fd);
-	mb->fd = mb->ix.fd = -1;
+	if (!mb)
+		return;
+	close_reading(mb);
+	free(mb);
 }
 
 /* Read the sender and date of the message at offset. A "From " line longer
@@ -489,8 +512,11 @@ int store_message(struct mailbox *mb, uint64_t id, struct stored_message *m)
 }
 
 int store_message_copy(struct mailbox *mb, uint64_t id, struct stored_message *m,
-		       struct spool *out)
+		       const struct spool **text)
 {
+	struct spool *out = &mb->text;
+
+	*text = out;
 	for (int tries = 0; tries < OPEN_TRIES; tries++) {
 		int rc = mboxfile_lock(mb->fd, F_RDLCK, mb->lock_timeout), fresh;
 
@@ -524,6 +550,25 @@ int store_message_text(struct mailbox *mb, const struct stored_message *m,
 		       mboxrd_out out, void *ctx)
 {
 	return record_unquote(mb->fd, m->text_start, m->text_end, out, ctx, NULL);
+}
+
+void store_spool_init(struct store *st, struct spool *s)
+{
+	spool_init(s, st->dirfd);
+}
+
+static int is_id(void *ctx, uint64_t id, const struct mbentry *e)
+{
+	(void)e;
+	return id == *(const uint64_t *)ctx;
+}
+
+int store_delete(struct store *st, const char *address, uint64_t id)
+{
+	uint64_t removed;
+	int rc = store_expunge(st, address, is_id, &id, &removed);
+
+	return rc == 0 && removed == 0 ? -ENOENT : rc;
 }
 
 int store_hold(struct store *st, const char *address)

@@ -8,7 +8,7 @@
 #define _GNU_SOURCE
 #define FUZZ_NAME "fuzz_address"
 #include "mail/address.h"
-#include "store/store.h"
+#include "store/store_internal.h"
 #include "fuzz_store.h"
 
 #include <dirent.h>
@@ -88,7 +88,7 @@ static void deliver_to(const char *address)
 	struct envelope e = { .sender = "fuzz@test.com", .helo = "test.com", .peer = "local",
 			      .hostname = "fuzz.host", .message_id = "1@fuzz.host", .when = 0 };
 	struct spool text;
-	struct mailbox mb;
+	struct mailbox *mb;
 	int rc;
 
 	snprintf(txt, sizeof txt, "%s.txt", address);
@@ -102,8 +102,8 @@ static void deliver_to(const char *address)
 	}
 	REQUIRE(rc == 0, "delivery to %s: %s", address, strerror(-rc));
 	check_dir(names);
-	REQUIRE(store_mailbox_open(&st, address, &mb) == 0 && mb.count == 1, "read back %s", address);
-	store_mailbox_close(&mb);
+	REQUIRE(store_mailbox_open(&st, address, &mb) == 0 && mb->count == 1, "read back %s", address);
+	store_mailbox_close(mb);
 	unlinkat(st.dirfd, txt, 0);
 	unlinkat(st.dirfd, idx, 0);
 }

@@ -46,16 +46,16 @@ static uint64_t starts[16], nrecords;
 
 static void index_planted(void)
 {
-	struct mailbox mb;
+	struct mailbox *mb;
 	struct mbentry e[16];
 
 	REQUIRE(store_mailbox_open(&st, "david@test.com", &mb) == 0, "planted mailbox");
-	REQUIRE(mb.count < 16 && store_entries(&mb, 0, e, mb.count) == 0, "planted index");
-	nrecords = mb.count;
+	REQUIRE(mb->count < 16 && store_entries(mb, 0, e, mb->count) == 0, "planted index");
+	nrecords = mb->count;
 	for (uint64_t i = 0; i < nrecords; i++)
 		starts[i] = e[i].offset;
 	starts[nrecords] = sizeof planted - 1;
-	store_mailbox_close(&mb);
+	store_mailbox_close(mb);
 }
 
 static char *read_mailbox(size_t *len)
@@ -98,14 +98,14 @@ static void check_replies(const char *out, size_t len)
 
 static void read_back(const char *address, void *ctx)
 {
-	struct mailbox mb;
+	struct mailbox *mb;
 	struct stored_message m;
 
 	(void)ctx;
 	REQUIRE(store_mailbox_open(&st, address, &mb) == 0, "mailbox %s", address);
-	for (uint64_t id = 1; id <= mb.count; id++)
-		REQUIRE(store_message(&mb, id, &m) == 0, "message %llu", (unsigned long long)id);
-	store_mailbox_close(&mb);
+	for (uint64_t id = 1; id <= mb->count; id++)
+		REQUIRE(store_message(mb, id, &m) == 0, "message %llu", (unsigned long long)id);
+	store_mailbox_close(mb);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -13,7 +13,7 @@
 #define FUZZ_NAME "fuzz_session"
 #include "mail/address.h"
 #include "protocol.h"
-#include "store/store.h"
+#include "store/store_internal.h"
 #include "fuzz_store.h"
 
 #include <dirent.h>
@@ -136,7 +136,7 @@ static void sink(void *ctx, const char *data, size_t len)
 /* The mailbox of address reads back whole: every listed message opens. */
 static uint64_t check_mailbox(const char *address)
 {
-	struct mailbox mb;
+	struct mailbox *mb;
 	struct stored_message m;
 	uint64_t count = 0;
 	int rc = store_mailbox_open(&st, address, &mb);
@@ -144,15 +144,15 @@ static uint64_t check_mailbox(const char *address)
 	if (rc == -ENOENT)	/* a file that holds nothing: DELETE took every message */
 		return 0;
 	REQUIRE(rc == 0, "mailbox %s does not open: %s", address, strerror(-rc));
-	REQUIRE(store_list(&mb, list_each, &count) == 0 && count == mb.count, "LIST %s", address);
+	REQUIRE(store_list(mb, list_each, &count) == 0 && count == mb->count, "LIST %s", address);
 	for (uint64_t id = 1; id <= count; id++) {
-		REQUIRE(store_message(&mb, id, &m) == 0, "GET_MAIL %s %llu", address,
+		REQUIRE(store_message(mb, id, &m) == 0, "GET_MAIL %s %llu", address,
 			(unsigned long long)id);
-		REQUIRE(store_message_text(&mb, &m, sink, NULL) == 0, "text of %s %llu", address,
+		REQUIRE(store_message_text(mb, &m, sink, NULL) == 0, "text of %s %llu", address,
 			(unsigned long long)id);
 	}
-	REQUIRE(store_message(&mb, count + 1, &m) == -ENOENT, "id past the end");
-	store_mailbox_close(&mb);
+	REQUIRE(store_message(mb, count + 1, &m) == -ENOENT, "id past the end");
+	store_mailbox_close(mb);
 	return count;
 }
 

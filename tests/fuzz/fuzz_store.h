@@ -6,7 +6,7 @@
 #define MYSMTP_FUZZ_STORE_H
 
 #include "mail/address.h"
-#include "store/store.h"
+#include "store/store_internal.h"
 
 #include <crypt.h>
 #include <dirent.h>
