@@ -4,7 +4,7 @@
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN      = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2
-HARDEN    = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+HARDEN    = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fstack-clash-protection -fPIE
 # Every symbol bound at load (-z now), in the sanitized build too: a lazy
 # binding's first call saves the vector registers on the stack (ld.so's
 # xsave trampoline), and with them whatever line they last held, a password

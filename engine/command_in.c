@@ -27,14 +27,6 @@ static int literal_at_end(const char *line, size_t len, uint64_t *n, int *unaske
 	return 1;
 }
 
-int command_literal_unasked(const char *line, size_t len)
-{
-	uint64_t n;
-	int unasked;
-
-	return literal_at_end(line, len, &n, &unasked) && unasked;
-}
-
 /* Pass the next n octets of r to put(ctx, ...), chunk by chunk, as they
    come. 0 or -errno. */
 static int move_octets(struct reader *r, uint64_t n, uint64_t deadline,
@@ -79,7 +71,7 @@ static int take_literal(const struct command_source *src, char *line, size_t len
 	int rc;
 
 	if (!fits && (!src->literal_sink || n > src->literal_max || len + 2 > max))
-		return -EMSGSIZE;
+		return unasked ? -EOVERFLOW : -EMSGSIZE;
 	if (!unasked && src->go_ahead)
 		src->go_ahead(src->ctx);
 	memcpy(line + len, "\r\n", 2);
@@ -127,11 +119,15 @@ void command_wait(const struct command_source *src, uint64_t deadline)
 
 		if (writer_flush(src->out) < 0 || now >= deadline)
 			return;
-		if (poll(p, 2, deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now)) <= 0 ||
-		    p[0].revents)
-			return;		/* a line, the end, a signal: the reader sees to it */
-		if (p[1].revents)
-			src->wake(src->ctx);
+		if (poll(p, 2, deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now)) <= 0)
+			return;		/* the deadline, a signal: the reader sees to it */
+		if (p[0].revents && !src->in->via)
+			return;		/* a line or the end */
+		if (p[0].revents)
+			continue;	/* maybe only part of a TLS record: ask the reader again */
+		if (!(p[1].revents & POLLIN))
+			return;		/* the watched descriptor hung up: stop watching it */
+		src->wake(src->ctx);
 	}
 }
 

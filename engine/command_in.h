@@ -40,13 +40,12 @@ void command_wait(const struct command_source *src, uint64_t deadline);
 /* Read one command into line[max + 1] by deadline: its length, with *crlf
    set when its last line ended in CRLF; or as reader_line_crlf says, -E2BIG
    (a line too long, skipped) or another -errno; or -EMSGSIZE: a literal
-   would take it past max (and is not one for the sink), and was not read (line holds the command up to
-   it); or -EILSEQ: a NUL or CR outside its literals. */
+   would take it past max (and is not one for the sink), and was not read;
+   or -EOVERFLOW: the same for a literal the client sends unasked ("{n+}"),
+   whose octets follow, so the session must end; or -EILSEQ: a NUL or CR
+   outside its literals. After either refusal the line holds the command's
+   first line, with the tag, and what came before the literal. */
 int command_read(const struct command_source *src, char *line, size_t max, uint64_t deadline,
 		 int *crlf);
-
-/* 1 when the literal that ends line[len] is one the client sends without
-   waiting ("{n+}"). */
-int command_literal_unasked(const char *line, size_t len);
 
 #endif

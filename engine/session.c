@@ -327,10 +327,8 @@ static void run_command(struct session *s, char *line, size_t len)
 
 /* A literal past the dialect's limit, refused unread; one the client sends
    unasked ("{n+}") would be taken for commands: the session ends. */
-static void refuse_literal(struct session *s, char *line)
+static void refuse_literal(struct session *s, char *line, int unasked)
 {
-	int unasked = command_literal_unasked(line, strlen(line));
-
 	if (s->dialect->tagged)
 		split_tag(s, line);
 	snprintf(s->verb, sizeof s->verb, "command");
@@ -346,15 +344,16 @@ static void take_command(struct session *s, char *line, int n, int crlf)
 		session_time_out(s);
 		return;
 	}
-	if (n < 0 && n != -E2BIG && n != -EMSGSIZE && n != -EILSEQ) {
+	if (n < 0 && n != -E2BIG && n != -EMSGSIZE && n != -EOVERFLOW &&
+	    n != -EILSEQ) {
 		s->end = END_EOF;
 		s->done = 1;
 		return;
 	}
 	s->junk++;	/* a command that delivers or reads mail sets it back to 0 */
 	s->tag = "";
-	if (n == -EMSGSIZE) {
-		refuse_literal(s, line);
+	if (n == -EMSGSIZE || n == -EOVERFLOW) {
+		refuse_literal(s, line, n == -EOVERFLOW);
 	} else if (n == -EILSEQ) {
 		snprintf(s->verb, sizeof s->verb, "command");
 		s->dialect->refuse(s, REFUSE_BAD_OCTET, NULL);
@@ -415,7 +414,8 @@ static struct command_source command_source_of(struct session *s)
    a command that takes one. */
 static void read_command(struct session *s)
 {
-	size_t max = s->dialect->line_max ? s->dialect->line_max : COMMAND_LINE_MAX;
+	size_t asked = s->dialect->line_max ? s->dialect->line_max : COMMAND_LINE_MAX;
+	size_t max = asked < COMMAND_LINE_LIMIT ? asked : COMMAND_LINE_LIMIT;
 	const struct command_source src = command_source_of(s);
 	char line[max + 1];
 	int crlf;

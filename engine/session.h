@@ -21,6 +21,7 @@
 #include "net/io.h"
 
 #define COMMAND_LINE_MAX 512	/* octets, with the line end: a dialect's unless it says */
+#define COMMAND_LINE_LIMIT 65536	/* the most a dialect may say: the line is on the stack */
 
 struct store;
 struct spool;
@@ -79,7 +80,7 @@ struct dialect {
 
 	/* For a dialect like IMAP (all 0 or NULL for the others): */
 	/* The longest command in octets, with its line ends and literals (0:
-	   COMMAND_LINE_MAX). */
+	   COMMAND_LINE_MAX; at most COMMAND_LINE_LIMIT, taken for more). */
 	size_t line_max;
 	/* Each line opens with a tag, then a blank, then the verb: s->tag is
 	   it while the command runs ("" when a line has none). */

@@ -311,6 +311,20 @@ static void talk_unasked_too_long(int fd)
 	CHECK(read_line(fd, line, sizeof line) < 0);	/* closed, B2 never run */
 }
 
+/* The same after a first literal that holds a NUL: the refusal must still
+   see the "+" (a NUL read as the line's end once hid it, and the octets
+   after it were run as commands). */
+static void talk_unasked_after_a_nul(int fd)
+{
+	static const char text[] = "C1 ECHO {3+}\r\nx\0y tail {9000+}\r\nC2 NOOP\r\n";
+	char line[64];
+
+	CHECK(said(fd, "* OK toy ready"));
+	CHECK(send(fd, text, sizeof text - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof text - 1));
+	CHECK(said(fd, "C1 BAD too long"));
+	CHECK(read_line(fd, line, sizeof line) < 0);	/* closed, C2 never run */
+}
+
 /* Serve one toy session to talk, and what it ended with. */
 static int toy_session(void (*talk_fn)(int fd))
 {
@@ -336,6 +350,7 @@ void test_engine_tagged_dialect(void)
 	CHECK(pipe(toy_pipe) == 0);
 	CHECK(toy_session(talk) == END_QUIT);
 	CHECK(toy_session(talk_unasked_too_long) == END_ERRORS);
+	CHECK(toy_session(talk_unasked_after_a_nul) == END_ERRORS);
 	close(toy_pipe[0]);
 	close(toy_pipe[1]);
 }
