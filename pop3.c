@@ -97,20 +97,6 @@ static int may_log_in(struct session *s)
 }
 
 /* The messages not marked deleted: how many, and their octets. */
-static uint64_t kept(const struct maildrop *d, uint64_t *octets)
-{
-	struct drop_message m;
-	uint64_t count = 0;
-
-	*octets = 0;
-	for (uint64_t n = 1; maildrop_message(d, n, &m) == 0; n++)
-		if (!m.deleted) {
-			count++;
-			*octets += m.octets;
-		}
-	return count;
-}
-
 /* Logged in as login_of(s)->user: take the maildrop, or log out again. */
 static void open_drop(struct session *s)
 {
@@ -127,7 +113,7 @@ static void open_drop(struct session *s)
 	}
 	s->state = TRANSACTION;
 	session_did_mail_work(s);
-	count = kept(p->drop, &octets);
+	count = maildrop_kept(p->drop, &octets);
 	session_replyf(s, 200, "logged in, %llu messages (%llu octets)", (unsigned long long)count,
 	       (unsigned long long)octets);
 }
@@ -243,7 +229,7 @@ static int message_number(struct session *s, const char *arg, uint64_t *n,
 
 static void cmd_stat(struct session *s, char *arg)
 {
-	uint64_t octets, count = kept(state(s)->drop, &octets);
+	uint64_t octets, count = maildrop_kept(state(s)->drop, &octets);
 
 	(void)arg;
 	session_did_mail_work(s);
@@ -293,7 +279,7 @@ static void listing(struct session *s, char *arg, int uidl)
 		}
 		return;
 	}
-	session_replyf(s, 200, "%llu messages", (unsigned long long)kept(d, &octets));
+	session_replyf(s, 200, "%llu messages", (unsigned long long)maildrop_kept(d, &octets));
 	for (n = 1; s->out.error == 0 && maildrop_message(d, n, &m) == 0; n++)
 		if (!m.deleted)
 			session_send_line(s, line, scan_line(n, &m, uidl, line));

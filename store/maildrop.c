@@ -122,6 +122,15 @@ int maildrop_message(const struct maildrop *d, uint64_t n, struct drop_message *
 	return 0;
 }
 
+uint64_t maildrop_kept(const struct maildrop *d, uint64_t *octets)
+{
+	*octets = 0;
+	for (uint64_t i = 0; i < d->count; i++)
+		if (!d->deleted[i])
+			*octets += d->msg[i].octets;
+	return d->count - d->ndeleted;
+}
+
 int maildrop_send(struct maildrop *d, uint64_t n, int64_t body_lines,
 		  int (*send)(void *ctx, const struct spool *text), void *ctx)
 {

@@ -29,6 +29,9 @@ void maildrop_close(struct maildrop *d);
 /* Message n (from 1): 0, or -ENOENT when there is no message n. */
 int maildrop_message(const struct maildrop *d, uint64_t n, struct drop_message *m);
 
+/* The messages not marked by DELE, and their octets in *octets (STAT). */
+uint64_t maildrop_kept(const struct maildrop *d, uint64_t *octets);
+
 /* Copy message n (from 1, in range) as RETR sends it (record.h), or, with
    body_lines >= 0, as TOP does, then pass the copy to send() and let it
    go: what send() returned; -ENOENT, before send() is called, when
