@@ -2,8 +2,9 @@
    of the session it serves: the configuration, the peer and the log, a
    line out and a reply in the dialect's words, a line in with the
    session's deadlines, the transport, and the session's end. session.c
-   implements it; a feature never sees the command loop, the dialect's
-   table or another feature. */
+   implements it; a feature never sees the command loop or the dialect's
+   table, and sees another feature only through that one's header
+   (delivery asks login who is logged in). */
 #ifndef MYSMTP_SESSION_IO_H
 #define MYSMTP_SESSION_IO_H
 

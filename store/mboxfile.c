@@ -134,6 +134,7 @@ int mboxfile_open_locked(int dirfd, unsigned timeout, const char *address, int h
 			}
 			if (ix->fd >= 0)
 				close(ix->fd);
+			ix->fd = -1;
 			if (*created)	/* ours and still locked: take it back */
 				unlinkat(dirfd, name, 0);
 		}
