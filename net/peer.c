@@ -11,18 +11,35 @@
 #include <string.h>
 #include <sys/socket.h>
 
-void peer_name(int fd, char *out, size_t size)
+/* The peer's address of a connected socket into *ss: 0, or -1 (not a socket). */
+static int peer_of(int fd, struct sockaddr_storage *ss, socklen_t *len)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
+	*len = sizeof *ss;
+	return getpeername(fd, (struct sockaddr *)ss, len);
+}
+
+/* A peer's numeric address, or "local" for what is not IPv4 or IPv6. */
+static void name_of(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t size)
+{
 	char host[NI_MAXHOST];
 
 	snprintf(out, size, "local");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
-	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) ||
-	    getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
+	if ((ss->ss_family != AF_INET && ss->ss_family != AF_INET6) ||
+	    getnameinfo((const struct sockaddr *)ss, len, host, sizeof host, NULL, 0,
+			NI_NUMERICHOST) != 0)
 		return;
 	peer_unmapped(host, out, size);
+}
+
+void peer_name(int fd, char *out, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (peer_of(fd, &ss, &len) < 0)
+		snprintf(out, size, "local");
+	else
+		name_of(&ss, len, out, size);
 }
 
 void peer_unmapped(const char *host, char *out, size_t size)
@@ -56,18 +73,30 @@ static void key_ipv6(const struct sockaddr_in6 *sin6, unsigned bits, char *out, 
 		snprintf(out, size, "%s/%u", host, bits);
 }
 
-void peer_key(int fd, unsigned ipv6_prefix, char *out, size_t size)
+/* What the per-peer cap counts a peer by (peer.h). */
+static void key_of(const struct sockaddr_storage *ss, unsigned ipv6_prefix, char *out, size_t size)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
 	char host[INET_ADDRSTRLEN];
 
 	snprintf(out, size, "local");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return;
-	if (ss.ss_family == AF_INET6)
-		key_ipv6((const struct sockaddr_in6 *)&ss, ipv6_prefix, out, size);
-	else if (ss.ss_family == AF_INET &&
-		 inet_ntop(AF_INET, &((const struct sockaddr_in *)&ss)->sin_addr, host, sizeof host))
+	if (ss->ss_family == AF_INET6)
+		key_ipv6((const struct sockaddr_in6 *)ss, ipv6_prefix, out, size);
+	else if (ss->ss_family == AF_INET &&
+		 inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host, sizeof host))
 		snprintf(out, size, "%s", host);
+}
+
+void peer_name_and_key(int fd, unsigned ipv6_prefix, char *name, size_t name_size,
+		       char *key, size_t key_size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (peer_of(fd, &ss, &len) < 0) {
+		snprintf(name, name_size, "local");
+		snprintf(key, key_size, "local");
+		return;
+	}
+	name_of(&ss, len, name, name_size);
+	key_of(&ss, ipv6_prefix, key, key_size);
 }

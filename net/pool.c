@@ -139,8 +139,7 @@ static void serve_one(struct pool *p, int slot, int conn, unsigned *uses)
 	char peer[NI_MAXHOST], key[SCOREBOARD_PEER_MAX];
 	int last;
 
-	peer_name(conn, peer, sizeof peer);
-	peer_key(conn, lim->ipv6_prefix, key, sizeof key);
+	peer_name_and_key(conn, lim->ipv6_prefix, peer, sizeof peer, key, sizeof key);
 	if (scoreboard_begin(p->sb, slot, key, lim->max_per_peer, &last) < 0) {
 		refuse(conn, peer, "Too many connections from one address", lim->busy);
 		return;
