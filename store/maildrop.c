@@ -41,12 +41,8 @@ static int take_snapshot(struct maildrop *d)
 	d->end = d->mb->ix.covered;
 	d->msg = calloc(d->count ? d->count : 1, sizeof *d->msg);
 	d->deleted = calloc(d->count ? d->count : 1, 1);
-	d->digest = calloc(d->count ? d->count : 1, sizeof *d->digest);
-	d->digested = calloc(d->count ? d->count : 1, 1);
-	if (!d->msg || !d->deleted || !d->digest || !d->digested)
+	if (!d->msg || !d->deleted)
 		return -ENOMEM;
-	if (getrandom(d->key, sizeof d->key, 0) != (ssize_t)sizeof d->key)
-		return -EIO;
 	if ((d->seen_fd = fcntl(d->mb->fd, F_DUPFD_CLOEXEC, 0)) < 0)
 		return -errno;
 	return store_entries(d->mb, 0, d->msg, d->count);
@@ -171,14 +167,33 @@ static uint64_t end_of(const struct maildrop *d, uint64_t i)
 	return i + 1 < d->count ? d->msg[i + 1].offset : d->end;
 }
 
+/* The digests of other programs' marked messages, and this session's key
+   for them, made at the first DELE of such a message, not at every login:
+   0, or -errno. */
+static int digests_ready(struct maildrop *d)
+{
+	if (d->digest)
+		return 0;
+	d->digested = calloc(d->count, 1);
+	if (!d->digested || getrandom(d->key, sizeof d->key, 0) != (ssize_t)sizeof d->key ||
+	    !(d->digest = calloc(d->count, sizeof *d->digest))) {
+		free(d->digested);
+		d->digested = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 void maildrop_mark(struct maildrop *d, uint64_t n)
 {
 	const struct mbentry *e = &d->msg[n - 1];
 
 	d->deleted[n - 1] = 1;
 	d->ndeleted++;
-	if (!(e->uid & MBINDEX_FOREIGN) || d->digested[n - 1] != DIGEST_NONE)
-		return;		/* after RSET: the first reading stands */
+	if (!(e->uid & MBINDEX_FOREIGN) || digests_ready(d) < 0 ||
+	    d->digested[n - 1] != DIGEST_NONE)
+		return;		/* after RSET: the first reading stands; without
+				   digests QUIT keeps it and says so */
 	d->digested[n - 1] = digest_of(d, d->seen_fd, e->offset, end_of(d, n - 1) - e->offset,
 				       &d->digest[n - 1]) == 0 ? DIGEST_TAKEN : DIGEST_UNREAD;
 }
@@ -283,7 +298,8 @@ int maildrop_update(struct store *st, const char *address, struct maildrop *d,
 		if (d->deleted[i])
 			d->marked[k++] = (struct mark){ .seen = d->msg[i],
 				.length = end_of(d, i) - d->msg[i].offset,
-				.digest = d->digest[i], .digested = d->digested[i] };
+				.digest = d->digest ? d->digest[i] : 0,
+				.digested = d->digest ? d->digested[i] : DIGEST_NONE };
 	qsort(d->marked, k, sizeof *d->marked, by_uid);
 	rc = store_expunge(st, address, is_marked, &u, removed);
 	if (u.now_fd >= 0)
